@@ -1,0 +1,1 @@
+"""Pure logic: keys, extraction, chunking, encoding, registry, storage, Qdrant writes."""

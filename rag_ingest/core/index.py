@@ -1,0 +1,137 @@
+"""Writing documents into a Qdrant collection, replacing each document's points as a unit.
+
+Payload follows LangChain's ``QdrantVectorStore`` convention (``page_content`` + ``metadata``)
+with one unnamed cosine vector, so existing retrievers can read the collection as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+
+from rag_ingest.core.chunking import Chunk
+from rag_ingest.core.keys import point_id
+from rag_ingest.core.records import DocumentInfo
+
+DOC_ID_FIELD = "metadata.doc_id"
+
+
+class CollectionMismatch(Exception):
+    """The existing collection was made for other vectors; ingestion never recreates it."""
+
+
+@dataclass(frozen=True)
+class DocumentPoints:
+    info: DocumentInfo
+    chunks: Sequence[Chunk]
+    vectors: np.ndarray
+
+
+@dataclass(frozen=True)
+class ReplaceStats:
+    documents: int
+    points_written: int
+    stale_points_removed: int
+
+
+def ensure_collection(client: QdrantClient, name: str, dimension: int) -> bool:
+    """Create the collection (cosine, ``dimension``) and its doc-id index if it is missing.
+
+    Returns:
+        True if it was created now.
+
+    Raises:
+        CollectionMismatch: an existing collection has another size or distance.
+    """
+    if client.collection_exists(name):
+        params = client.get_collection(name).config.params.vectors
+        if not isinstance(params, models.VectorParams):
+            raise CollectionMismatch(
+                f"collection {name!r} uses named vectors; rag-ingest writes one unnamed vector"
+            )
+        if params.size != dimension or params.distance != models.Distance.COSINE:
+            raise CollectionMismatch(
+                f"collection {name!r} has size {params.size} / {params.distance.value}; this "
+                f"pipeline writes {dimension}-dim cosine vectors. Use another collection name."
+            )
+        return False
+    client.create_collection(
+        name, vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE)
+    )
+    client.create_payload_index(name, DOC_ID_FIELD, models.PayloadSchemaType.KEYWORD)
+    return True
+
+
+def payload(info: DocumentInfo, chunk: Chunk, chunk_count: int) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "source": info.source,
+        "bucket": info.bucket,
+        "key": info.key,
+        "etag": info.etag,
+        "doc_id": info.doc_id,
+        "last_modified": info.last_modified,
+        "format": info.format,
+        "chunk_index": chunk.index,
+        "chunk_count": chunk_count,
+        "char_start": chunk.char_start,
+        "char_end": chunk.char_end,
+        "token_count": chunk.token_count,
+    }
+    for name, value in (("page", chunk.page), ("heading", chunk.heading), ("title", info.title)):
+        if value is not None:
+            meta[name] = value
+    return {"page_content": chunk.text, "metadata": meta}
+
+
+def _points(docs: Sequence[DocumentPoints]) -> Iterator[models.PointStruct]:
+    for doc in docs:
+        if len(doc.chunks) != len(doc.vectors):
+            raise ValueError(
+                f"{doc.info.source}: {len(doc.chunks)} chunks but {len(doc.vectors)} vectors"
+            )
+        for chunk, vector in zip(doc.chunks, doc.vectors, strict=True):
+            yield models.PointStruct(
+                id=point_id(doc.info.doc_id, doc.info.etag, chunk.index),
+                vector=vector.tolist(),
+                payload=payload(doc.info, chunk, len(doc.chunks)),
+            )
+
+
+def replace_documents(
+    client: QdrantClient, collection: str, docs: Sequence[DocumentPoints], batch_size: int = 256
+) -> ReplaceStats:
+    """Make the collection hold exactly ``docs``' points for these documents.
+
+    New points are upserted first (``wait=True``), then every other point of the same documents
+    is deleted in one filtered call: readers never see a document vanish, only, briefly, both
+    versions. A document with no chunks (failed, empty) loses all its points.
+    """
+    written = 0
+    new_ids: list[str] = []
+    batch: list[models.PointStruct] = []
+    for point in _points(docs):
+        batch.append(point)
+        new_ids.append(str(point.id))
+        if len(batch) >= batch_size:
+            client.upsert(collection, points=batch, wait=True)
+            written += len(batch)
+            batch = []
+    if batch:
+        client.upsert(collection, points=batch, wait=True)
+        written += len(batch)
+    stale = models.Filter(
+        must=[
+            models.FieldCondition(
+                key=DOC_ID_FIELD, match=models.MatchAny(any=[d.info.doc_id for d in docs])
+            )
+        ],
+        must_not=[models.HasIdCondition(has_id=new_ids)] if new_ids else None,
+    )
+    removed = client.count(collection, count_filter=stale, exact=True).count if docs else 0
+    if removed:
+        client.delete(collection, points_selector=models.FilterSelector(filter=stale), wait=True)
+    return ReplaceStats(documents=len(docs), points_written=written, stale_points_removed=removed)

@@ -1,0 +1,75 @@
+"""Identifiers: S3 object → partition key (doc id), chunk → Qdrant point id.
+
+The partition key scheme (see docs/architecture.md):
+
+    <slug>~<hash16>
+
+* ``hash16`` is the first 16 hex digits of SHA-256 over ``bucket + "\\0" + key``: it alone makes
+  the key unique (64 bits; ~3e-10 collision odds at 100k documents) and deterministic.
+* ``slug`` is a readable tail of the S3 key, reduced to ``[A-Za-z0-9._-]``, with runs of dots
+  collapsed (no ``..``, never the UI's ``...`` range syntax) and cut to 47 characters, so the
+  whole key is at most 64 characters: MySQL's unique index on partition keys covers only 64.
+
+The key never contains ``/``, spaces, commas or brackets, so it is safe in the Dagster UI, in
+URLs and as a file name. The real bucket and key are kept in the registry and in metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+
+MAX_PARTITION_KEY_LENGTH = 64
+_HASH_HEX = 16
+_SLUG_MAX = MAX_PARTITION_KEY_LENGTH - _HASH_HEX - 1
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_DOTS = re.compile(r"\.{2,}")
+_DASHES = re.compile(r"-{2,}")
+PARTITION_KEY_PATTERN = re.compile(r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,46}~)?[0-9a-f]{16}$")
+
+# A fixed namespace so point ids are the same on every machine and every run.
+POINT_NAMESPACE = uuid.UUID("6f1d3c52-8a0e-5b7d-9c41-2e5f7a9b0c13")
+
+
+def source_uri(bucket: str, key: str) -> str:
+    """The document's canonical source, as stored in ``metadata.source``."""
+    return f"s3://{bucket}/{key}"
+
+
+def _slug(key: str) -> str:
+    slug = _UNSAFE.sub("-", key.replace("/", "-"))
+    slug = _DASHES.sub("-", _DOTS.sub(".", slug))
+    # Keep the tail: the file name is the most telling part of a long key.
+    slug = slug[-_SLUG_MAX:]
+    return slug.strip(".-")
+
+
+def partition_key(bucket: str, key: str) -> str:
+    """The dynamic partition key (and document id) for an S3 object.
+
+    Args:
+        bucket: S3 bucket name.
+        key: S3 object key, exactly as listed (any bytes S3 allows).
+
+    Returns:
+        A key matching :data:`PARTITION_KEY_PATTERN`, at most 64 characters.
+    """
+    digest = hashlib.sha256(f"{bucket}\0{key}".encode()).hexdigest()[:_HASH_HEX]
+    slug = _slug(key)
+    return f"{slug}~{digest}" if slug else digest
+
+
+def is_partition_key(value: str) -> bool:
+    """Whether ``value`` has the shape of a key made by :func:`partition_key`."""
+    return bool(PARTITION_KEY_PATTERN.match(value))
+
+
+def point_id(doc_id: str, etag: str, chunk_index: int) -> str:
+    """Deterministic Qdrant point id for one chunk of one version of a document.
+
+    The ETag is part of the id, so a new version's points never overwrite the old version's in
+    place: the new set is written first and the old set is then removed, which keeps a document
+    whole for readers during a re-ingest.
+    """
+    return str(uuid.uuid5(POINT_NAMESPACE, f"{doc_id}\0{etag}\0{chunk_index}"))

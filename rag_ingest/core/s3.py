@@ -1,0 +1,112 @@
+"""Plain boto3 access to the watched bucket: the same code for AWS S3, MinIO, R2 and moto."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+
+@dataclass(frozen=True)
+class S3Object:
+    """One listed object. ``etag`` is stored without its surrounding quotes."""
+
+    bucket: str
+    key: str
+    etag: str
+    size: int
+    last_modified: datetime
+
+
+@dataclass(frozen=True)
+class FetchedObject:
+    obj: S3Object
+    body: bytes
+    content_type: str | None
+    content_encoding: str | None
+
+
+class ObjectMissing(Exception):
+    """The object was deleted between listing and fetching."""
+
+
+class ObjectTooLarge(Exception):
+    """The object exceeds the configured maximum size; it is not downloaded."""
+
+
+def make_client(endpoint_url: str | None = None, region_name: str | None = None,
+                max_attempts: int = 5, read_timeout: float = 60.0) -> Any:
+    """A boto3 S3 client with bounded, backing-off retries (5xx, throttling, timeouts)."""
+    config = Config(
+        retries={"max_attempts": max_attempts, "mode": "standard"},
+        connect_timeout=10,
+        read_timeout=read_timeout,
+        max_pool_connections=32,
+    )
+    return boto3.client(
+        "s3", endpoint_url=endpoint_url or None, region_name=region_name or None, config=config
+    )
+
+
+def _etag(raw: str) -> str:
+    return raw.strip('"')
+
+
+def list_objects(client: Any, bucket: str, prefix: str) -> Iterator[S3Object]:
+    """Every object under ``prefix`` across all pages; folder markers (``key/``) are skipped."""
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": 1000}):
+        for item in page.get("Contents", ()):
+            key = item["Key"]
+            if key.endswith("/") and item.get("Size", 0) == 0:
+                continue
+            yield S3Object(
+                bucket=bucket,
+                key=key,
+                etag=_etag(item["ETag"]),
+                size=int(item.get("Size", 0)),
+                last_modified=item["LastModified"],
+            )
+
+
+def fetch(client: Any, bucket: str, key: str, max_bytes: int) -> FetchedObject:
+    """Download one object, never reading more than ``max_bytes`` into memory.
+
+    Raises:
+        ObjectMissing: the key no longer exists.
+        ObjectTooLarge: the object is larger than ``max_bytes``.
+    """
+    try:
+        response = client.get_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            raise ObjectMissing(key) from exc
+        raise
+    body = response["Body"]
+    size = int(response.get("ContentLength", 0))
+    try:
+        if size > max_bytes:
+            raise ObjectTooLarge(f"object is {size:,} bytes; the limit is {max_bytes:,}")
+        data = body.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise ObjectTooLarge(f"object exceeds the {max_bytes:,}-byte limit")
+    finally:
+        body.close()
+    obj = S3Object(
+        bucket=bucket,
+        key=key,
+        etag=_etag(response.get("ETag", "")),
+        size=size,
+        last_modified=response["LastModified"],
+    )
+    return FetchedObject(
+        obj=obj,
+        body=data,
+        content_type=response.get("ContentType"),
+        content_encoding=response.get("ContentEncoding"),
+    )
