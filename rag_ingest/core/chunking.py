@@ -49,6 +49,22 @@ def _break_score(text: str, prev_end: int, next_start: int) -> int:
     return 0
 
 
+def _best_cut(text: str, offsets: list[tuple[int, int]], start: int, end: int, max_tokens: int
+              ) -> int:
+    """Token index to end a full window at: the latest good boundary in its last quarter, else
+    the latest sentence or line end in its second half, else the best boundary seen."""
+    quarter = end - max(1, max_tokens // 4)
+    half = start + max(1, max_tokens // 2)
+    best, best_score = end, -1
+    for j in range(end, max(half, start + 1) - 1, -1):
+        score = _break_score(text, offsets[j - 1][1], offsets[j][0])
+        if score > best_score:
+            best, best_score = j, score
+        if j <= quarter and best_score >= 3:
+            break
+    return best
+
+
 def _split_block(
     block: Block, tokenizer: Tokenizer, max_tokens: int, overlap: int
 ) -> list[tuple[int, int]]:
@@ -60,15 +76,7 @@ def _split_block(
     while i < n:
         end = min(i + max_tokens, n)
         if end < n:
-            best, best_score = end, -1
-            # Scan back through the second half of the window for the best boundary.
-            for j in range(end, i + max(1, max_tokens // 2) - 1, -1):
-                score = _break_score(block.text, offsets[j - 1][1], offsets[j][0])
-                if score > best_score:
-                    best, best_score = j, score
-                    if score == 4:
-                        break
-            end = best
+            end = _best_cut(block.text, offsets, i, end, max_tokens)
         windows.append((offsets[i][0], offsets[end - 1][1]))
         if end >= n:
             break

@@ -235,11 +235,17 @@ def split_markdown(text: str) -> list[tuple[str, int | None, str | None]]:
     lines = text.split("\n")
     heading: str | None = None
     current: list[str] = []
+    carry: list[str] = []
     fence: str | None = None
 
     def flush() -> None:
-        if any(line.strip() for line in current):
-            sections.append(("\n".join(current), None, heading))
+        # A heading with no body of its own (e.g. "# Title" right before "## Part") is carried
+        # into the next section instead of becoming a chunk of its own.
+        if current and heading is not None and all(not line.strip() for line in current[1:]):
+            carry.extend(line for line in current if line.strip())
+        elif any(line.strip() for line in current):
+            sections.append(("\n\n".join(carry + ["\n".join(current)]), None, heading))
+            carry.clear()
         current.clear()
 
     for line in lines:
@@ -272,4 +278,6 @@ def split_markdown(text: str) -> list[tuple[str, int | None, str | None]]:
                 continue
         current.append(line)
     flush()
+    if carry:
+        sections.append(("\n\n".join(carry), None, heading))
     return sections

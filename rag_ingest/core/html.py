@@ -39,9 +39,16 @@ def extract_html(markup: str) -> Extracted:
     parts: list[tuple[str, int | None, str | None]] = []
     heading: str | None = title or None
     buf: list[str] = []
+    carry: list[str] = []
 
     def flush() -> None:
-        parts.append((_clean("".join(buf)), None, heading))
+        text = _clean("".join(buf))
+        # A heading with no body (e.g. <h1> right before <h2>) joins the next section.
+        if heading is not None and text == heading:
+            carry.append(text)
+        elif text:
+            parts.append(("\n\n".join([*carry, text]), None, heading))
+            carry.clear()
         buf.clear()
 
     # Reverse-ordered stack of nodes; the string "\n" stands for the end of a block element.
@@ -69,4 +76,6 @@ def extract_html(markup: str) -> Extracted:
                 stack.append("\n")
             stack.extend(reversed(list(node.children)))
     flush()
+    if carry:
+        parts.append(("\n\n".join(carry), None, heading))
     return Extracted("html", assemble_blocks(parts), title=title)

@@ -1,0 +1,34 @@
+# `make dev`: set up and run the pipeline locally. `make test`: set up and run the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup dev test lint corpus clean
+
+setup: $(STAMP)
+
+# torch first and pinned: an open torch requirement pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+dev: setup
+	$(BIN)/python -m rag_ingest.devserver
+
+test: setup
+	$(BIN)/python -m pytest -q -ra
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pyright
+
+corpus: setup
+	$(BIN)/python scripts/make_sample_corpus.py
+
+clean:
+	rm -rf data dagster_home/storage dagster_home/history dagster_home/logs dagster_home/schedules

@@ -1,0 +1,166 @@
+"""`make dev`: a local S3 with the sample corpus (unless one is configured), then `dagster dev`.
+
+Everything it starts stops on Ctrl-C or SIGTERM: ``dagster dev`` runs in its own process group
+(a backgrounded ``dagster dev`` ignores SIGTERM otherwise) and the whole group is signalled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_BUCKET = "rag-ingest-sample"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_local_s3(corpus: Path) -> tuple[Any, str]:
+    """moto's S3 server on 127.0.0.1 holding ``corpus`` in bucket ``rag-ingest-sample``."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    from rag_ingest.core.s3 import make_client
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request
+
+    port = int(os.environ.get("RAG_DEV_S3_PORT") or _free_port())
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    client = make_client(endpoint, "us-east-1")
+    client.create_bucket(Bucket=SAMPLE_BUCKET)
+    files = sorted(p for p in corpus.rglob("*") if p.is_file())
+    for path in files:
+        client.put_object(Bucket=SAMPLE_BUCKET, Key=path.relative_to(corpus).as_posix(),
+                          Body=path.read_bytes())
+    print(f"[dev] local S3 at {endpoint}: {len(files)} sample objects in s3://{SAMPLE_BUCKET}/",
+          flush=True)
+    return server, endpoint
+
+
+def _watch(registry_url: str, expected: int | None, done: threading.Event, stop: threading.Event
+           ) -> None:
+    """Print registry progress; set ``done`` once ``expected`` documents left 'pending'."""
+    from rag_ingest.core.registry import Registry
+
+    registry = Registry(registry_url)
+    last: dict[str, int] = {}
+    while not stop.wait(3.0):
+        counts = registry.status_counts()
+        if counts != last:
+            print(f"[dev] documents by status: {dict(sorted(counts.items()))}", flush=True)
+            last = counts
+        settled = sum(n for status, n in counts.items() if status != "pending")
+        if expected is not None and settled >= expected and not counts.get("pending"):
+            done.set()
+    registry.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rag-ingest dev", description=__doc__)
+    parser.add_argument("--exit-when-ingested", action="store_true",
+                        help="stop once every sample document is ingested or recorded as failed")
+    parser.add_argument("--timeout", type=float, default=0,
+                        help="with --exit-when-ingested: give up after this many seconds")
+    args = parser.parse_args(argv)
+
+    env = os.environ.copy()
+    env.setdefault("DAGSTER_HOME", str(REPO / "dagster_home"))
+    env.setdefault("RAG_DATA_DIR", str(REPO / "data"))
+    Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    server = None
+    expected: int | None = None
+    if env.get("RAG_S3_ENDPOINT_URL") or env.get("RAG_S3_BUCKET"):
+        if not env.get("RAG_S3_BUCKET"):
+            print("[dev] RAG_S3_ENDPOINT_URL is set: set RAG_S3_BUCKET too", file=sys.stderr)
+            return 2
+        print(f"[dev] using configured S3: bucket {env['RAG_S3_BUCKET']} "
+              f"endpoint {env.get('RAG_S3_ENDPOINT_URL') or 'AWS'}", flush=True)
+    else:
+        for name, value in (("AWS_ACCESS_KEY_ID", "dev"), ("AWS_SECRET_ACCESS_KEY", "dev"),
+                            ("AWS_DEFAULT_REGION", "us-east-1")):
+            env.setdefault(name, value)
+            os.environ.setdefault(name, value)
+        corpus = REPO / "sample_corpus"
+        server, endpoint = start_local_s3(corpus)
+        env["RAG_S3_ENDPOINT_URL"] = endpoint
+        env["RAG_S3_BUCKET"] = SAMPLE_BUCKET
+        expected = sum(1 for p in corpus.rglob("*") if p.is_file())
+
+    port = env.get("RAG_WEBSERVER_PORT", "3000")
+    host = env.get("RAG_WEBSERVER_HOST", "127.0.0.1")
+    command = [sys.executable, "-m", "dagster", "dev", "-h", host, "-p", port,
+               "-m", "rag_ingest.definitions"]
+    print(f"[dev] starting Dagster UI + daemon on http://{host}:{port} "
+          f"(DAGSTER_HOME={env['DAGSTER_HOME']})", flush=True)
+    proc = subprocess.Popen(command, env=env, cwd=REPO, start_new_session=True)
+
+    stopping = threading.Event()
+    done = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        print(f"[dev] signal {signum}: stopping", flush=True)
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    from rag_ingest.core.registry import default_url
+
+    registry_url = env.get("RAG_REGISTRY_URL") or default_url(env["RAG_DATA_DIR"])
+    watcher = threading.Thread(target=_watch, args=(registry_url, expected, done, stopping),
+                               daemon=True)
+    watcher.start()
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    code = 0
+    try:
+        while proc.poll() is None and not stopping.is_set():
+            if args.exit_when_ingested and done.is_set():
+                print("[dev] every sample document is ingested or recorded: stopping", flush=True)
+                break
+            if deadline and time.monotonic() > deadline:
+                print("[dev] timed out waiting for ingestion", file=sys.stderr, flush=True)
+                code = 1
+                break
+            time.sleep(0.5)
+        if proc.poll() is not None and not stopping.is_set():
+            code = proc.returncode or 1
+    finally:
+        stopping.set()
+        _stop_group(proc)
+        if server is not None:
+            server.stop()
+    return code
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+if __name__ == "__main__":
+    sys.exit(main())
