@@ -46,15 +46,19 @@ def start_local_s3(corpus: Path) -> tuple[Any, str]:
     client.create_bucket(Bucket=SAMPLE_BUCKET)
     files = sorted(p for p in corpus.rglob("*") if p.is_file())
     for path in files:
-        client.put_object(Bucket=SAMPLE_BUCKET, Key=path.relative_to(corpus).as_posix(),
-                          Body=path.read_bytes())
-    print(f"[dev] local S3 at {endpoint}: {len(files)} sample objects in s3://{SAMPLE_BUCKET}/",
-          flush=True)
+        client.put_object(
+            Bucket=SAMPLE_BUCKET, Key=path.relative_to(corpus).as_posix(), Body=path.read_bytes()
+        )
+    print(
+        f"[dev] local S3 at {endpoint}: {len(files)} sample objects in s3://{SAMPLE_BUCKET}/",
+        flush=True,
+    )
     return server, endpoint
 
 
-def _watch(registry_url: str, expected: int | None, done: threading.Event, stop: threading.Event
-           ) -> None:
+def _watch(
+    registry_url: str, expected: int | None, done: threading.Event, stop: threading.Event
+) -> None:
     """Print registry progress; set ``done`` once ``expected`` documents left 'pending'."""
     from rag_ingest.core.registry import Registry
 
@@ -73,10 +77,17 @@ def _watch(registry_url: str, expected: int | None, done: threading.Event, stop:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rag-ingest dev", description=__doc__)
-    parser.add_argument("--exit-when-ingested", action="store_true",
-                        help="stop once every sample document is ingested or recorded as failed")
-    parser.add_argument("--timeout", type=float, default=0,
-                        help="with --exit-when-ingested: give up after this many seconds")
+    parser.add_argument(
+        "--exit-when-ingested",
+        action="store_true",
+        help="stop once every sample document is ingested or recorded as failed",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=0,
+        help="with --exit-when-ingested: give up after this many seconds",
+    )
     args = parser.parse_args(argv)
 
     env = os.environ.copy()
@@ -89,11 +100,17 @@ def main(argv: list[str] | None = None) -> int:
         if not env.get("RAG_S3_BUCKET"):
             print("[dev] RAG_S3_ENDPOINT_URL is set: set RAG_S3_BUCKET too", file=sys.stderr)
             return 2
-        print(f"[dev] using configured S3: bucket {env['RAG_S3_BUCKET']} "
-              f"endpoint {env.get('RAG_S3_ENDPOINT_URL') or 'AWS'}", flush=True)
+        print(
+            f"[dev] using configured S3: bucket {env['RAG_S3_BUCKET']} "
+            f"endpoint {env.get('RAG_S3_ENDPOINT_URL') or 'AWS'}",
+            flush=True,
+        )
     else:
-        for name, value in (("AWS_ACCESS_KEY_ID", "dev"), ("AWS_SECRET_ACCESS_KEY", "dev"),
-                            ("AWS_DEFAULT_REGION", "us-east-1")):
+        for name, value in (
+            ("AWS_ACCESS_KEY_ID", "dev"),
+            ("AWS_SECRET_ACCESS_KEY", "dev"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ):
             env.setdefault(name, value)
             os.environ.setdefault(name, value)
         corpus = REPO / "sample_corpus"
@@ -104,10 +121,23 @@ def main(argv: list[str] | None = None) -> int:
 
     port = env.get("RAG_WEBSERVER_PORT", "3000")
     host = env.get("RAG_WEBSERVER_HOST", "127.0.0.1")
-    command = [sys.executable, "-m", "dagster", "dev", "-h", host, "-p", port,
-               "-m", "rag_ingest.definitions"]
-    print(f"[dev] starting Dagster UI + daemon on http://{host}:{port} "
-          f"(DAGSTER_HOME={env['DAGSTER_HOME']})", flush=True)
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-h",
+        host,
+        "-p",
+        port,
+        "-m",
+        "rag_ingest.definitions",
+    ]
+    print(
+        f"[dev] starting Dagster UI + daemon on http://{host}:{port} "
+        f"(DAGSTER_HOME={env['DAGSTER_HOME']})",
+        flush=True,
+    )
     proc = subprocess.Popen(command, env=env, cwd=REPO, start_new_session=True)
 
     stopping = threading.Event()
@@ -122,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     from rag_ingest.core.registry import default_url
 
     registry_url = env.get("RAG_REGISTRY_URL") or default_url(env["RAG_DATA_DIR"])
-    watcher = threading.Thread(target=_watch, args=(registry_url, expected, done, stopping),
-                               daemon=True)
+    watcher = threading.Thread(
+        target=_watch, args=(registry_url, expected, done, stopping), daemon=True
+    )
     watcher.start()
     deadline = time.monotonic() + args.timeout if args.timeout else None
     code = 0

@@ -69,7 +69,7 @@ def evaluate_tick(
             ordered = instance.get_dynamic_partitions(DOCUMENTS_PARTITION)
         seq_of = dict(wanted)
         position = {key: i for i, key in enumerate(ordered)}
-        for first, last, count in contiguous_ranges(ordered, wanted_ids, partitions_per_run):
+        for first, last, _count in contiguous_ranges(ordered, wanted_ids, partitions_per_run):
             top = max(seq_of[k] for k in ordered[position[first] : position[last] + 1])
             run_requests.append(
                 dg.RunRequest(
@@ -103,7 +103,11 @@ def build_s3_sensor(prefix: str, settings: Settings) -> dg.SensorDefinition:
         context: dg.SensorEvaluationContext, s3_source: S3Source, registry: DocumentRegistry
     ) -> dg.SensorResult:
         return evaluate_tick(
-            context, s3_source, registry.registry, prefix, settings.max_new_per_tick,
+            context,
+            s3_source,
+            registry.registry,
+            prefix,
+            settings.max_new_per_tick,
             settings.partitions_per_run,
         )
 

@@ -53,7 +53,9 @@ def bucket(s3_client: Any) -> str:
     return name
 
 
-def upload_corpus(client: Any, bucket: str, root: Path = SAMPLE_CORPUS, prefix: str = "") -> list[str]:
+def upload_corpus(
+    client: Any, bucket: str, root: Path = SAMPLE_CORPUS, prefix: str = ""
+) -> list[str]:
     keys = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         key = prefix + path.relative_to(root).as_posix()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -14,15 +15,22 @@ from rag_ingest.resources import DocumentRegistry, IntermediateStore, QdrantReso
 from rag_ingest.sensors import evaluate_tick
 
 
-def make_resources(endpoint: str, bucket: str, data_dir: Path, **s3_kwargs: object
-                   ) -> dict[str, dg.ConfigurableResource]:
+def make_resources(
+    endpoint: str, bucket: str, data_dir: Path, **s3_kwargs: Any
+) -> dict[str, dg.ConfigurableResource]:
     return {
-        "s3_source": S3Source(bucket=bucket, endpoint_url=endpoint, region_name="us-east-1",
-                              max_attempts=2, **s3_kwargs),  # type: ignore[arg-type]
+        "s3_source": S3Source(
+            bucket=bucket,
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            max_attempts=2,
+            **s3_kwargs,
+        ),  # type: ignore[arg-type]
         "registry": DocumentRegistry(url=f"sqlite:///{data_dir / 'registry.sqlite'}"),
         "storage": IntermediateStore(base=str(data_dir / "storage")),
-        "qdrant": QdrantResource(path=str(data_dir / "qdrant"), collection="documents",
-                                 lock_wait_seconds=5),
+        "qdrant": QdrantResource(
+            path=str(data_dir / "qdrant"), collection="documents", lock_wait_seconds=5
+        ),
         "embedder": LocalEmbedder(),
     }
 
@@ -41,16 +49,26 @@ class Harness:
 
     @property
     def defs(self) -> dg.Definitions:
-        return dg.Definitions(assets=ingestion_assets, jobs=[ingest_job], resources=self.resources,
-                              executor=dg.in_process_executor)
+        return dg.Definitions(
+            assets=ingestion_assets,
+            jobs=[ingest_job],
+            resources=self.resources,
+            executor=dg.in_process_executor,
+        )
 
     def tick(self) -> dg.SensorResult:
         source = self.resources["s3_source"]
         registry = self.resources["registry"]
         assert isinstance(source, S3Source) and isinstance(registry, DocumentRegistry)
         context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor)
-        result = evaluate_tick(context, source, registry.registry, self.prefix,
-                               self.max_new_per_tick, self.partitions_per_run)
+        result = evaluate_tick(
+            context,
+            source,
+            registry.registry,
+            self.prefix,
+            self.max_new_per_tick,
+            self.partitions_per_run,
+        )
         self.cursor = result.cursor
         return result
 
@@ -59,8 +77,9 @@ class Harness:
         done = []
         for request in result.run_requests or []:
             assert isinstance(request, dg.RunRequest)
-            outcome = job.execute_in_process(instance=self.instance, tags=request.tags,
-                                             raise_on_error=False)
+            outcome = job.execute_in_process(
+                instance=self.instance, tags=request.tags, raise_on_error=False
+            )
             done.append(outcome)
         self.runs += done
         return done
@@ -74,6 +93,8 @@ class Harness:
         job = self.defs.resolve_job_def("ingest_documents")
         return job.execute_in_process(
             instance=self.instance,
-            tags={"dagster/asset_partition_range_start": partition_keys[0],
-                  "dagster/asset_partition_range_end": partition_keys[-1]},
+            tags={
+                "dagster/asset_partition_range_start": partition_keys[0],
+                "dagster/asset_partition_range_end": partition_keys[-1],
+            },
         )

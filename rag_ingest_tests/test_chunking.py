@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 
 from rag_ingest.core.chunking import MAX_CHUNK_TOKENS, chunk_blocks
@@ -34,11 +36,11 @@ def test_no_chunk_exceeds_the_model_window_and_offsets_point_into_the_text() -> 
 def test_neighbouring_chunks_overlap_and_cuts_prefer_boundaries() -> None:
     doc = extract("manual.md", _long_markdown().encode())
     deep = [c for c in chunk_blocks(doc.blocks, overlap=32) if c.heading == "Deep section"]
-    for left, right in zip(deep, deep[1:], strict=False):
+    for left, right in itertools.pairwise(deep):
         assert right.char_start < left.char_end  # overlap
         assert doc.text[left.char_end - 1] in ".!?;:" or doc.text[left.char_end] in " \n"
     no_overlap = [c for c in chunk_blocks(doc.blocks, overlap=0) if c.heading == "Deep section"]
-    for left, right in zip(no_overlap, no_overlap[1:], strict=False):
+    for left, right in itertools.pairwise(no_overlap):
         assert right.char_start >= left.char_end
 
 

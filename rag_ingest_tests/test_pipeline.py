@@ -6,7 +6,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from qdrant_client import QdrantClient, models
+from qdrant_client import models
 
 from rag_ingest.core.encoder import shared_encoder
 from rag_ingest.core.keys import partition_key
@@ -37,8 +37,9 @@ def world(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     keys += list(ODD_KEYS)
     data = tmp_path_factory.mktemp("data")
     with dg.instance_for_test() as instance:
-        harness = Harness(instance, make_resources(s3_endpoint, bucket, data),
-                          partitions_per_run=PER_RUN)
+        harness = Harness(
+            instance, make_resources(s3_endpoint, bucket, data), partitions_per_run=PER_RUN
+        )
         first_runs = harness.sync()
         yield {"harness": harness, "keys": keys, "bucket": bucket, "first_runs": first_runs}
 
@@ -53,6 +54,15 @@ def _all_points(world: dict[str, Any]) -> list[models.Record]:
     with _qdrant(world).get_client() as client:
         points, _ = client.scroll("documents", limit=10_000, with_payload=True, with_vectors=True)
     return points
+
+
+def _payload(point: Any) -> dict[str, Any]:
+    assert point.payload is not None
+    return point.payload
+
+
+def _meta(point: Any) -> dict[str, Any]:
+    return _payload(point)["metadata"]
 
 
 def _registry(world: dict[str, Any]) -> Any:
@@ -72,33 +82,37 @@ def test_the_sensor_batches_documents_into_few_runs(world: dict[str, Any]) -> No
 def test_every_good_document_is_in_qdrant_with_langchain_payload(world: dict[str, Any]) -> None:
     points = _all_points(world)
     registry = _registry(world)
-    ok = [r for r in registry.lookup(
-        partition_key(world["bucket"], k) for k in world["keys"]).values() if r.status == "ok"]
+    ok = [
+        r
+        for r in registry.lookup(partition_key(world["bucket"], k) for k in world["keys"]).values()
+        if r.status == "ok"
+    ]
     assert len(ok) == len(world["keys"]) - 4
     by_doc: dict[str, list[models.Record]] = {}
     for point in points:
         assert point.payload is not None
-        by_doc.setdefault(point.payload["metadata"]["doc_id"], []).append(point)
+        by_doc.setdefault(_meta(point)["doc_id"], []).append(point)
     assert set(by_doc) == {r.doc_id for r in ok}
     for record in ok:
         doc_points = by_doc[record.doc_id]
         assert len(doc_points) == record.chunk_count
-        assert sorted(p.payload["metadata"]["chunk_index"] for p in doc_points  # type: ignore[index]
-                      ) == list(range(record.chunk_count))
-        meta = doc_points[0].payload["metadata"]  # type: ignore[index]
+        assert sorted(_meta(p)["chunk_index"] for p in doc_points) == list(
+            range(record.chunk_count)
+        )
+        meta = _meta(doc_points[0])
         assert meta["source"] == f"s3://{world['bucket']}/{record.key}"
         assert meta["key"] == record.key and meta["etag"] == record.etag
         assert {"char_start", "char_end", "token_count", "chunk_count"} <= set(meta)
-        assert doc_points[0].payload["page_content"]  # type: ignore[index]
+        assert _payload(doc_points[0])["page_content"]
         vector = doc_points[0].vector
         assert isinstance(vector, list) and len(vector) == 384
-        assert abs(sum(v * v for v in vector) - 1.0) < 1e-3
+        assert abs(sum(float(v) * float(v) for v in vector) - 1.0) < 1e-3  # type: ignore[arg-type]
     pdf = next(r for r in ok if r.key == "reports/glaciers.pdf")
-    assert {p.payload["metadata"]["page"] for p in by_doc[pdf.doc_id]} == {1, 2, 3}  # type: ignore[index]
+    assert {_meta(p)["page"] for p in by_doc[pdf.doc_id]} == {1, 2, 3}
 
 
 def test_awkward_keys_land_with_their_real_key(world: dict[str, Any]) -> None:
-    sources = {p.payload["metadata"]["source"] for p in _all_points(world)}  # type: ignore[index]
+    sources = {_meta(p)["source"] for p in _all_points(world)}
     for key in ODD_KEYS:
         assert f"s3://{world['bucket']}/{key}" in sources
     storage = Path(world["harness"].resources["storage"].base)
@@ -107,8 +121,10 @@ def test_awkward_keys_land_with_their_real_key(world: dict[str, Any]) -> None:
 
 def test_bad_inputs_are_recorded_with_reasons_and_in_metadata(world: dict[str, Any]) -> None:
     registry = _registry(world)
-    failed = {r.key: (r.status, r.reason) for r in
-              registry.by_status(["failed", "empty", "unsupported", "missing"])}
+    failed = {
+        r.key: (r.status, r.reason)
+        for r in registry.by_status(["failed", "empty", "unsupported", "missing"])
+    }
     assert failed == {
         "broken/empty.txt": ("empty", "empty object (0 bytes)"),
         "broken/latin1.txt": ("failed", "not valid UTF-8 (byte 0xe9 at offset 3)"),
@@ -134,8 +150,8 @@ def test_retrieval_smoke_a_close_query_returns_its_document_first(world: dict[st
     query = shared_encoder("cpu").encode(["how do bees tell each other where the flowers are"])[0]
     with _qdrant(world).get_client() as client:
         hits = client.query_points("documents", query=query.tolist(), limit=3).points
-    assert hits[0].payload["metadata"]["key"] == "web/honeybees.html"  # type: ignore[index]
-    assert any("waggle dance" in h.payload["page_content"] for h in hits)  # type: ignore[index]
+    assert _meta(hits[0])["key"] == "web/honeybees.html"
+    assert any("waggle dance" in _payload(h)["page_content"] for h in hits)
 
 
 def test_rematerializing_is_idempotent_and_removes_stale_chunks(world: dict[str, Any]) -> None:
@@ -144,14 +160,15 @@ def test_rematerializing_is_idempotent_and_removes_stale_chunks(world: dict[str,
     doc_id = partition_key(world["bucket"], "guides/volcanoes.md")
     # Re-chunk one document smaller: more, different points for it.
     small = harness.defs.resolve_job_def("ingest_documents").execute_in_process(
-        instance=harness.instance, partition_key=doc_id,
+        instance=harness.instance,
+        partition_key=doc_id,
         run_config={"ops": {"chunks": {"config": {"max_tokens": 40, "overlap_tokens": 0}}}},
     )
     assert small.success
     points = _all_points(world)
-    mine = [p for p in points if p.payload["metadata"]["doc_id"] == doc_id]  # type: ignore[index]
+    mine = [p for p in points if _meta(p)["doc_id"] == doc_id]
     assert len(mine) > 3 and len({p.id for p in points}) == len(points)
-    counts = {p.payload["metadata"]["chunk_count"] for p in mine}  # type: ignore[index]
+    counts = {_meta(p)["chunk_count"] for p in mine}
     assert counts == {len(mine)}  # no leftovers from the earlier chunking
     # Back to defaults: exactly the original point set, no duplicates, nothing stale.
     assert harness.materialize([doc_id]).success

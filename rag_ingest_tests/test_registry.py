@@ -21,8 +21,9 @@ def test_register_lookup_and_outcomes(tmp_path: Path) -> None:
     assert [doc for doc, _ in registry.requested_after(1, "bkt", "a/")] == [ids[1]]
     assert registry.max_seq() == 3
 
-    registry.record([Outcome(ids[0], "ok", etag="e1", chunk_count=4),
-                     Outcome(ids[1], "failed", "corrupt PDF")])
+    registry.record(
+        [Outcome(ids[0], "ok", etag="e1", chunk_count=4), Outcome(ids[1], "failed", "corrupt PDF")]
+    )
     found = registry.lookup([ids[0], ids[1], "unknown~0000000000000000"])
     assert set(found) == {ids[0], ids[1]}
     assert found[ids[0]].status == "ok" and found[ids[0]].chunk_count == 4

@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ def _put_many(client: Any, bucket: str, keys: list[str]) -> None:
         list(pool.map(lambda k: client.put_object(Bucket=bucket, Key=k, Body=k.encode()), keys))
 
 
-def _covered(result: dg.SensorResult, ordered: list[str]) -> list[str]:
+def _covered(result: dg.SensorResult, ordered: Sequence[str]) -> list[str]:
     keys: list[str] = []
     for request in result.run_requests or []:
         assert isinstance(request, dg.RunRequest)
@@ -33,13 +34,21 @@ def test_paginates_caps_per_tick_and_never_skips_same_second_objects(
     _put_many(s3_client, bucket, keys)
     s3_client.put_object(Bucket=bucket, Key="docs/folder/", Body=b"")  # a folder marker
     s3_client.put_object(Bucket=bucket, Key="elsewhere/x.txt", Body=b"x")  # outside the prefix
-    seconds = {o["LastModified"] for p in s3_client.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix="docs/") for o in p.get("Contents", [])}
+    seconds = {
+        o["LastModified"]
+        for p in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="docs/")
+        for o in p.get("Contents", [])
+    }
     assert len(seconds) < 1205  # many objects share a LastModified second
 
     with dg.instance_for_test() as instance:
-        harness = Harness(instance, make_resources(s3_endpoint, bucket, tmp_path), prefix="docs/",
-                          max_new_per_tick=500, partitions_per_run=200)
+        harness = Harness(
+            instance,
+            make_resources(s3_endpoint, bucket, tmp_path),
+            prefix="docs/",
+            max_new_per_tick=500,
+            partitions_per_run=200,
+        )
         requested: list[str] = []
         sizes = []
         for _ in range(3):
@@ -59,7 +68,7 @@ def test_paginates_caps_per_tick_and_never_skips_same_second_objects(
         assert not quiet.run_requests
 
 
-def _count(request: Any, ordered: list[str]) -> int:
+def _count(request: Any, ordered: Sequence[str]) -> int:
     first, last = request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]
     return ordered.index(last) - ordered.index(first) + 1
 
@@ -75,8 +84,15 @@ def test_a_tick_that_died_after_registering_is_repaired_by_the_next(
         from rag_ingest.core.s3 import list_objects
 
         # The registry write happened, the partitions and runs did not (daemon crash).
-        registry.registry.register(list(list_objects(harness.resources["s3_source"].client,  # type: ignore[attr-defined]
-                                                     bucket, "")))
+        registry.registry.register(
+            list(
+                list_objects(
+                    harness.resources["s3_source"].client,  # type: ignore[attr-defined]
+                    bucket,
+                    "",
+                )
+            )
+        )
         result = harness.tick()
         ordered = instance.get_dynamic_partitions(DOCUMENTS_PARTITION)
         assert sorted(_covered(result, ordered)) == sorted(

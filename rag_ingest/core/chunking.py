@@ -49,8 +49,9 @@ def _break_score(text: str, prev_end: int, next_start: int) -> int:
     return 0
 
 
-def _best_cut(text: str, offsets: list[tuple[int, int]], start: int, end: int, max_tokens: int
-              ) -> int:
+def _best_cut(
+    text: str, offsets: list[tuple[int, int]], start: int, end: int, max_tokens: int
+) -> int:
     """Token index to end a full window at: the latest good boundary in its last quarter, else
     the latest sentence or line end in its second half, else the best boundary seen."""
     quarter = end - max(1, max_tokens // 4)

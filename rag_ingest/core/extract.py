@@ -181,8 +181,13 @@ def detect_format(key: str, content_type: str | None, data: bytes) -> Format:
     raise ExtractionError("unsupported", f"unsupported content type {mime!r} for key {key!r}")
 
 
-def extract(key: str, data: bytes, content_type: str | None = None,
-            content_encoding: str | None = None, max_bytes: int = 64 * 1024 * 1024) -> Extracted:
+def extract(
+    key: str,
+    data: bytes,
+    content_type: str | None = None,
+    content_encoding: str | None = None,
+    max_bytes: int = 64 * 1024 * 1024,
+) -> Extracted:
     """Turn one object's bytes into blocks of text.
 
     Raises:
@@ -191,8 +196,10 @@ def extract(key: str, data: bytes, content_type: str | None = None,
     if not data:
         raise ExtractionError("empty", "empty object (0 bytes)")
     compressed = False
-    if data.startswith(_GZIP_MAGIC) or key.lower().endswith(".gz") or (
-        (content_encoding or "").lower() == "gzip"
+    if (
+        data.startswith(_GZIP_MAGIC)
+        or key.lower().endswith(".gz")
+        or ((content_encoding or "").lower() == "gzip")
     ):
         if not data.startswith(_GZIP_MAGIC):
             raise ExtractionError("failed", "key ends in .gz but the content is not gzip")
@@ -244,7 +251,7 @@ def split_markdown(text: str) -> list[tuple[str, int | None, str | None]]:
         if current and heading is not None and all(not line.strip() for line in current[1:]):
             carry.extend(line for line in current if line.strip())
         elif any(line.strip() for line in current):
-            sections.append(("\n\n".join(carry + ["\n".join(current)]), None, heading))
+            sections.append(("\n\n".join([*carry, "\n".join(current)]), None, heading))
             carry.clear()
         current.clear()
 
@@ -268,8 +275,11 @@ def split_markdown(text: str) -> list[tuple[str, int | None, str | None]]:
             setext = _SETEXT.match(line)
             # A one-line paragraph underlined with === or --- is a heading; "---" under a
             # longer paragraph is read as a rule, which costs nothing but a missed heading.
-            if setext and current and current[-1].strip() and (
-                len(current) < 2 or not current[-2].strip()
+            if (
+                setext
+                and current
+                and current[-1].strip()
+                and (len(current) < 2 or not current[-2].strip())
             ):
                 title = current.pop()
                 flush()

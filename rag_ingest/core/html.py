@@ -4,20 +4,71 @@ from __future__ import annotations
 
 import re
 
-from bs4 import BeautifulSoup, Comment, Doctype, NavigableString, Tag
-from bs4.element import CData, Declaration, ProcessingInstruction
+from bs4 import BeautifulSoup
+from bs4.element import (
+    CData,
+    Comment,
+    Declaration,
+    Doctype,
+    NavigableString,
+    PageElement,
+    ProcessingInstruction,
+    Tag,
+)
 
 from rag_ingest.core.extract import Extracted, assemble_blocks
 
 # Elements whose text is never document content.
 _DROP = {
-    "script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form",
-    "svg", "canvas", "iframe", "button", "select", "head", "object", "embed", "dialog",
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "nav",
+    "header",
+    "footer",
+    "aside",
+    "form",
+    "svg",
+    "canvas",
+    "iframe",
+    "button",
+    "select",
+    "head",
+    "object",
+    "embed",
+    "dialog",
 }
 _BLOCK = {
-    "p", "div", "section", "article", "main", "li", "ul", "ol", "table", "tr", "td", "th",
-    "pre", "blockquote", "br", "dl", "dt", "dd", "figure", "figcaption", "hr", "address",
-    "caption", "thead", "tbody", "tfoot", "details", "summary", "body",
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "li",
+    "ul",
+    "ol",
+    "table",
+    "tr",
+    "td",
+    "th",
+    "pre",
+    "blockquote",
+    "br",
+    "dl",
+    "dt",
+    "dd",
+    "figure",
+    "figcaption",
+    "hr",
+    "address",
+    "caption",
+    "thead",
+    "tbody",
+    "tfoot",
+    "details",
+    "summary",
+    "body",
 }
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _SKIP_STRINGS = (Comment, Doctype, CData, Declaration, ProcessingInstruction)
@@ -52,7 +103,7 @@ def extract_html(markup: str) -> Extracted:
         buf.clear()
 
     # Reverse-ordered stack of nodes; the string "\n" stands for the end of a block element.
-    stack: list[Tag | NavigableString | str] = list(reversed(list(root.children)))
+    stack: list[PageElement | str] = list(reversed(list(root.children)))
     while stack:
         node = stack.pop()
         if isinstance(node, str) and not isinstance(node, NavigableString):

@@ -6,6 +6,7 @@ with one unnamed cosine vector, so existing retrievers can read the collection a
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,7 +63,10 @@ def ensure_collection(client: QdrantClient, name: str, dimension: int) -> bool:
     client.create_collection(
         name, vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE)
     )
-    client.create_payload_index(name, DOC_ID_FIELD, models.PayloadSchemaType.KEYWORD)
+    with warnings.catch_warnings():
+        # Embedded Qdrant ignores payload indexes and says so; servers use it for the filters.
+        warnings.filterwarnings("ignore", message="Payload indexes have no effect")
+        client.create_payload_index(name, DOC_ID_FIELD, models.PayloadSchemaType.KEYWORD)
     return True
 
 
@@ -111,11 +115,11 @@ def replace_documents(
     versions. A document with no chunks (failed, empty) loses all its points.
     """
     written = 0
-    new_ids: list[str] = []
+    new_ids: list[models.ExtendedPointId] = []
     batch: list[models.PointStruct] = []
     for point in _points(docs):
         batch.append(point)
-        new_ids.append(str(point.id))
+        new_ids.append(point.id)
         if len(batch) >= batch_size:
             client.upsert(collection, points=batch, wait=True)
             written += len(batch)
@@ -129,7 +133,7 @@ def replace_documents(
                 key=DOC_ID_FIELD, match=models.MatchAny(any=[d.info.doc_id for d in docs])
             )
         ],
-        must_not=[models.HasIdCondition(has_id=new_ids)] if new_ids else None,
+        must_not=[models.HasIdCondition(has_id=new_ids)] if new_ids else [],
     )
     removed = client.count(collection, count_filter=stale, exact=True).count if docs else 0
     if removed:

@@ -45,13 +45,23 @@ class DocumentInfo:
 
 
 _BLOCKS = pa.schema(
-    [("text", pa.large_string()), ("start", pa.int64()), ("page", pa.int32()),
-     ("heading", pa.string())]
+    [
+        ("text", pa.large_string()),
+        ("start", pa.int64()),
+        ("page", pa.int32()),
+        ("heading", pa.string()),
+    ]
 )
 _CHUNKS = pa.schema(
-    [("chunk_index", pa.int32()), ("text", pa.large_string()), ("char_start", pa.int64()),
-     ("char_end", pa.int64()), ("token_count", pa.int32()), ("page", pa.int32()),
-     ("heading", pa.string())]
+    [
+        ("chunk_index", pa.int32()),
+        ("text", pa.large_string()),
+        ("char_start", pa.int64()),
+        ("char_end", pa.int64()),
+        ("token_count", pa.int32()),
+        ("page", pa.int32()),
+        ("heading", pa.string()),
+    ]
 )
 
 
@@ -84,8 +94,12 @@ def load_blocks(data: bytes) -> tuple[DocumentInfo, list[Block]]:
 def dump_chunks(info: DocumentInfo, chunks: list[Chunk]) -> bytes:
     rows = [
         {
-            "chunk_index": c.index, "text": c.text, "char_start": c.char_start,
-            "char_end": c.char_end, "token_count": c.token_count, "page": c.page,
+            "chunk_index": c.index,
+            "text": c.text,
+            "char_start": c.char_start,
+            "char_end": c.char_end,
+            "token_count": c.token_count,
+            "page": c.page,
             "heading": c.heading,
         }
         for c in chunks
@@ -97,8 +111,12 @@ def load_chunks(data: bytes) -> tuple[DocumentInfo, list[Chunk]]:
     table, info = _load(data)
     chunks = [
         Chunk(
-            index=row["chunk_index"], text=row["text"], char_start=row["char_start"],
-            char_end=row["char_end"], token_count=row["token_count"], page=row["page"],
+            index=row["chunk_index"],
+            text=row["text"],
+            char_start=row["char_start"],
+            char_end=row["char_end"],
+            token_count=row["token_count"],
+            page=row["page"],
             heading=row["heading"],
         )
         for row in table.to_pylist()
@@ -110,7 +128,11 @@ def dump_vectors(info: DocumentInfo, vectors: np.ndarray) -> bytes:
     """``vectors`` is ``(n_chunks, dim)`` float32, row i for chunk i."""
     dim = int(vectors.shape[1]) if vectors.ndim == 2 else 0
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), pa.float32())
-    column = pa.FixedSizeListArray.from_arrays(flat, dim) if dim else pa.array([], pa.list_(pa.float32(), 1))
+    column = (
+        pa.FixedSizeListArray.from_arrays(flat, dim)
+        if dim
+        else pa.array([], pa.list_(pa.float32(), 1))
+    )
     table = pa.table({"chunk_index": pa.array(range(len(vectors)), pa.int32()), "vector": column})
     return _dump(table, info)
 

@@ -12,6 +12,7 @@ crashed after registering but before its runs were launched is therefore repaire
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy import event, exc
 
 from rag_ingest.core.keys import partition_key
 from rag_ingest.core.s3 import S3Object
@@ -94,17 +96,15 @@ class Registry:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             self.engine = sa.create_engine(url, connect_args={"timeout": 60})
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
         _meta.create_all(self.engine)
-        with self.engine.begin() as conn:
+        with self.engine.begin() as conn, contextlib.suppress(exc.IntegrityError):
+            # Another process may create the counter row first; either way it exists after.
             exists = conn.execute(sa.select(counters.c.value).where(counters.c.name == "seq"))
             if exists.first() is None:
-                try:
-                    conn.execute(counters.insert().values(name="seq", value=0))
-                except sa.exc.IntegrityError:
-                    pass  # another process created it first
+                conn.execute(counters.insert().values(name="seq", value=0))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -180,7 +180,9 @@ class Registry:
         found: dict[str, DocumentRecord] = {}
         with self.engine.connect() as conn:
             for i in range(0, len(ids), _LOOKUP_CHUNK):
-                stmt = sa.select(documents).where(documents.c.doc_id.in_(ids[i : i + _LOOKUP_CHUNK]))
+                stmt = sa.select(documents).where(
+                    documents.c.doc_id.in_(ids[i : i + _LOOKUP_CHUNK])
+                )
                 for row in conn.execute(stmt):
                     found[row.doc_id] = DocumentRecord(**row._mapping)
         return found
@@ -192,11 +194,17 @@ class Registry:
         now = time.time()
         with self.engine.begin() as conn:
             for o in outcomes:
-                values: dict[str, object] = {"status": o.status, "reason": o.reason, "updated_at": now}
+                values: dict[str, object] = {
+                    "status": o.status,
+                    "reason": o.reason,
+                    "updated_at": now,
+                }
                 if o.status == "ok":
                     values["ingested_etag"] = o.etag
                     values["chunk_count"] = o.chunk_count
-                conn.execute(documents.update().where(documents.c.doc_id == o.doc_id).values(values))
+                conn.execute(
+                    documents.update().where(documents.c.doc_id == o.doc_id).values(values)
+                )
 
     def by_status(self, statuses: Sequence[str], limit: int = 1000) -> list[DocumentRecord]:
         stmt = (

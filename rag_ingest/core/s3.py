@@ -39,8 +39,12 @@ class ObjectTooLarge(Exception):
     """The object exceeds the configured maximum size; it is not downloaded."""
 
 
-def make_client(endpoint_url: str | None = None, region_name: str | None = None,
-                max_attempts: int = 5, read_timeout: float = 60.0) -> Any:
+def make_client(
+    endpoint_url: str | None = None,
+    region_name: str | None = None,
+    max_attempts: int = 5,
+    read_timeout: float = 60.0,
+) -> Any:
     """A boto3 S3 client with bounded, backing-off retries (5xx, throttling, timeouts)."""
     config = Config(
         retries={"max_attempts": max_attempts, "mode": "standard"},
@@ -60,7 +64,9 @@ def _etag(raw: str) -> str:
 def list_objects(client: Any, bucket: str, prefix: str) -> Iterator[S3Object]:
     """Every object under ``prefix`` across all pages; folder markers (``key/``) are skipped."""
     paginator = client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": 1000}):
+    for page in paginator.paginate(
+        Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": 1000}
+    ):
         for item in page.get("Contents", ()):
             key = item["Key"]
             if key.endswith("/") and item.get("Size", 0) == 0:

@@ -13,13 +13,20 @@ from rag_ingest.core.registry import DocumentRecord
 
 def unknown_document(doc_id: str) -> DocumentInfo:
     return DocumentInfo(
-        doc_id=doc_id, bucket="", key="", etag="", size=0, last_modified="", status="failed",
+        doc_id=doc_id,
+        bucket="",
+        key="",
+        etag="",
+        size=0,
+        last_modified="",
+        status="failed",
         reason="partition key is not in the document registry (partition added by hand?)",
     )
 
 
-def load_document(client: Any, record: DocumentRecord, max_bytes: int
-                  ) -> tuple[DocumentInfo, list[Block]]:
+def load_document(
+    client: Any, record: DocumentRecord, max_bytes: int
+) -> tuple[DocumentInfo, list[Block]]:
     """Fetch one object and extract its text.
 
     Bad input (too large, undecodable, corrupt, unsupported, vanished) is returned as a status
@@ -27,8 +34,12 @@ def load_document(client: Any, record: DocumentRecord, max_bytes: int
     propagate, because they say nothing about the document.
     """
     info = DocumentInfo(
-        doc_id=record.doc_id, bucket=record.bucket, key=record.key, etag=record.etag,
-        size=record.size, last_modified=record.last_modified,
+        doc_id=record.doc_id,
+        bucket=record.bucket,
+        key=record.key,
+        etag=record.etag,
+        size=record.size,
+        last_modified=record.last_modified,
     )
     try:
         fetched = s3.fetch(client, record.bucket, record.key, max_bytes)
@@ -43,8 +54,13 @@ def load_document(client: Any, record: DocumentRecord, max_bytes: int
     info.last_modified = fetched.obj.last_modified.isoformat()
     info.content_type = fetched.content_type
     try:
-        doc = extract(record.key, fetched.body, fetched.content_type, fetched.content_encoding,
-                      max_bytes=max_bytes)
+        doc = extract(
+            record.key,
+            fetched.body,
+            fetched.content_type,
+            fetched.content_encoding,
+            max_bytes=max_bytes,
+        )
     except ExtractionError as exc:
         info.status, info.reason = exc.status, exc.reason
         return info, []
@@ -52,13 +68,17 @@ def load_document(client: Any, record: DocumentRecord, max_bytes: int
         info.status, info.reason = "failed", f"parser error: {type(exc).__name__}: {exc}"
         return info, []
     info.format, info.title, info.pages, info.compressed = (
-        doc.format, doc.title, doc.pages, doc.compressed
+        doc.format,
+        doc.title,
+        doc.pages,
+        doc.compressed,
     )
     return info, doc.blocks
 
 
-def chunk_document(info: DocumentInfo, blocks: list[Block], max_tokens: int, overlap: int
-                   ) -> list[Chunk]:
+def chunk_document(
+    info: DocumentInfo, blocks: list[Block], max_tokens: int, overlap: int
+) -> list[Chunk]:
     """Chunks of a successfully extracted document; none for any other status."""
     if info.status != "ok":
         return []

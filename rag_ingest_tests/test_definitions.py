@@ -1,0 +1,71 @@
+import os
+import subprocess
+import sys
+
+import dagster as dg
+
+from rag_ingest.core.config import Settings
+from rag_ingest.definitions import build_definitions
+from rag_ingest_tests.conftest import REPO
+
+
+def test_definitions_load_with_one_sensor_per_prefix(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("RAG_S3_BUCKET", "my-bucket")
+    monkeypatch.setenv("RAG_S3_PREFIXES", "docs/,reports/")
+    monkeypatch.setenv("RAG_SENSOR_INTERVAL_SECONDS", "45")
+    defs = build_definitions(Settings.from_env())
+    dg.Definitions.validate_loadable(defs)
+    sensors = list(defs.sensors or [])
+    assert [s.name for s in sensors] == ["s3_sensor_docs", "s3_sensor_reports"]
+    assert {s.minimum_interval_seconds for s in sensors} == {45}
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {"raw_documents", "chunks", "embeddings", "qdrant_collection"}
+    assert graph.get(dg.AssetKey("qdrant_collection")).parent_keys == {dg.AssetKey("embeddings")}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.partitions_def is not None and node.backfill_policy is not None
+        assert node.backfill_policy.max_partitions_per_run == 200
+
+
+def test_secrets_and_locations_are_env_vars_not_literals(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("RAG_S3_BUCKET", "b")
+    monkeypatch.setenv("RAG_QDRANT_URL", "https://qdrant.example:6333")
+    monkeypatch.setenv("RAG_QDRANT_API_KEY", "very-secret-key")
+    defs = build_definitions(Settings.from_env())
+    qdrant = defs.resources["qdrant"]  # type: ignore[index]
+    assert (
+        isinstance(qdrant.api_key, dg.EnvVar)
+        and qdrant.api_key.env_var_name == "RAG_QDRANT_API_KEY"
+    )
+    assert isinstance(defs.resources["s3_source"].bucket, dg.EnvVar)  # type: ignore[index]
+    assert "very-secret-key" not in repr(defs.resources)
+
+
+def test_loading_the_code_location_does_not_import_the_model_stack() -> None:
+    code = (
+        "import sys, rag_ingest.definitions as d\n"
+        "names = ('torch', 'sentence_transformers', 'transformers')\n"
+        "heavy = [m for m in names if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    env = {**os.environ, "RAG_S3_BUCKET": "b"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        check=True,
+        timeout=120,
+    )
+    assert out.stdout.strip() == ""
+
+
+def test_bad_settings_fail_loudly() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="RAG_SENSOR_INTERVAL_SECONDS"):
+        Settings.from_env({"RAG_SENSOR_INTERVAL_SECONDS": "soon"})
+    with pytest.raises(ValueError, match="RAG_EMBEDDER"):
+        Settings.from_env({"RAG_EMBEDDER": "gpu-please"})
