@@ -22,6 +22,7 @@ from rag_ingest.core.index import DocumentPoints, ensure_collection, replace_doc
 from rag_ingest.core.registry import Outcome
 from rag_ingest.core.stages import chunk_document, load_document, unknown_document
 from rag_ingest.embedders import Embedder
+from rag_ingest.modal_embedder import EmbeddingError
 from rag_ingest.partitions import documents_partitions
 from rag_ingest.resources import DocumentRegistry, IntermediateStore, QdrantResource, S3Source
 
@@ -168,6 +169,20 @@ def chunks(
     )
 
 
+def _affected_keys(
+    window: Sequence[tuple[str, tuple[rec.DocumentInfo, list[Chunk]]]],
+    spans: Sequence[tuple[int, int]],
+) -> list[str]:
+    """Partition keys whose chunks fall in any failed (start, end) span of the window's texts."""
+    affected, offset = [], 0
+    for key, (_, doc_chunks) in window:
+        start, end = offset, offset + len(doc_chunks)
+        offset = end
+        if any(a < end and start < b for a, b in spans):
+            affected.append(key)
+    return affected
+
+
 @dg.asset(
     partitions_def=documents_partitions,
     backfill_policy=BACKFILL_POLICY,
@@ -191,7 +206,15 @@ def embeddings(
         context.partition_keys, read, lambda item: len(item[1]), EMBED_WINDOW_TEXTS
     ):
         texts = [c.text for _, (_, doc_chunks) in window for c in doc_chunks]
-        vectors, stats = embedder.embed(texts)
+        try:
+            vectors, stats = embedder.embed(texts)
+        except EmbeddingError as exc:
+            affected = _affected_keys(window, exc.failed_spans)
+            shown = ", ".join(affected[:20]) + (" …" if len(affected) > 20 else "")
+            raise dg.Failure(
+                description=f"embedding failed for {len(affected)} partition(s) [{shown}]: {exc}",
+                metadata={"failed_partitions": dg.MetadataValue.json(affected)},
+            ) from exc
         if vectors.shape != (len(texts), embedder.dimension):
             raise ValueError(f"embedder returned {vectors.shape} for {len(texts)} texts")
         embed_seconds += stats.seconds
@@ -224,7 +247,7 @@ def embeddings(
             if embed_seconds
             else 0.0,
             "run_gpu_seconds": round(gpu_seconds, 3),
-            "run_cost_usd": dg.MetadataValue.float(round(cost, 6)),
+            "run_cost_usd": dg.MetadataValue.float(round(cost, 8)),
             "run_seconds": round(time.perf_counter() - started, 3),
         }
     )

@@ -9,6 +9,7 @@ from rag_ingest.core.config import Settings
 from rag_ingest.core.registry import default_url
 from rag_ingest.embedders import LocalEmbedder
 from rag_ingest.jobs import ingest_job
+from rag_ingest.modal_embedder import ModalEmbedder
 from rag_ingest.resources import DocumentRegistry, IntermediateStore, QdrantResource, S3Source
 from rag_ingest.sensors import build_s3_sensor
 
@@ -38,7 +39,9 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             path=_env("RAG_QDRANT_PATH") or str(data / "qdrant"),
             collection=_env("RAG_QDRANT_COLLECTION") or "documents",
         ),
-        "embedder": LocalEmbedder(),
+        "embedder": ModalEmbedder(environment_name=_env("MODAL_ENVIRONMENT"))
+        if settings.embedder == "modal"
+        else LocalEmbedder(),
     }
 
 

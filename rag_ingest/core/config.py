@@ -45,8 +45,8 @@ class Settings:
         raw_prefixes = env.get("RAG_S3_PREFIXES", "")
         prefixes = tuple(dict.fromkeys(p.strip() for p in raw_prefixes.split(",") if p.strip()))
         embedder = env.get("RAG_EMBEDDER", "local").strip().lower() or "local"
-        if embedder not in ("local",):
-            raise ValueError(f"RAG_EMBEDDER must be 'local', got {embedder!r}")
+        if embedder not in ("local", "modal"):
+            raise ValueError(f"RAG_EMBEDDER must be 'local' or 'modal', got {embedder!r}")
         return cls(
             bucket_configured=bool(env.get("RAG_S3_BUCKET", "").strip()),
             prefixes=prefixes or ("",),

@@ -1,0 +1,1 @@
+"""The deployable Modal app that embeds text on a GPU (see ``modal_functions.embedder``)."""
