@@ -10,6 +10,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, TypeVar
 
 import dagster as dg
@@ -19,7 +20,7 @@ from rag_ingest.core import records as rec
 from rag_ingest.core.chunking import MAX_CHUNK_TOKENS, Chunk
 from rag_ingest.core.config import Settings
 from rag_ingest.core.index import DocumentPoints, ensure_collection, replace_documents
-from rag_ingest.core.registry import Outcome
+from rag_ingest.core.registry import GONE_STATUSES, DocumentRecord, Outcome
 from rag_ingest.core.stages import chunk_document, load_document, unknown_document
 from rag_ingest.embedders import Embedder
 from rag_ingest.modal_embedder import EmbeddingError
@@ -39,6 +40,27 @@ EMBED_WINDOW_TEXTS = 8192
 
 def _path(asset: str, partition_key: str) -> str:
     return f"{asset}/{partition_key}.parquet"
+
+
+SUPERSEDED = "a newer version (or the deletion) of this object is already registered"
+
+
+def is_superseded(info: rec.DocumentInfo, current: DocumentRecord | None) -> bool:
+    """Whether writing this version would overwrite a newer state of the document.
+
+    Qdrant writers are serialized (pool ``qdrant``), so this check and the write that follows
+    cannot interleave with another run's: of two runs holding different versions, the older
+    one steps aside whichever finishes last.
+    """
+    if current is None:
+        return False
+    if current.status in GONE_STATUSES:
+        return True
+    if current.etag == info.etag or not info.last_modified:
+        return False
+    return datetime.fromisoformat(current.last_modified) > datetime.fromisoformat(
+        info.last_modified
+    )
 
 
 def _doc_metadata(info: rec.DocumentInfo) -> dict[str, Any]:
@@ -271,7 +293,6 @@ def qdrant_collection(
 ) -> dg.MaterializeResult:
     started = time.perf_counter()
     written = removed = 0
-    outcomes: list[Outcome] = []
 
     def read(key: str) -> DocumentPoints:
         info, doc_chunks = rec.load_chunks(storage.store.read(_path("chunks", key)))
@@ -284,23 +305,36 @@ def qdrant_collection(
             )
         return DocumentPoints(info, doc_chunks, vectors if len(vectors) else np.zeros((0, 0)))
 
+    superseded = 0
     with qdrant.get_client() as client:
         ensure_collection(client, qdrant.collection, embedder.dimension)
         window_iter = _windows(
             context.partition_keys, read, lambda doc: len(doc.chunks), EMBED_WINDOW_TEXTS
         )
         for window in window_iter:
-            docs = [doc for _, doc in window]
-            stats = replace_documents(client, qdrant.collection, docs, qdrant.upsert_batch_size)
+            current = registry.registry.lookup(key for key, _ in window)
+            fresh = [(k, d) for k, d in window if not is_superseded(d.info, current.get(k))]
+            fresh_keys = {k for k, _ in fresh}
+            superseded += len(window) - len(fresh)
+            for key, doc in window:
+                if key not in fresh_keys:
+                    context.add_asset_metadata(
+                        _doc_metadata(doc.info) | {"points": 0, "skipped": SUPERSEDED},
+                        partition_key=key,
+                    )
+            stats = replace_documents(
+                client, qdrant.collection, [d for _, d in fresh], qdrant.upsert_batch_size
+            )
             written += stats.points_written
             removed += stats.stale_points_removed
-            for key, doc in window:
+            outcomes = []
+            for key, doc in fresh:
                 info = doc.info
                 outcomes.append(Outcome(key, info.status, info.reason, info.etag, len(doc.chunks)))
                 context.add_asset_metadata(
                     _doc_metadata(info) | {"points": len(doc.chunks)}, partition_key=key
                 )
-    registry.registry.record(outcomes)
+            registry.registry.record(outcomes)
     return dg.MaterializeResult(
         metadata={
             "collection": qdrant.collection,
@@ -308,6 +342,7 @@ def qdrant_collection(
             "run_documents": len(context.partition_keys),
             "run_points_written": written,
             "run_stale_points_removed": removed,
+            "run_superseded_documents": superseded,
             "run_seconds": round(time.perf_counter() - started, 3),
         }
     )

@@ -10,6 +10,7 @@ from rag_ingest.core.registry import default_url
 from rag_ingest.embedders import LocalEmbedder
 from rag_ingest.jobs import ingest_job
 from rag_ingest.modal_embedder import ModalEmbedder
+from rag_ingest.removal import remove_documents_job
 from rag_ingest.resources import DocumentRegistry, IntermediateStore, QdrantResource, S3Source
 from rag_ingest.sensors import build_s3_sensor
 
@@ -49,7 +50,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
     return dg.Definitions(
         assets=ingestion_assets,
-        jobs=[ingest_job],
+        jobs=[ingest_job, remove_documents_job],
         sensors=[build_s3_sensor(prefix, settings) for prefix in settings.prefixes],
         resources=build_resources(settings),
         executor=dg.in_process_executor,

@@ -11,6 +11,7 @@ import dagster as dg
 from rag_ingest.assets import ingestion_assets
 from rag_ingest.embedders import LocalEmbedder
 from rag_ingest.jobs import ingest_job
+from rag_ingest.removal import remove_documents_job
 from rag_ingest.resources import DocumentRegistry, IntermediateStore, QdrantResource, S3Source
 from rag_ingest.sensors import evaluate_tick
 
@@ -51,7 +52,7 @@ class Harness:
     def defs(self) -> dg.Definitions:
         return dg.Definitions(
             assets=ingestion_assets,
-            jobs=[ingest_job],
+            jobs=[ingest_job, remove_documents_job],
             resources=self.resources,
             executor=dg.in_process_executor,
         )
@@ -73,12 +74,15 @@ class Harness:
         return result
 
     def launch(self, result: dg.SensorResult) -> list[dg.ExecuteInProcessResult]:
-        job = self.defs.resolve_job_def("ingest_documents")
+        defs = self.defs
         done = []
         for request in result.run_requests or []:
-            assert isinstance(request, dg.RunRequest)
-            outcome = job.execute_in_process(
-                instance=self.instance, tags=request.tags, raise_on_error=False
+            assert isinstance(request, dg.RunRequest) and request.job_name
+            outcome = defs.resolve_job_def(request.job_name).execute_in_process(
+                instance=self.instance,
+                tags=request.tags,
+                run_config=request.run_config,
+                raise_on_error=False,
             )
             done.append(outcome)
         self.runs += done

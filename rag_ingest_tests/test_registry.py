@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rag_ingest.core.keys import partition_key
-from rag_ingest.core.registry import Outcome, Registry
+from rag_ingest.core.registry import Known, Outcome, Registry
 from rag_ingest.core.s3 import S3Object
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -16,9 +16,12 @@ def test_register_lookup_and_outcomes(tmp_path: Path) -> None:
     registry = Registry(f"sqlite:///{tmp_path / 'r.sqlite'}")
     ids = registry.register([_obj("a/1.md"), _obj("a/2.md"), _obj("b/3.md")])
     assert ids == [partition_key("bkt", k) for k in ("a/1.md", "a/2.md", "b/3.md")]
-    assert registry.known("bkt", "a/") == {"a/1.md": (ids[0], "e1"), "a/2.md": (ids[1], "e1")}
-    assert [doc for doc, _ in registry.requested_after(0, "bkt", "")] == ids
-    assert [doc for doc, _ in registry.requested_after(1, "bkt", "a/")] == [ids[1]]
+    assert registry.known("bkt", "a/") == {
+        "a/1.md": Known(ids[0], "e1", "pending"),
+        "a/2.md": Known(ids[1], "e1", "pending"),
+    }
+    assert [doc for doc, _, _ in registry.requested_after(0, "bkt", "")] == ids
+    assert [doc for doc, _, _ in registry.requested_after(1, "bkt", "a/")] == [ids[1]]
     assert registry.max_seq() == 3
 
     registry.record(
@@ -43,4 +46,19 @@ def test_two_registries_on_one_file_share_the_sequence(tmp_path: Path) -> None:
     first, second = Registry(url), Registry(url)
     first.register([_obj("x.md")])
     second.register([_obj("y.md")])
-    assert sorted(seq for _, seq in first.requested_after(0, "bkt", "")) == [1, 2]
+    assert sorted(seq for _, seq, _ in first.requested_after(0, "bkt", "")) == [1, 2]
+
+
+def test_changes_and_deletions_get_new_change_numbers(tmp_path: Path) -> None:
+    registry = Registry(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    (a, b) = registry.register([_obj("a.md"), _obj("b.md")])
+    registry.record([Outcome(a, "ok", etag="e1", chunk_count=1)])
+    assert registry.requeue([_obj("a.md", etag="e2")]) == [a]
+    registry.mark_deleting([b])
+    assert registry.requested_after(2, "bkt", "") == [(a, 3, "pending"), (b, 4, "deleting")]
+    assert registry.lookup([a])[a].etag == "e2"
+    registry.mark_removed([b])
+    assert registry.removed("bkt", "") == [b]
+    assert registry.max_seq() == 4  # marking removed is no new request
+    registry.forget([b])
+    assert registry.lookup([a, b]).keys() == {a}

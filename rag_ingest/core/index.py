@@ -139,3 +139,16 @@ def replace_documents(
     if removed:
         client.delete(collection, points_selector=models.FilterSelector(filter=stale), wait=True)
     return ReplaceStats(documents=len(docs), points_written=written, stale_points_removed=removed)
+
+
+def remove_documents(client: QdrantClient, collection: str, doc_ids: Sequence[str]) -> int:
+    """Delete every point of these documents; returns how many there were."""
+    if not doc_ids or not client.collection_exists(collection):
+        return 0
+    selector = models.Filter(
+        must=[models.FieldCondition(key=DOC_ID_FIELD, match=models.MatchAny(any=list(doc_ids)))]
+    )
+    count = client.count(collection, count_filter=selector, exact=True).count
+    if count:
+        client.delete(collection, points_selector=models.FilterSelector(filter=selector), wait=True)
+    return count

@@ -36,7 +36,7 @@ documents = sa.Table(
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("last_modified", sa.String(40), nullable=False),
     sa.Column("seq", sa.BigInteger, nullable=False, index=True),
-    # pending → ok | empty | unsupported | failed | missing
+    # pending → ok | empty | unsupported | failed | missing; gone from S3: deleting → removed
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("reason", sa.Text),
     sa.Column("ingested_etag", sa.String(128)),
@@ -67,6 +67,18 @@ class DocumentRecord:
     ingested_etag: str | None
     chunk_count: int | None
     updated_at: float
+
+
+# Statuses of documents whose S3 object is gone: their points are being / have been removed.
+GONE_STATUSES = ("deleting", "removed")
+FAILED_STATUSES = ("failed", "empty", "unsupported", "missing")
+
+
+@dataclass(frozen=True)
+class Known:
+    doc_id: str
+    etag: str
+    status: str
 
 
 @dataclass(frozen=True)
@@ -120,13 +132,13 @@ class Registry:
         last = conn.execute(stmt).scalar_one()
         return last - n + 1
 
-    def known(self, bucket: str, prefix: str) -> dict[str, tuple[str, str]]:
-        """Registered objects under a prefix: key → (doc_id, etag)."""
-        stmt = sa.select(documents.c.key, documents.c.doc_id, documents.c.etag).where(
-            documents.c.bucket == bucket, documents.c.key.startswith(prefix, autoescape=True)
-        )
+    def known(self, bucket: str, prefix: str) -> dict[str, Known]:
+        """Registered objects under a prefix, by key."""
+        stmt = sa.select(
+            documents.c.key, documents.c.doc_id, documents.c.etag, documents.c.status
+        ).where(documents.c.bucket == bucket, documents.c.key.startswith(prefix, autoescape=True))
         with self.engine.connect() as conn:
-            return {row.key: (row.doc_id, row.etag) for row in conn.execute(stmt)}
+            return {row.key: Known(row.doc_id, row.etag, row.status) for row in conn.execute(stmt)}
 
     def register(self, objects: Sequence[S3Object]) -> list[str]:
         """Add new objects as pending documents; returns their doc ids in ``seq`` order."""
@@ -155,15 +167,77 @@ class Registry:
             conn.execute(documents.insert(), rows)
         return [r["doc_id"] for r in rows]
 
+    def requeue(self, objects: Sequence[S3Object]) -> list[str]:
+        """A registered object changed (or came back): store its new version, mark it pending
+        and give it a new change number so the sensor requests it again."""
+        if not objects:
+            return []
+        now = time.time()
+        with self.engine.begin() as conn:
+            first = self._next_seqs(conn, len(objects))
+            for i, o in enumerate(objects):
+                conn.execute(
+                    documents.update()
+                    .where(documents.c.bucket == o.bucket, documents.c.key == o.key)
+                    .values(
+                        etag=o.etag,
+                        size=o.size,
+                        last_modified=_iso(o.last_modified),
+                        seq=first + i,
+                        status="pending",
+                        reason=None,
+                        updated_at=now,
+                    )
+                )
+        return [partition_key(o.bucket, o.key) for o in objects]
+
+    def mark_deleting(self, doc_ids: Sequence[str]) -> None:
+        """The objects are gone from S3: request removal of their points."""
+        self._set_status(doc_ids, "deleting", reason="object deleted from S3", bump=True)
+
+    def mark_removed(self, doc_ids: Sequence[str]) -> None:
+        """Points and files are removed; the sensor drops the partition and the row next."""
+        self._set_status(doc_ids, "removed", reason="object deleted from S3", bump=False)
+
+    def _set_status(self, doc_ids: Sequence[str], status: str, reason: str, bump: bool) -> None:
+        if not doc_ids:
+            return
+        now = time.time()
+        with self.engine.begin() as conn:
+            first = self._next_seqs(conn, len(doc_ids)) if bump else 0
+            for i, doc_id in enumerate(doc_ids):
+                values: dict[str, object] = {"status": status, "reason": reason, "updated_at": now}
+                if bump:
+                    values["seq"] = first + i
+                conn.execute(documents.update().where(documents.c.doc_id == doc_id).values(values))
+
+    def forget(self, doc_ids: Sequence[str]) -> None:
+        """Drop the rows of removed documents."""
+        ids = list(doc_ids)
+        with self.engine.begin() as conn:
+            for i in range(0, len(ids), _LOOKUP_CHUNK):
+                chunk = ids[i : i + _LOOKUP_CHUNK]
+                conn.execute(documents.delete().where(documents.c.doc_id.in_(chunk)))
+
+    def removed(self, bucket: str, prefix: str) -> list[str]:
+        """Doc ids under a prefix whose points are gone, waiting for partition clean-up."""
+        stmt = sa.select(documents.c.doc_id).where(
+            documents.c.status == "removed",
+            documents.c.bucket == bucket,
+            documents.c.key.startswith(prefix, autoescape=True),
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(stmt).scalars())
+
     def max_seq(self) -> int:
         with self.engine.connect() as conn:
             stmt = sa.select(counters.c.value).where(counters.c.name == "seq")
             return int(conn.execute(stmt).scalar_one())
 
-    def requested_after(self, seq: int, bucket: str, prefix: str) -> list[tuple[str, int]]:
-        """(doc_id, seq) under a prefix whose change number is above ``seq``, in ``seq`` order."""
+    def requested_after(self, seq: int, bucket: str, prefix: str) -> list[tuple[str, int, str]]:
+        """(doc_id, seq, status) under a prefix with a change number above ``seq``, in order."""
         stmt = (
-            sa.select(documents.c.doc_id, documents.c.seq)
+            sa.select(documents.c.doc_id, documents.c.seq, documents.c.status)
             .where(
                 documents.c.seq > seq,
                 documents.c.bucket == bucket,
@@ -172,7 +246,7 @@ class Registry:
             .order_by(documents.c.seq)
         )
         with self.engine.connect() as conn:
-            return [(row.doc_id, int(row.seq)) for row in conn.execute(stmt)]
+            return [(row.doc_id, int(row.seq), row.status) for row in conn.execute(stmt)]
 
     def lookup(self, doc_ids: Iterable[str]) -> dict[str, DocumentRecord]:
         """Records for the given doc ids (unknown ids are absent from the result)."""
