@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 
 from rag_ingest.assets import ingestion_assets
+from rag_ingest.core.registry import Registry
 from rag_ingest.embedders import LocalEmbedder
 from rag_ingest.jobs import ingest_job
 from rag_ingest.removal import remove_documents_job
@@ -47,6 +48,7 @@ class Harness:
     partitions_per_run: int = 200
     cursor: str | None = None
     runs: list[dg.ExecuteInProcessResult] = field(default_factory=list)
+    failed_attempts: int = 0
 
     @property
     def defs(self) -> dg.Definitions:
@@ -73,24 +75,61 @@ class Harness:
         self.cursor = result.cursor
         return result
 
-    def launch(self, result: dg.SensorResult) -> list[dg.ExecuteInProcessResult]:
+    def launch(self, result: dg.SensorResult, retries: int = 0) -> list[dg.ExecuteInProcessResult]:
+        """Execute every requested run; a failed run is re-executed up to ``retries`` times,
+        as the instance's run retries would."""
         defs = self.defs
         done = []
         for request in result.run_requests or []:
             assert isinstance(request, dg.RunRequest) and request.job_name
-            outcome = defs.resolve_job_def(request.job_name).execute_in_process(
-                instance=self.instance,
-                tags=request.tags,
-                run_config=request.run_config,
-                raise_on_error=False,
-            )
+            for _attempt in range(1 + retries):
+                outcome = defs.resolve_job_def(request.job_name).execute_in_process(
+                    instance=self.instance,
+                    tags=request.tags,
+                    run_config=request.run_config,
+                    raise_on_error=False,
+                )
+                if outcome.success:
+                    break
+                self.failed_attempts += 1
             done.append(outcome)
         self.runs += done
         return done
 
-    def sync(self) -> list[dg.ExecuteInProcessResult]:
+    def sync(self, retries: int = 0) -> list[dg.ExecuteInProcessResult]:
         """One sensor tick and every run it requested."""
-        return self.launch(self.tick())
+        return self.launch(self.tick(), retries)
+
+    def points(self) -> list[Any]:
+        """Every point of the collection, with payloads (empty if it does not exist yet)."""
+        qdrant = self.resources["qdrant"]
+        assert isinstance(qdrant, QdrantResource)
+        with qdrant.get_client() as client:
+            if not client.collection_exists(qdrant.collection):
+                return []
+            found: list[Any] = []
+            offset = None
+            while True:
+                page, offset = client.scroll(
+                    qdrant.collection, limit=1000, offset=offset, with_payload=True
+                )
+                found += page
+                if offset is None:
+                    return found
+
+    def versions(self) -> set[tuple[str, str, int]]:
+        """(doc_id, etag, chunk_index) of every point."""
+        triples = set()
+        for point in self.points():
+            meta = point.payload["metadata"]
+            triples.add((meta["doc_id"], meta["etag"], meta["chunk_index"]))
+        return triples
+
+    @property
+    def registry(self) -> Registry:
+        resource = self.resources["registry"]
+        assert isinstance(resource, DocumentRegistry)
+        return resource.registry
 
     def materialize(self, partition_keys: list[str]) -> dg.ExecuteInProcessResult:
         """A UI-style re-run of chosen partitions (one range per call)."""
