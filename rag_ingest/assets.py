@@ -230,8 +230,11 @@ def embeddings(
         texts = [c.text for _, (_, doc_chunks) in window for c in doc_chunks]
         try:
             vectors, stats = embedder.embed(texts)
-        except EmbeddingError as exc:
-            affected = _affected_keys(window, exc.failed_spans)
+        except Exception as exc:
+            # Name the partitions whose chunks did not come back; nothing of this run reaches
+            # Qdrant, because the qdrant_collection step depends on this one.
+            spans = exc.failed_spans if isinstance(exc, EmbeddingError) else [(0, len(texts))]
+            affected = _affected_keys(window, spans)
             shown = ", ".join(affected[:20]) + (" …" if len(affected) > 20 else "")
             raise dg.Failure(
                 description=f"embedding failed for {len(affected)} partition(s) [{shown}]: {exc}",

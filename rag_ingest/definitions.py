@@ -5,6 +5,7 @@ import os
 import dagster as dg
 
 from rag_ingest.assets import ingestion_assets
+from rag_ingest.checks import ingestion_checks
 from rag_ingest.core.config import Settings
 from rag_ingest.core.registry import default_url
 from rag_ingest.embedders import LocalEmbedder
@@ -50,6 +51,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
     return dg.Definitions(
         assets=ingestion_assets,
+        asset_checks=ingestion_checks,
         jobs=[ingest_job, remove_documents_job],
         sensors=[build_s3_sensor(prefix, settings) for prefix in settings.prefixes],
         resources=build_resources(settings),

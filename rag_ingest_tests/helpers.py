@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 
 from rag_ingest.assets import ingestion_assets
+from rag_ingest.checks import ingestion_checks
 from rag_ingest.core.registry import Registry
 from rag_ingest.embedders import LocalEmbedder
 from rag_ingest.jobs import ingest_job
@@ -54,6 +55,7 @@ class Harness:
     def defs(self) -> dg.Definitions:
         return dg.Definitions(
             assets=ingestion_assets,
+            asset_checks=ingestion_checks,
             jobs=[ingest_job, remove_documents_job],
             resources=self.resources,
             executor=dg.in_process_executor,

@@ -146,6 +146,16 @@ def test_bad_inputs_are_recorded_with_reasons_and_in_metadata(world: dict[str, A
     assert metadata["source"].value == f"s3://{world['bucket']}/broken/logo.png"
 
 
+def test_the_asset_check_warns_about_documents_not_ingested(world: dict[str, Any]) -> None:
+    evaluations = [e for run in world["first_runs"] for e in run.get_asset_check_evaluations()]
+    assert evaluations, "the check runs with every ingestion run"
+    last = evaluations[-1]
+    assert not last.passed and last.severity == dg.AssetCheckSeverity.WARN
+    assert last.metadata["documents_failed"].value == 2
+    assert last.metadata["documents_unsupported"].value == 1
+    assert "broken/logo.png" in str(last.metadata["examples"].value)
+
+
 def test_retrieval_smoke_a_close_query_returns_its_document_first(world: dict[str, Any]) -> None:
     query = shared_encoder("cpu").encode(["how do bees tell each other where the flowers are"])[0]
     with _qdrant(world).get_client() as client:
