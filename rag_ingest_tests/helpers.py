@@ -62,18 +62,21 @@ class Harness:
         )
 
     def tick(self) -> dg.SensorResult:
-        source = self.resources["s3_source"]
-        registry = self.resources["registry"]
-        assert isinstance(source, S3Source) and isinstance(registry, DocumentRegistry)
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor)
-        result = evaluate_tick(
-            context,
-            source,
-            registry.registry,
-            self.prefix,
-            self.max_new_per_tick,
-            self.partitions_per_run,
-        )
+        """One evaluation of the prefix sensor, with resources resolved as the daemon does."""
+        with dg.build_sensor_context(
+            instance=self.instance,
+            cursor=self.cursor,
+            resources={k: self.resources[k] for k in ("s3_source", "registry")},
+        ) as context:
+            source, registry = context.resources.s3_source, context.resources.registry
+            result = evaluate_tick(
+                context,
+                source,
+                registry.registry,
+                self.prefix,
+                self.max_new_per_tick,
+                self.partitions_per_run,
+            )
         self.cursor = result.cursor
         return result
 

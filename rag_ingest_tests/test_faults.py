@@ -2,6 +2,7 @@
 the embedder failing, a run killed with SIGKILL. Each time a re-run converges."""
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -21,8 +22,6 @@ from rag_ingest.resources import QdrantResource, S3Source
 from rag_ingest_tests.conftest import REPO, free_port
 from rag_ingest_tests.helpers import Harness, make_resources
 from rag_ingest_tests.test_sync import expected_versions, text
-
-import random
 
 
 class _Raw:
@@ -86,8 +85,9 @@ def test_an_s3_outage_fails_the_run_and_a_rerun_converges(
 ) -> None:
     _seed(s3_client, bucket)
     resources = make_resources(s3_endpoint, bucket, tmp_path)
-    resources["s3_source"] = FlakyS3(bucket=bucket, endpoint_url=s3_endpoint, max_attempts=3,
-                                     always=True)
+    resources["s3_source"] = FlakyS3(
+        bucket=bucket, endpoint_url=s3_endpoint, max_attempts=3, always=True
+    )
     harness = Harness(instance, resources)
     request = harness.tick()
     (failed,) = harness.launch(request)
@@ -167,15 +167,20 @@ def test_a_run_waits_for_the_embedded_qdrant_lock_instead_of_crashing(
 ) -> None:
     _seed(s3_client, bucket)
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import time
             from qdrant_client import QdrantClient
-            client = QdrantClient(path={str(tmp_path / 'qdrant')!r})
+            client = QdrantClient(path={str(tmp_path / "qdrant")!r})
             print("locked", flush=True)
             time.sleep(6)
             client.close()
-        """)],
-        stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     resources = make_resources(s3_endpoint, bucket, tmp_path)
@@ -204,8 +209,13 @@ def test_a_run_killed_with_sigkill_converges_on_rerun(
         harness.sync()
     """)
     env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     # Kill it while it writes to Qdrant (the collection folder exists) or, failing that, late.
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:

@@ -20,6 +20,9 @@ ODD_KEYS = {
     "odd/日本語/ドキュメント.md": "# 富士山\n\n富士山は日本で一番高い山です。",
     "odd/../weird..name.txt": "Dots in keys must not escape storage.",
     "odd/a b/c d.txt": "Spaces in every part of the key.",
+    "odd/" + "long-" * 200 + "key.txt": "A key of over a thousand bytes.",
+    "odd/" + "p" * 70 + "/same-prefix-1.txt": "Keys that differ only after 64 characters, one.",
+    "odd/" + "p" * 70 + "/same-prefix-2.txt": "Keys that differ only after 64 characters, two.",
 }
 PER_RUN = 8
 

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pytest
 
 from rag_ingest.core.config import Settings
 from rag_ingest.core.keys import partition_key
@@ -112,3 +113,21 @@ def test_one_sensor_per_prefix_running_only_when_a_bucket_is_set() -> None:
     unset = Settings.from_env({})
     assert unset.prefixes == ("",)
     assert build_s3_sensor("", unset).default_status == dg.DefaultSensorStatus.STOPPED
+
+
+@pytest.mark.slow
+def test_a_burst_of_10000_objects_becomes_tens_of_runs(
+    s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    keys = [f"burst/{i // 100:03d}/{i:05d}.txt" for i in range(10_000)]
+    _put_many(s3_client, bucket, keys)
+    with dg.instance_for_test() as instance:
+        harness = Harness(instance, make_resources(s3_endpoint, bucket, tmp_path))
+        first, second = harness.tick(), harness.tick()  # 5,000 new objects per tick by default
+        assert harness.tick().run_requests == []
+        requests = [*(first.run_requests or []), *(second.run_requests or [])]
+        assert len(requests) == 50  # 10,000 documents / 200 per run
+        ordered = instance.get_dynamic_partitions(DOCUMENTS_PARTITION)
+        covered = _covered(first, ordered) + _covered(second, ordered)
+        assert sorted(covered) == sorted(partition_key(bucket, k) for k in keys)
+        assert harness.registry.status_counts() == {"pending": 10_000}
