@@ -65,7 +65,8 @@ def test_a_100mb_object_is_refused_unread_and_the_rest_lands(
     # bytes + decoded text + blocks: about 3x the object (measured 300 MB), see the README
     assert accepted["delta_mb"] < 4 * SIZE / 2**20, accepted
     print(
-        f"peak RSS growth: refused {refused['delta_mb']:.0f} MB, accepted {accepted['delta_mb']:.0f} MB"
+        f"peak RSS growth: refused {refused['delta_mb']:.0f} MB, "
+        f"accepted {accepted['delta_mb']:.0f} MB"
     )
 
     with dg.instance_for_test() as instance:

@@ -226,9 +226,14 @@ def test_a_run_killed_with_sigkill_converges_on_rerun(
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    with dg.DagsterInstance.get() as instance:
+    # Not `with instance:`: in dagster 1.13.27 its __exit__ leaves the instance's state storage
+    # in a context variable, which breaks definitions built by later tests.
+    instance = dg.DagsterInstance.get()
+    try:
         harness = Harness(instance, make_resources(s3_endpoint, bucket, data))
         assert all(r.success for r in harness.sync())  # a fresh cursor re-requests everything
         points = harness.points()
         assert len({p.id for p in points}) == len(points)
         assert harness.versions() == expected_versions(s3_client, bucket)
+    finally:
+        instance.dispose()
