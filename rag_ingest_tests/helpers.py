@@ -61,6 +61,18 @@ class Harness:
             executor=dg.in_process_executor,
         )
 
+    def job(self, name: str) -> dg.JobDefinition:
+        """A job of the project's definitions, resolved against this harness's instance.
+
+        dagster 1.13.27's ``DagsterInstance.__exit__`` (used by ``instance_for_test``) leaves
+        its state storage in a context variable; resolving definitions later would read that
+        disposed instance, so resolution is pinned to ours.
+        """
+        from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+        with set_defs_state_storage(self.instance.defs_state_storage):
+            return self.defs.resolve_job_def(name)
+
     def tick(self) -> dg.SensorResult:
         """One evaluation of the prefix sensor, with resources resolved as the daemon does."""
         with dg.build_sensor_context(
@@ -83,12 +95,11 @@ class Harness:
     def launch(self, result: dg.SensorResult, retries: int = 0) -> list[dg.ExecuteInProcessResult]:
         """Execute every requested run; a failed run is re-executed up to ``retries`` times,
         as the instance's run retries would."""
-        defs = self.defs
         done = []
         for request in result.run_requests or []:
             assert isinstance(request, dg.RunRequest) and request.job_name
             for _attempt in range(1 + retries):
-                outcome = defs.resolve_job_def(request.job_name).execute_in_process(
+                outcome = self.job(request.job_name).execute_in_process(
                     instance=self.instance,
                     tags=request.tags,
                     run_config=request.run_config,
@@ -138,7 +149,7 @@ class Harness:
 
     def materialize(self, partition_keys: list[str]) -> dg.ExecuteInProcessResult:
         """A UI-style re-run of chosen partitions (one range per call)."""
-        job = self.defs.resolve_job_def("ingest_documents")
+        job = self.job("ingest_documents")
         return job.execute_in_process(
             instance=self.instance,
             tags={

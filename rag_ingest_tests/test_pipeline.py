@@ -172,7 +172,7 @@ def test_rematerializing_is_idempotent_and_removes_stale_chunks(world: dict[str,
     before = {p.id for p in _all_points(world)}
     doc_id = partition_key(world["bucket"], "guides/volcanoes.md")
     # Re-chunk one document smaller: more, different points for it.
-    small = harness.defs.resolve_job_def("ingest_documents").execute_in_process(
+    small = harness.job("ingest_documents").execute_in_process(
         instance=harness.instance,
         partition_key=doc_id,
         run_config={"ops": {"chunks": {"config": {"max_tokens": 40, "overlap_tokens": 0}}}},

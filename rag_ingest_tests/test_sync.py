@@ -181,7 +181,7 @@ def test_an_older_version_finishing_last_does_not_overwrite_the_newer(
     newer = harness.versions()
     for asset, data in stale.items():  # the slow run of the old version reaches Qdrant now
         (storage / asset / f"{doc_id}.parquet").write_bytes(data)
-    job = harness.defs.resolve_job_def("ingest_documents")
+    job = harness.job("ingest_documents")
     late = job.execute_in_process(
         instance=harness.instance,
         partition_key=doc_id,
