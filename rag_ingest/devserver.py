@@ -178,19 +178,51 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _stop_group(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 5.0)):
+def _group_alive(pgid: int) -> bool:
+    """Whether any live (non-zombie) process is still in process group ``pgid``."""
+    proc_root = Path("/proc")
+    if not proc_root.is_dir():  # not Linux: a signal-0 probe (counts zombies as alive)
         try:
-            os.killpg(proc.pid, sig)
+            os.killpg(pgid, 0)
         except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
+            return False
+        return True
+    for entry in proc_root.iterdir():
+        if not entry.name.isdigit():
             continue
+        try:
+            # Fields after the parenthesised command: state, ppid, pgrp, ...
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Signal ``dagster dev``'s whole process group and wait until every member has exited.
+
+    Run workers outlive ``dagster dev`` by a few seconds while they record their interruption;
+    returning before they exit would leave them writing to the data folder after we claim to
+    have stopped.
+    """
+    pgid = proc.pid
+    for sig, wait in ((signal.SIGTERM, 60.0), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            proc.poll()  # reap our own child so it does not count as alive
+            if not _group_alive(pgid):
+                break
+            time.sleep(0.2)
+        else:
+            continue
+        break
+    proc.poll()
 
 
 if __name__ == "__main__":
