@@ -8,10 +8,10 @@ partition's materialization; run totals are prefixed ``run_``.
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -19,19 +19,34 @@ import numpy as np
 from rag_ingest.core import records as rec
 from rag_ingest.core.chunking import MAX_CHUNK_TOKENS, Chunk
 from rag_ingest.core.config import Settings
-from rag_ingest.core.index import DocumentPoints, ensure_collection, replace_documents
+from rag_ingest.core.index import (
+    DocumentPoints,
+    collection_dimension,
+    ensure_collection,
+    points_per_document,
+    replace_documents,
+)
+from rag_ingest.core.keys import point_id
 from rag_ingest.core.registry import GONE_STATUSES, DocumentRecord, Outcome
 from rag_ingest.core.stages import chunk_document, load_document, unknown_document
 from rag_ingest.embedders import Embedder
+from rag_ingest.materialization_checks import (
+    COLLECTION_CHECKS,
+    EMBEDDING_CHECKS,
+    EmbeddingAudit,
+    dimension_result,
+    duplicate_ids_result,
+    points_match_result,
+)
 from rag_ingest.modal_embedder import EmbeddingError
 from rag_ingest.partitions import documents_partitions
 from rag_ingest.resources import DocumentRegistry, IntermediateStore, QdrantResource, S3Source
+from rag_ingest.windows import affected_keys, windows
 
 # backfill_policy is "beta" in 1.13 but is the documented way to batch partitions into runs.
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
 
 GROUP = "ingestion"
-T = TypeVar("T")
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(Settings.from_env().partitions_per_run)
 # Texts held in memory and sent to the embedder at once: bounds memory on huge runs while
 # still batching across documents.
@@ -72,23 +87,6 @@ def _doc_metadata(info: rec.DocumentInfo) -> dict[str, Any]:
     if info.reason:
         meta["reason"] = info.reason
     return meta
-
-
-def _windows(
-    keys: Sequence[str], read: Callable[[str], T], size: Callable[[T], int], limit: int
-) -> Iterator[list[tuple[str, T]]]:
-    """Load partitions in order, grouped so that each group holds about ``limit`` chunks."""
-    window: list[tuple[str, T]] = []
-    total = 0
-    for key in keys:
-        item = read(key)
-        window.append((key, item))
-        total += size(item)
-        if total >= limit:
-            yield window
-            window, total = [], 0
-    if window:
-        yield window
 
 
 @dg.asset(
@@ -191,20 +189,6 @@ def chunks(
     )
 
 
-def _affected_keys(
-    window: Sequence[tuple[str, tuple[rec.DocumentInfo, list[Chunk]]]],
-    spans: Sequence[tuple[int, int]],
-) -> list[str]:
-    """Partition keys whose chunks fall in any failed (start, end) span of the window's texts."""
-    affected, offset = [], 0
-    for key, (_, doc_chunks) in window:
-        start, end = offset, offset + len(doc_chunks)
-        offset = end
-        if any(a < end and start < b for a, b in spans):
-            affected.append(key)
-    return affected
-
-
 @dg.asset(
     partitions_def=documents_partitions,
     backfill_policy=BACKFILL_POLICY,
@@ -212,6 +196,7 @@ def _affected_keys(
     kinds={"pytorch", "parquet"},
     deps=[chunks],
     pool="embedder",
+    check_specs=EMBEDDING_CHECKS,
     description="Normalized float32 vectors of every chunk, batched across the run's documents.",
 )
 def embeddings(
@@ -220,11 +205,12 @@ def embeddings(
     started = time.perf_counter()
     totals: Counter[str] = Counter()
     embed_seconds = gpu_seconds = cost = 0.0
+    audit = EmbeddingAudit(embedder.dimension)
 
     def read(key: str) -> tuple[rec.DocumentInfo, list[Chunk]]:
         return rec.load_chunks(storage.store.read(_path("chunks", key)))
 
-    for window in _windows(
+    for window in windows(
         context.partition_keys, read, lambda item: len(item[1]), EMBED_WINDOW_TEXTS
     ):
         texts = [c.text for _, (_, doc_chunks) in window for c in doc_chunks]
@@ -234,7 +220,7 @@ def embeddings(
             # Name the partitions whose chunks did not come back; nothing of this run reaches
             # Qdrant, because the qdrant_collection step depends on this one.
             spans = exc.failed_spans if isinstance(exc, EmbeddingError) else [(0, len(texts))]
-            affected = _affected_keys(window, spans)
+            affected = affected_keys(window, spans)
             shown = ", ".join(affected[:20]) + (" …" if len(affected) > 20 else "")
             raise dg.Failure(
                 description=f"embedding failed for {len(affected)} partition(s) [{shown}]: {exc}",
@@ -251,6 +237,7 @@ def embeddings(
             doc_vectors = vectors[offset : offset + len(doc_chunks)]
             offset += len(doc_chunks)
             storage.store.write(_path("embeddings", key), rec.dump_vectors(info, doc_vectors))
+            audit.add(key, len(doc_chunks), doc_vectors, info.reason)
             tokens = sum(c.token_count for c in doc_chunks)
             totals["texts"] += len(doc_chunks)
             totals["tokens"] += tokens
@@ -274,7 +261,8 @@ def embeddings(
             "run_gpu_seconds": round(gpu_seconds, 3),
             "run_cost_usd": dg.MetadataValue.float(round(cost, 8)),
             "run_seconds": round(time.perf_counter() - started, 3),
-        }
+        },
+        check_results=audit.results(),
     )
 
 
@@ -285,6 +273,7 @@ def embeddings(
     kinds={"qdrant"},
     deps=[embeddings],
     pool="qdrant",
+    check_specs=COLLECTION_CHECKS,
     description="Each document's chunks as points in the Qdrant collection; stale points removed.",
 )
 def qdrant_collection(
@@ -293,9 +282,12 @@ def qdrant_collection(
     registry: DocumentRegistry,
     storage: IntermediateStore,
     embedder: Embedder,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     started = time.perf_counter()
     written = removed = 0
+    point_ids: list[str] = []
+    expected: dict[str, int] = {}
+    actual: Counter[str] = Counter()
 
     def read(key: str) -> DocumentPoints:
         info, doc_chunks = rec.load_chunks(storage.store.read(_path("chunks", key)))
@@ -310,8 +302,18 @@ def qdrant_collection(
 
     superseded = 0
     with qdrant.get_client() as client:
+        dim_check = dimension_result(
+            collection_dimension(client, qdrant.collection), embedder.dimension
+        )
+        if not dim_check.passed:
+            yield dim_check
+            raise dg.Failure(
+                description=f"collection {qdrant.collection!r} holds vectors of another size than "
+                f"the embedder's {embedder.dimension}; use another collection name",
+                metadata=dict(dim_check.metadata),
+            )
         ensure_collection(client, qdrant.collection, embedder.dimension)
-        window_iter = _windows(
+        window_iter = windows(
             context.partition_keys, read, lambda doc: len(doc.chunks), EMBED_WINDOW_TEXTS
         )
         for window in window_iter:
@@ -330,15 +332,19 @@ def qdrant_collection(
             )
             written += stats.points_written
             removed += stats.stale_points_removed
+            fresh_ids = [d.info.doc_id for _, d in fresh]
+            actual.update(points_per_document(client, qdrant.collection, fresh_ids))
             outcomes = []
             for key, doc in fresh:
                 info = doc.info
                 outcomes.append(Outcome(key, info.status, info.reason, info.etag, len(doc.chunks)))
+                expected[info.doc_id] = len(doc.chunks)
+                point_ids.extend(point_id(info.doc_id, info.etag, c.index) for c in doc.chunks)
                 context.add_asset_metadata(
                     _doc_metadata(info) | {"points": len(doc.chunks)}, partition_key=key
                 )
             registry.registry.record(outcomes)
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "collection": qdrant.collection,
             "qdrant_mode": "embedded" if qdrant.is_local else "server",
@@ -347,7 +353,12 @@ def qdrant_collection(
             "run_stale_points_removed": removed,
             "run_superseded_documents": superseded,
             "run_seconds": round(time.perf_counter() - started, 3),
-        }
+        },
+        check_results=[
+            dim_check,
+            duplicate_ids_result(point_ids),
+            points_match_result(expected, actual),
+        ],
     )
 
 

@@ -1,21 +1,25 @@
-"""The `rag-ingest` command: `rag-ingest dev` (what `make dev` runs)."""
+"""The `rag-ingest` command: `dev` (what `make dev` runs), `search`, `cost`, `health`."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] in ("-h", "--help"):
-        print("usage: rag-ingest dev [--exit-when-ingested] [--timeout SECONDS]")
-        return 0 if args else 2
-    if args[0] == "dev":
+    if args and args[0] == "dev":
         from rag_ingest.devserver import main as dev_main
 
         return dev_main(args[1:])
-    print(f"rag-ingest: unknown command {args[0]!r}", file=sys.stderr)
-    return 2
+    from rag_ingest.commands import add_parsers
+
+    parser = argparse.ArgumentParser(prog="rag-ingest")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("dev", help="local S3 with the sample corpus + Dagster UI and daemon")
+    add_parsers(sub)
+    parsed = parser.parse_args(args)
+    return int(parsed.func(parsed))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from rag_ingest.core.registry import default_url
 from rag_ingest.embedders import LocalEmbedder
 from rag_ingest.jobs import ingest_job
 from rag_ingest.modal_embedder import ModalEmbedder
+from rag_ingest.monitoring import build_monitoring_schedule, monitoring_assets, monitoring_job
 from rag_ingest.removal import remove_documents_job
 from rag_ingest.resources import DocumentRegistry, IntermediateStore, QdrantResource, S3Source
 from rag_ingest.sensors import build_s3_sensor
@@ -50,9 +51,10 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
     return dg.Definitions(
-        assets=ingestion_assets,
+        assets=[*ingestion_assets, *monitoring_assets],
         asset_checks=ingestion_checks,
-        jobs=[ingest_job, remove_documents_job],
+        jobs=[ingest_job, remove_documents_job, monitoring_job],
+        schedules=[build_monitoring_schedule(settings.monitor_cron)],
         sensors=[build_s3_sensor(prefix, settings) for prefix in settings.prefixes],
         resources=build_resources(settings),
         executor=dg.in_process_executor,

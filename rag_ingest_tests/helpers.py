@@ -13,6 +13,7 @@ from rag_ingest.checks import ingestion_checks
 from rag_ingest.core.registry import Registry
 from rag_ingest.embedders import LocalEmbedder
 from rag_ingest.jobs import ingest_job
+from rag_ingest.monitoring import monitoring_assets, monitoring_job
 from rag_ingest.removal import remove_documents_job
 from rag_ingest.resources import DocumentRegistry, IntermediateStore, QdrantResource, S3Source
 from rag_ingest.sensors import evaluate_tick
@@ -54,9 +55,9 @@ class Harness:
     @property
     def defs(self) -> dg.Definitions:
         return dg.Definitions(
-            assets=ingestion_assets,
+            assets=[*ingestion_assets, *monitoring_assets],
             asset_checks=ingestion_checks,
-            jobs=[ingest_job, remove_documents_job],
+            jobs=[ingest_job, remove_documents_job, monitoring_job],
             resources=self.resources,
             executor=dg.in_process_executor,
         )

@@ -20,10 +20,11 @@ def test_definitions_load_with_one_sensor_per_prefix(monkeypatch) -> None:  # ty
     assert {s.minimum_interval_seconds for s in sensors} == {45}
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"raw_documents", "chunks", "embeddings", "qdrant_collection"}
+    ingestion = {"raw_documents", "chunks", "embeddings", "qdrant_collection"}
+    assert keys == ingestion | {"collection_health", "embedding_cost_report"}
     assert graph.get(dg.AssetKey("qdrant_collection")).parent_keys == {dg.AssetKey("embeddings")}
-    for key in graph.get_all_asset_keys():
-        node = graph.get(key)
+    for name in ingestion:
+        node = graph.get(dg.AssetKey(name))
         assert node.partitions_def is not None and node.backfill_policy is not None
         assert node.backfill_policy.max_partitions_per_run == 200
 
@@ -69,3 +70,16 @@ def test_bad_settings_fail_loudly() -> None:
         Settings.from_env({"RAG_SENSOR_INTERVAL_SECONDS": "soon"})
     with pytest.raises(ValueError, match="RAG_EMBEDDER"):
         Settings.from_env({"RAG_EMBEDDER": "gpu-please"})
+
+
+def test_monitoring_schedule_is_daily_by_default_and_configurable(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("RAG_S3_BUCKET", "my-bucket")
+    monkeypatch.delenv("RAG_MONITOR_CRON", raising=False)
+    [schedule] = build_definitions(Settings.from_env()).schedules or []
+    assert isinstance(schedule, dg.ScheduleDefinition)
+    assert schedule.cron_schedule == "0 6 * * *"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert schedule.job_name == "monitor_collection"
+    monkeypatch.setenv("RAG_MONITOR_CRON", "0 * * * *")
+    [hourly] = build_definitions(Settings.from_env()).schedules or []
+    assert isinstance(hourly, dg.ScheduleDefinition) and hourly.cron_schedule == "0 * * * *"

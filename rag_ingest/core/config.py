@@ -14,6 +14,7 @@ from pathlib import Path
 DEFAULT_PARTITIONS_PER_RUN = 200
 DEFAULT_MAX_NEW_PER_TICK = 5000
 DEFAULT_SENSOR_INTERVAL = 30
+DEFAULT_MONITOR_CRON = "0 6 * * *"  # daily, 06:00 UTC
 
 
 def _int(env: dict[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -38,6 +39,7 @@ class Settings:
     max_new_per_tick: int
     partitions_per_run: int
     embedder: str
+    monitor_cron: str = DEFAULT_MONITOR_CRON
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -57,4 +59,5 @@ class Settings:
             max_new_per_tick=_int(env, "RAG_SENSOR_MAX_NEW_PER_TICK", DEFAULT_MAX_NEW_PER_TICK),
             partitions_per_run=_int(env, "RAG_PARTITIONS_PER_RUN", DEFAULT_PARTITIONS_PER_RUN),
             embedder=embedder,
+            monitor_cron=env.get("RAG_MONITOR_CRON", "").strip() or DEFAULT_MONITOR_CRON,
         )

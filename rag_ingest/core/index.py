@@ -7,7 +7,8 @@ with one unnamed cosine vector, so existing retrievers can read the collection a
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,3 +153,67 @@ def remove_documents(client: QdrantClient, collection: str, doc_ids: Sequence[st
     if count:
         client.delete(collection, points_selector=models.FilterSelector(filter=selector), wait=True)
     return count
+
+
+def collection_dimension(client: QdrantClient, collection: str) -> int | None:
+    """The collection's (unnamed) vector size; None when it does not exist or is named."""
+    if not client.collection_exists(collection):
+        return None
+    params = client.get_collection(collection).config.params.vectors
+    return params.size if isinstance(params, models.VectorParams) else None
+
+
+def _doc_filter(doc_ids: Sequence[str]) -> models.Filter:
+    return models.Filter(
+        must=[models.FieldCondition(key=DOC_ID_FIELD, match=models.MatchAny(any=list(doc_ids)))]
+    )
+
+
+def points_per_document(
+    client: QdrantClient,
+    collection: str,
+    doc_ids: Sequence[str] | None = None,
+    page_size: int = 1024,
+    on_page: Callable[[int], None] | None = None,
+) -> Counter[str]:
+    """Point count per document id, over the whole collection or only ``doc_ids``.
+
+    One scroll reading only the doc-id payload field: no vectors leave the server.
+    """
+    counts: Counter[str] = Counter()
+    if not client.collection_exists(collection) or (doc_ids is not None and not doc_ids):
+        return counts
+    scroll_filter = _doc_filter(doc_ids) if doc_ids is not None else None
+    offset: Any = None
+    while True:
+        records, offset = client.scroll(
+            collection,
+            scroll_filter=scroll_filter,
+            limit=page_size,
+            offset=offset,
+            with_payload=models.PayloadSelectorInclude(include=[DOC_ID_FIELD]),
+            with_vectors=False,
+        )
+        for record in records:
+            counts[str((record.payload or {}).get("metadata", {}).get("doc_id"))] += 1
+        if on_page is not None:
+            on_page(len(records))
+        if offset is None:
+            return counts
+
+
+def document_vectors(
+    client: QdrantClient, collection: str, doc_ids: Sequence[str], limit: int
+) -> np.ndarray:
+    """Up to ``limit`` stored vectors of these documents, as float32 rows."""
+    if not doc_ids or not client.collection_exists(collection):
+        return np.zeros((0, 0), dtype=np.float32)
+    records, _ = client.scroll(
+        collection,
+        scroll_filter=_doc_filter(doc_ids),
+        limit=limit,
+        with_payload=False,
+        with_vectors=True,
+    )
+    rows = [r.vector for r in records if isinstance(r.vector, list)]
+    return np.asarray(rows, dtype=np.float32) if rows else np.zeros((0, 0), dtype=np.float32)

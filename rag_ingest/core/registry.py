@@ -290,6 +290,25 @@ class Registry:
         with self.engine.connect() as conn:
             return [DocumentRecord(**row._mapping) for row in conn.execute(stmt)]
 
+    def recorded_chunks(self) -> dict[str, int]:
+        """Chunk count per ingested ('ok') document, as the pipeline recorded it."""
+        stmt = sa.select(documents.c.doc_id, documents.c.chunk_count).where(
+            documents.c.status == "ok"
+        )
+        with self.engine.connect() as conn:
+            return {doc_id: int(n or 0) for doc_id, n in conn.execute(stmt)}
+
+    def recently_ingested(self, limit: int) -> list[str]:
+        """The ``limit`` ingested documents with points whose state changed last."""
+        stmt = (
+            sa.select(documents.c.doc_id)
+            .where(documents.c.status == "ok", documents.c.chunk_count > 0)
+            .order_by(documents.c.updated_at.desc(), documents.c.seq.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [row[0] for row in conn.execute(stmt)]
+
     def status_counts(self) -> dict[str, int]:
         stmt = sa.select(documents.c.status, sa.func.count()).group_by(documents.c.status)
         with self.engine.connect() as conn:
