@@ -1,0 +1,180 @@
+"""Headless Chromium (Debian's ``chromium`` + ``chromedriver``) and a ``dagster-webserver`` process
+for UI tests.
+
+Selenium drives the system browser through the system driver, both from the same Debian
+package version; nothing is ever downloaded (Selenium Manager is bypassed by giving both paths).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import pytest
+
+from rag_ingest_tests.conftest import REPO, free_port
+
+if TYPE_CHECKING:  # selenium is imported lazily: collection works without it
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.remote.webelement import WebElement
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+WEBSERVER = REPO / ".venv" / "bin" / "dagster-webserver"
+T = TypeVar("T")
+
+
+def require_chromium() -> None:
+    """Skip (or, under CI, fail) when the system browser or its driver is missing."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("the selenium package")
+    if not missing:
+        return
+    reason = (
+        f"UI test needs {', '.join(missing)}: "
+        "apt-get install -y chromium chromium-driver && pip install selenium==4.51.0"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+@dataclass
+class Webserver:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/server_info", timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def dagster_webserver(
+    env: dict[str, str], log: Path, module: str = "rag_ingest.definitions", within: float = 180.0
+) -> Iterator[Webserver]:
+    """``dagster-webserver`` in its own process group, up once ``/server_info`` answers; the
+    whole group is killed on exit."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [str(WEBSERVER), "-h", "127.0.0.1", "-p", str(port), "-m", module]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = Webserver(url, process, log)
+    try:
+        deadline = time.monotonic() + within
+        while not _answers(url):
+            assert process.poll() is None, f"webserver exited early:\n{server.log_tail()}"
+            assert time.monotonic() < deadline, (
+                f"webserver not up in {within}s:\n{server.log_tail()}"
+            )
+            time.sleep(0.5)
+        yield server
+    finally:
+        _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=20)
+    except ProcessLookupError:
+        pass
+
+
+@contextmanager
+def chromium(width: int = 1600, height: int = 1000) -> Iterator[WebDriver]:
+    """A headless Chromium session; always quit on exit."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-extensions",
+        "--no-first-run",
+        f"--window-size={width},{height}",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        driver.set_page_load_timeout(120)
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_for(
+    driver: WebDriver,
+    condition: Callable[[WebDriver], T],
+    what: str,
+    evidence: Path,
+    timeout: float = 180.0,
+) -> T:
+    """Poll ``condition`` until it returns something truthy; on timeout keep a screenshot and
+    the page source as ``evidence``(.png/.html) and fail saying what never showed up."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.5).until(condition)
+    except TimeoutException:
+        driver.save_screenshot(str(evidence.with_suffix(".png")))
+        evidence.with_suffix(".html").write_text(driver.page_source)
+        pytest.fail(
+            f"the UI never showed {what} within {timeout:.0f}s at {driver.current_url}; "
+            f"see {evidence.with_suffix('.png')}",
+            pytrace=False,
+        )
+
+
+def displayed(driver: WebDriver, xpath: str) -> list[WebElement]:
+    """Elements matching ``xpath`` that are actually rendered (stale ones count as absent)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    found = []
+    for element in driver.find_elements(By.XPATH, xpath):
+        try:
+            if element.is_displayed():
+                found.append(element)
+        except StaleElementReferenceException:
+            continue
+    return found
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk; asserts the file really is a PNG."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR", f"{path} is not a PNG"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
