@@ -6,8 +6,15 @@ from dataclasses import dataclass
 
 import dagster as dg
 import numpy as np
+from pydantic import field_validator
 
-from rag_ingest.core.encoder import DIMENSION, MODEL_NAME, shared_encoder
+from rag_ingest.core.encoder import (
+    DEFAULT_BACKEND,
+    DIMENSION,
+    MODEL_NAME,
+    check_backend,
+    shared_encoder,
+)
 
 
 @dataclass(frozen=True)
@@ -41,13 +48,27 @@ class Embedder(dg.ConfigurableResource):
 
 
 class LocalEmbedder(Embedder):
-    """all-MiniLM-L6-v2 in this process, from the packaged weights; loaded once per process."""
+    """all-MiniLM-L6-v2 in this process, from the packaged weights; loaded once per process.
+
+    ``backend`` picks the runtime (see ``rag_ingest.core.encoder.BACKENDS``): ``torch`` is
+    sentence-transformers itself; ``onnx``/``openvino`` run an fp32 export of the same weights,
+    ``onnx-int8``/``openvino-int8`` an int8 one. Exports are made once into the encoder's cache
+    (``RAG_EMBED_CACHE_DIR``, else ``$RAG_DATA_DIR/embedder-cache``) and reused.
+    """
 
     device: str = "cpu"
+    backend: str = DEFAULT_BACKEND
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        # Fails at resource construction (definitions load), not at the first embed of a run.
+        return check_backend(value)
 
     def embed(self, texts: list[str]) -> tuple[np.ndarray, EmbedStats]:
         started = time.perf_counter()
-        vectors = shared_encoder(self.device, self.batch_size).encode(texts)
+        vectors = shared_encoder(self.device, self.batch_size, self.backend).encode(texts)
         batches = -(-len(texts) // self.batch_size)
-        stats = EmbedStats("local", len(texts), batches, time.perf_counter() - started)
+        label = f"local/{self.backend}"
+        stats = EmbedStats(label, len(texts), batches, time.perf_counter() - started)
         return vectors, stats
