@@ -44,7 +44,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         ),
         "embedder": ModalEmbedder(environment_name=_env("MODAL_ENVIRONMENT"))
         if settings.embedder == "modal"
-        else LocalEmbedder(),
+        else LocalEmbedder(backend=settings.embed_backend),
     }
 
 

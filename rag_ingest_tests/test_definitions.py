@@ -83,3 +83,20 @@ def test_monitoring_schedule_is_daily_by_default_and_configurable(monkeypatch) -
     monkeypatch.setenv("RAG_MONITOR_CRON", "0 * * * *")
     [hourly] = build_definitions(Settings.from_env()).schedules or []
     assert isinstance(hourly, dg.ScheduleDefinition) and hourly.cron_schedule == "0 * * * *"
+
+
+def test_embed_backend_is_wired_from_the_environment(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from rag_ingest.embedders import LocalEmbedder
+
+    monkeypatch.setenv("RAG_S3_BUCKET", "my-bucket")
+    monkeypatch.setenv("RAG_EMBEDDER", "local")
+    monkeypatch.setenv("RAG_EMBED_BACKEND", "openvino")
+    embedder = build_definitions(Settings.from_env()).resources["embedder"]
+    assert isinstance(embedder, LocalEmbedder) and embedder.backend == "openvino"
+    monkeypatch.setenv("RAG_EMBED_BACKEND", "cuda-please")
+    try:
+        Settings.from_env()
+    except ValueError as exc:
+        assert "allowed: torch, onnx" in str(exc)
+    else:
+        raise AssertionError("an unknown backend must be refused")

@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag_ingest.core.encoder import DEFAULT_BACKEND, check_backend
+
 DEFAULT_PARTITIONS_PER_RUN = 200
 DEFAULT_MAX_NEW_PER_TICK = 5000
 DEFAULT_SENSOR_INTERVAL = 30
@@ -40,6 +42,7 @@ class Settings:
     partitions_per_run: int
     embedder: str
     monitor_cron: str = DEFAULT_MONITOR_CRON
+    embed_backend: str = DEFAULT_BACKEND
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -60,4 +63,7 @@ class Settings:
             partitions_per_run=_int(env, "RAG_PARTITIONS_PER_RUN", DEFAULT_PARTITIONS_PER_RUN),
             embedder=embedder,
             monitor_cron=env.get("RAG_MONITOR_CRON", "").strip() or DEFAULT_MONITOR_CRON,
+            embed_backend=check_backend(
+                env.get("RAG_EMBED_BACKEND", "").strip().lower() or DEFAULT_BACKEND
+            ),
         )
