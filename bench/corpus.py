@@ -1,0 +1,204 @@
+"""A seeded, realistic document corpus (.txt/.md/.html/.pdf, ~2–20 KB) uploaded to S3.
+
+Every document is a pure function of ``(seed, index, version)``: the same arguments give the
+same bytes on any machine, so runs compare like with like, and ``version=1`` gives the "changed"
+content for the incremental scenario.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+import random
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+# Shares of the corpus; PDFs are the slowest to parse, so they are present but not dominant.
+FORMATS: tuple[tuple[str, float], ...] = (("txt", 0.3), ("md", 0.3), ("html", 0.25), ("pdf", 0.15))
+CONTENT_TYPES = {
+    "txt": "text/plain",
+    "md": "text/markdown",
+    "html": "text/html",
+    "pdf": "application/pdf",
+}
+MIN_BYTES, MAX_BYTES = 2_000, 20_000
+
+_TOPICS = {
+    "operations": (
+        "deployment",
+        "rollback",
+        "on-call rotation",
+        "incident review",
+        "load balancer",
+        "database failover",
+        "backup window",
+        "capacity plan",
+        "alert threshold",
+        "runbook",
+    ),
+    "finance": (
+        "quarterly forecast",
+        "invoice",
+        "budget variance",
+        "cash flow",
+        "audit trail",
+        "expense policy",
+        "revenue recognition",
+        "vendor contract",
+        "tax filing",
+        "ledger",
+    ),
+    "science": (
+        "sample preparation",
+        "control group",
+        "spectrometer",
+        "calibration curve",
+        "error margin",
+        "peer review",
+        "replication study",
+        "field survey",
+        "dataset",
+        "model",
+    ),
+    "product": (
+        "onboarding flow",
+        "pricing page",
+        "feature flag",
+        "user interview",
+        "roadmap",
+        "release note",
+        "search ranking",
+        "mobile client",
+        "retention cohort",
+        "A/B test",
+    ),
+}
+_VERBS = (
+    "depends on",
+    "replaces",
+    "summarizes",
+    "is reviewed against",
+    "feeds into",
+    "limits",
+    "is documented next to",
+    "explains",
+    "delays",
+    "is measured by",
+    "triggers",
+    "protects",
+)
+_ADVERBS = ("usually", "rarely", "in practice", "by design", "since last year", "on Mondays")
+_CLAUSES = (
+    "which keeps the team honest about its assumptions",
+    "so nobody has to guess what changed",
+    "unless the owner signs off in writing",
+    "because the previous approach failed twice",
+    "while the migration is still in progress",
+    "as agreed in the planning meeting",
+    "even when the numbers look fine at first glance",
+)
+
+
+@dataclass(frozen=True)
+class CorpusDoc:
+    key: str
+    body: bytes
+    content_type: str
+    fmt: str
+
+
+def _sentence(rng: random.Random, nouns: Sequence[str]) -> str:
+    a, b = rng.sample(list(nouns), 2)
+    words = f"the {a} {rng.choice(_VERBS)} the {b}"
+    if rng.random() < 0.5:
+        words += f" {rng.choice(_ADVERBS)}"
+    if rng.random() < 0.4:
+        words += f", {rng.choice(_CLAUSES)}"
+    if rng.random() < 0.15:
+        words += f" (ref. {rng.randint(100, 9999)}-{rng.choice('ABCDEFGH')})"
+    return words[0].upper() + words[1:] + rng.choice(".....?!")
+
+
+def _sections(rng: random.Random, nouns: Sequence[str], target: int) -> list[tuple[str, list[str]]]:
+    """(heading, paragraphs) until about ``target`` characters of prose."""
+    out: list[tuple[str, list[str]]] = []
+    size = 0
+    while size < target:
+        heading = f"{rng.choice(list(nouns)).capitalize()} and {rng.choice(list(nouns))}"
+        paragraphs = []
+        for _ in range(rng.randint(2, 5)):
+            para = " ".join(_sentence(rng, nouns) for _ in range(rng.randint(3, 8)))
+            paragraphs.append(para)
+            size += len(para) + 2
+        out.append((heading, paragraphs))
+    return out
+
+
+def _render(fmt: str, title: str, sections: list[tuple[str, list[str]]]) -> bytes:
+    if fmt == "txt":
+        return "\n\n".join([title] + [p for _, ps in sections for p in ps]).encode()
+    if fmt == "md":
+        parts = [f"# {title}"]
+        for heading, ps in sections:
+            parts += [f"## {heading}", *ps]
+        return "\n\n".join(parts).encode()
+    if fmt == "html":
+        body = "".join(
+            f"<h2>{html.escape(h)}</h2>" + "".join(f"<p>{html.escape(p)}</p>" for p in ps)
+            for h, ps in sections
+        )
+        # Navigation and footer are boilerplate the extractor is expected to drop.
+        return (
+            f"<!doctype html><html><head><title>{html.escape(title)}</title>"
+            "<style>p{margin:0}</style></head><body><nav><a href='/'>Home</a></nav>"
+            f"<main><h1>{html.escape(title)}</h1>{body}</main>"
+            "<footer>© Example Corp</footer></body></html>"
+        ).encode()
+    return _pdf(title, sections)
+
+
+def _pdf(title: str, sections: list[tuple[str, list[str]]]) -> bytes:
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import Paragraph, SimpleDocTemplate
+
+    styles = getSampleStyleSheet()
+    story: list[Any] = [Paragraph(html.escape(title), styles["Title"])]
+    for heading, ps in sections:
+        story.append(Paragraph(html.escape(heading), styles["Heading2"]))
+        story += [Paragraph(html.escape(p), styles["BodyText"]) for p in ps]
+    out = io.BytesIO()
+    # invariant=1: no timestamps or random ids in the file, so the same seed gives the same bytes.
+    SimpleDocTemplate(out, title=title, invariant=1).build(story)
+    return out.getvalue()
+
+
+def make_document(seed: int, index: int, version: int = 0) -> CorpusDoc:
+    """Document ``index`` of the corpus; ``version`` > 0 changes its content, not its key."""
+    layout = random.Random(f"{seed}:{index}")
+    fmt = layout.choices([f for f, _ in FORMATS], weights=[w for _, w in FORMATS])[0]
+    topic = layout.choice(sorted(_TOPICS))
+    # Log-uniform sizes: many small documents, some large, as in real document stores.
+    target = int(math.exp(layout.uniform(math.log(MIN_BYTES), math.log(MAX_BYTES * 0.9))))
+    rng = random.Random(f"{seed}:{index}:{version}")
+    nouns = _TOPICS[topic]
+    title = f"{rng.choice(nouns).capitalize()} notes {index}" + (f" v{version}" if version else "")
+    body = _render(fmt, title, _sections(rng, nouns, target))
+    key = f"corpus/{topic}/{index:06d}-{nouns[index % len(nouns)].replace(' ', '-')}.{fmt}"
+    return CorpusDoc(key=key, body=body, content_type=CONTENT_TYPES[fmt], fmt=fmt)
+
+
+def make_corpus(n: int, seed: int) -> list[CorpusDoc]:
+    return [make_document(seed, i) for i in range(n)]
+
+
+def upload(client: Any, bucket: str, docs: Sequence[CorpusDoc], threads: int = 8) -> None:
+    """Put every document (boto3 clients are thread-safe; moto serves PUTs concurrently)."""
+
+    def put(doc: CorpusDoc) -> None:
+        client.put_object(Bucket=bucket, Key=doc.key, Body=doc.body, ContentType=doc.content_type)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(put, docs))

@@ -1,0 +1,69 @@
+"""Smoke run of the benchmark harness (``python -m bench.run``) on a tiny corpus.
+
+Checks that one invocation runs every scenario and writes the report with each scenario's row
+and counts that match the corpus; no timing assertions (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bench import llamaindex_peer
+from bench.run import main
+
+DOCS = 6
+SENSOR_KEYS = 500
+
+
+def _row(report: str, label: str) -> list[str]:
+    for line in report.splitlines():
+        if line.startswith(f"| {label}"):
+            return [cell.strip() for cell in line.strip("|").split("|")]
+    raise AssertionError(f"no row starting with {label!r} in the report")
+
+
+def _number(cell: str) -> float:
+    return float(cell.replace(",", "").rstrip("%"))
+
+
+@pytest.mark.timeout(600)
+def test_bench_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    # Without the peer installed only its scenario is skipped; everything else still runs.
+    skip = [] if llamaindex_peer.available() else ["--skip", "llamaindex"]
+    argv = ["--docs", str(DOCS), "--repeats", "1", "--seed-subset", "2"]
+    argv += ["--sensor-keys", str(SENSOR_KEYS), "--sensor-submit-runs", "1", "--out", str(out)]
+    assert main(argv + skip) == 0
+    report = out.read_text()
+
+    for label in (
+        "rag-ingest cold",
+        "embedding-only floor",
+        "re-ingest, nothing changed",
+        "re-ingest, 1 object(s) changed",
+        "seed approach, EXTRAPOLATED from 2 docs",
+    ):
+        wall = _number(_row(report, label)[1])
+        assert wall >= 0 and wall == wall, (label, wall)
+    if skip:
+        assert "LlamaIndex: not installed" in report
+    else:
+        assert _number(_row(report, "LlamaIndex IngestionPipeline")[1]) > 0
+        assert re.search(rf"LlamaIndex: {DOCS} LlamaIndex documents|LlamaIndex: \d+ Llama", report)
+
+    assert f"- {DOCS} documents (corpus seed" in report
+    counts = re.search(r"(\d+) documents, (\d+) ok, (\d+) chunks", report)
+    assert counts and int(counts[1]) == DOCS and int(counts[2]) == DOCS and int(counts[3]) > 0
+    assert f"Embedding-only floor over {counts[3]} texts" in report
+    assert "1% changed: 1 run(s), 1 document(s)" in report
+    assert "Re-ingest unchanged: 0 run(s)" in report
+
+    assert f"first tick: registers all {SENSOR_KEYS:,}" in report
+    assert f"sensor tick, {SENSOR_KEYS:,} keys (steady): peak RSS MB" in report
+    for target in ("cold wall / embedding-only", "re-ingest unchanged / cold"):
+        assert re.search(
+            rf"\| {re.escape(target)} \| [\d.,%]+ \| .+ \| \*\*(met|missed)\*\* \|", report
+        )
