@@ -36,6 +36,9 @@ class PeerMeasure:
     over_window: int
     seconds: float
     read_seconds: float
+    # Word pieces of what it embeds, and how many of them the model actually reads (≤ 256 each).
+    tokens: int = 0
+    tokens_read: int = 0
 
     @property
     def over_window_share(self) -> float:
@@ -80,8 +83,11 @@ def run_llamaindex(
         qdrant.close()
     # What the model is fed: the node text with its embed-mode metadata, as LlamaIndex sends it.
     tokenizer = load_tokenizer()
-    over = sum(
-        len(tokenizer.encode(n.get_content(metadata_mode=MetadataMode.EMBED)).ids) > MAX_SEQ_LENGTH
-        for n in nodes
+    lengths = [
+        len(tokenizer.encode(n.get_content(metadata_mode=MetadataMode.EMBED)).ids) for n in nodes
+    ]
+    over = sum(n > MAX_SEQ_LENGTH for n in lengths)
+    read = sum(min(n, MAX_SEQ_LENGTH) for n in lengths)
+    return PeerMeasure(
+        len(keys), len(documents), len(nodes), over, seconds, read_seconds, sum(lengths), read
     )
-    return PeerMeasure(len(keys), len(documents), len(nodes), over, seconds, read_seconds)

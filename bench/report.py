@@ -160,7 +160,9 @@ def render(args: argparse.Namespace, res: dict[str, Any]) -> list[str]:
             f"LlamaIndex: {m.llama_documents} LlamaIndex documents (PDF: one per page), "
             f"{m.chunks} chunks, of which {m.over_window} ({m.over_window_share:.1%}) exceed "
             "the model's 256-token window (counted with the model's tokenizer on the text "
-            "LlamaIndex embeds, metadata included) and are silently truncated; reading "
+            "LlamaIndex embeds, metadata included) and are silently truncated: the model reads "
+            f"{m.tokens_read:,} of their {m.tokens:,} word pieces (rag-ingest embeds "
+            f"{p['last']['cold'].tokens:,}, none truncated). Reading "
             f"(download + SimpleDirectoryReader) took {_f(median([x.read_seconds for x in li]))}"
             " s.",
         ]
@@ -239,6 +241,11 @@ def _sensor(s: Any) -> list[str]:
             _f(s.first_tick.peak_rss_mb, 0),
         ],
         ["steady tick: nothing new", _f(s.steady_tick.seconds), _f(s.steady_tick.peak_rss_mb, 0)],
+        [
+            "steady tick − list only (the sensor's own work, estimated)",
+            _f(s.steady_tick.seconds - s.list_only.seconds),
+            "",
+        ],
         [f"add {s.keys:,} dynamic partitions (fresh instance)", _f(s.register_seconds), ""],
         ["load the code location for submission (once per daemon)", _f(s.workspace_seconds), ""],
         [f"create + submit (queue) {s.submitted_runs} run(s)", _f(s.submit_seconds), ""],
@@ -249,8 +256,11 @@ def _sensor(s: Any) -> list[str]:
         "",
         f"Peak RSS is the child process's VmHWM; before the tick it held "
         f"{_f(s.steady_tick.rss_before_mb, 0)} MB (imports of Dagster, boto3, the project). "
-        "Listing goes to moto, a Python server that is far slower than S3: the list-only row "
-        "bounds how much of the tick is the server.",
+        "Listing goes to moto, a Python server far slower than S3 at this: moto 5.2.5 lists and "
+        "sorts the whole bucket for every 1,000-key page, so a full listing grows with n²/1,000. "
+        "The list-only row is that cost alone. Create + submit goes through "
+        "`instance.create_run` as the sensor daemon does, which logs one planned event per asset "
+        "and partition of the run's range (SQLite event log here).",
     ]
 
 

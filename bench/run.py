@@ -123,6 +123,7 @@ def _profile(args: argparse.Namespace, endpoint: str, workdir: Path) -> str:
     from .pipeline import pipeline_env
 
     out = args.out.with_suffix(".profile.txt")
+    out.parent.mkdir(parents=True, exist_ok=True)
     with pipeline_env(endpoint, BUCKET, workdir) as env:
         try:
             from pyinstrument import Profiler
