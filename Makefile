@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup dev test lint corpus clean
+.PHONY: setup dev test lint corpus bench clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,11 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pyright
+
+# Side-by-side benchmark (hours at the default size; see bench/README or README.md).
+bench: setup
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench.run --docs 2000 --repeats 3 --out bench/RESULTS.md
 
 corpus: setup
 	$(BIN)/python scripts/make_sample_corpus.py

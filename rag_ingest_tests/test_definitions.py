@@ -91,7 +91,7 @@ def test_embed_backend_is_wired_from_the_environment(monkeypatch) -> None:  # ty
     monkeypatch.setenv("RAG_S3_BUCKET", "my-bucket")
     monkeypatch.setenv("RAG_EMBEDDER", "local")
     monkeypatch.setenv("RAG_EMBED_BACKEND", "openvino")
-    embedder = build_definitions(Settings.from_env()).resources["embedder"]
+    embedder = (build_definitions(Settings.from_env()).resources or {})["embedder"]
     assert isinstance(embedder, LocalEmbedder) and embedder.backend == "openvino"
     monkeypatch.setenv("RAG_EMBED_BACKEND", "cuda-please")
     try:
