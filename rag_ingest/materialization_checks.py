@@ -46,7 +46,8 @@ COLLECTION_CHECKS = [
 ]
 
 
-def _examples(items: Sequence[str]) -> dg.MetadataValue:
+def examples_json(items: Sequence[str]) -> dg.MetadataValue:
+    """The first :data:`EXAMPLES` items, as JSON metadata (lists can be 100k long)."""
     return dg.MetadataValue.json(list(items[:EXAMPLES]))
 
 
@@ -80,7 +81,7 @@ class EmbeddingAudit:
                     "documents_failing": len(self.bad_documents),
                     "non_unit_or_missing_vectors": self.non_unit,
                     "dimension": self.dimension,
-                    "examples": _examples(self.bad_documents),
+                    "examples": examples_json(self.bad_documents),
                 },
             ),
             dg.AssetCheckResult(
@@ -89,7 +90,7 @@ class EmbeddingAudit:
                 severity=dg.AssetCheckSeverity.WARN,
                 metadata={
                     "documents": len(self.zero_chunk),
-                    "examples": _examples(self.zero_chunk),
+                    "examples": examples_json(self.zero_chunk),
                 },
             ),
         ]
@@ -120,7 +121,7 @@ def duplicate_ids_result(ids: Iterable[str]) -> dg.AssetCheckResult:
         metadata={
             "point_ids": total,
             "duplicates": len(duplicates),
-            "examples": _examples(duplicates),
+            "examples": examples_json(duplicates),
         },
     )
 
@@ -141,6 +142,6 @@ def points_match_result(
         metadata={
             "documents_checked": len(expected),
             "documents_mismatched": len(wrong),
-            "examples": _examples(wrong),
+            "examples": examples_json(wrong),
         },
     )

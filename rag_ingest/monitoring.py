@@ -16,12 +16,12 @@ from rag_ingest.core.config import Settings
 from rag_ingest.core.cost import PriceTable, price_workload, render_markdown
 from rag_ingest.core.health import Drift, VectorSample, drift, norm_outliers
 from rag_ingest.embedders import Embedder
+from rag_ingest.materialization_checks import examples_json
 from rag_ingest.resources import DocumentRegistry, IntermediateStore, QdrantResource, S3Source
 from rag_ingest.usage import embedding_workload
 
 GROUP = "monitoring"
 BASELINE_PATH = "monitoring/embedding_baseline.json"
-EXAMPLES = 20
 HEALTH_CHECKS = [
     dg.AssetCheckSpec("points_match_recorded_chunks", asset="collection_health"),
     dg.AssetCheckSpec("no_orphan_points", asset="collection_health"),
@@ -35,10 +35,6 @@ class HealthConfig(dg.Config):
     max_sample_vectors: int = 2000
     drift_threshold: float = 0.1
     reset_baseline: bool = False
-
-
-def _examples(items: list[str]) -> dg.MetadataValue:
-    return dg.MetadataValue.json(items[:EXAMPLES])
 
 
 def _check(
@@ -117,15 +113,15 @@ def collection_health(
             dg.AssetCheckSeverity.WARN,
             points=sync.points,
             chunks_recorded=sync.chunks_recorded,
-            documents_with_other_point_counts=_examples(mismatched),
-            ingested_documents_without_points=_examples(sync.live_documents_missing),
+            documents_with_other_point_counts=examples_json(mismatched),
+            ingested_documents_without_points=examples_json(sync.live_documents_missing),
         ),
         _check(
             "no_orphan_points",
             sync.orphan_points == 0,
             dg.AssetCheckSeverity.WARN,
             orphan_points=sync.orphan_points,
-            orphan_documents=_examples(sync.orphan_documents),
+            orphan_documents=examples_json(sync.orphan_documents),
         ),
         _check(
             "vectors_are_sane",
