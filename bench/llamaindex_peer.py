@@ -4,6 +4,9 @@
 ``QdrantVectorStore``, all at LlamaIndex defaults (1,024-token chunks with 200 overlap counted by
 tiktoken, embed batches of 10), reading the objects the way ``llama-index-readers-s3`` does:
 download with boto3 into a temporary folder and load it with ``SimpleDirectoryReader``.
+
+``FITTED`` is the like-for-like variant: chunks small enough (tiktoken tokens, metadata included)
+that the model reads them whole, with rag-ingest's overlap, so both embed the same amount of text.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from rag_ingest.core.encoder import MAX_SEQ_LENGTH, load_tokenizer, model_dir
+
+# SentenceSplitter(chunk_size=..., chunk_overlap=...) for the like-for-like run.
+FITTED = (200, 32)
 
 
 def available() -> bool:
@@ -53,8 +59,14 @@ def load_embedder() -> Any:
 
 
 def run_llamaindex(
-    client: Any, bucket: str, keys: Sequence[str], workdir: Path, embed_model: Any
+    client: Any,
+    bucket: str,
+    keys: Sequence[str],
+    workdir: Path,
+    embed_model: Any,
+    splitter: tuple[int, int] | None = None,
 ) -> PeerMeasure:
+    """One ingestion; ``splitter``: SentenceSplitter (chunk_size, chunk_overlap), else defaults."""
     from llama_index.core import SimpleDirectoryReader
     from llama_index.core.ingestion import IngestionPipeline
     from llama_index.core.node_parser import SentenceSplitter
@@ -73,8 +85,11 @@ def run_llamaindex(
                 client.download_file(bucket, key, str(target))
             documents = SimpleDirectoryReader(tmp, recursive=True).load_data()
         read_seconds = time.perf_counter() - started
+        split = SentenceSplitter()
+        if splitter:
+            split = SentenceSplitter(chunk_size=splitter[0], chunk_overlap=splitter[1])
         pipeline = IngestionPipeline(
-            transformations=[SentenceSplitter(), embed_model],
+            transformations=[split, embed_model],
             vector_store=QdrantVectorStore(client=qdrant, collection_name="documents"),
         )
         nodes = pipeline.run(documents=documents)

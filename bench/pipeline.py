@@ -168,7 +168,9 @@ def _add_run_metadata(measure: SyncMeasure, outcome: dg.ExecuteInProcessResult) 
 
 
 @contextmanager
-def pipeline_env(endpoint: str, bucket: str, workdir: Path) -> Iterator[PipelineEnv]:
+def pipeline_env(
+    endpoint: str, bucket: str, workdir: Path, partitions_per_run: int = 200
+) -> Iterator[PipelineEnv]:
     """A fresh Dagster instance (temp DAGSTER_HOME) and fresh local state under ``workdir``."""
     workdir.mkdir(parents=True, exist_ok=True)
     resources: dict[str, Any] = {
@@ -181,4 +183,4 @@ def pipeline_env(endpoint: str, bucket: str, workdir: Path) -> Iterator[Pipeline
     home = workdir / "dagster_home"
     home.mkdir(exist_ok=True)
     with dg.instance_for_test(temp_dir=str(home)) as instance:
-        yield PipelineEnv(instance=instance, resources=resources, data_dir=workdir)
+        yield PipelineEnv(instance, resources, workdir, partitions_per_run)

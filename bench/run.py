@@ -26,7 +26,7 @@ from .common import REPO, Stopwatch, median, moto_server, s3_client
 from .corpus import make_corpus, make_document, upload
 
 BUCKET = "bench-corpus"
-SCENARIOS = ("llamaindex", "seed", "sensor")
+SCENARIOS = ("llamaindex", "seed", "floor", "sensor")
 CHANGED_SHARE = 0.01
 
 
@@ -40,6 +40,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sensor-keys", type=int, default=100_000, help="keys for the sensor scenario")
     p.add_argument("--sensor-submit-runs", type=int, default=5, help="runs really submitted")
     p.add_argument("--seed", type=int, default=7, help="corpus seed")
+    p.add_argument(
+        "--partitions-per-run", type=int, default=200, help="documents per ingest run (sensor)"
+    )
+    p.add_argument(
+        "--metadata-registered",
+        type=int,
+        default=20_000,
+        help="partitions on the instance for the per-partition metadata before/after",
+    )
     p.add_argument("--skip", default="", help=f"comma-separated, of: {', '.join(SCENARIOS)}")
     p.add_argument("--profile", action="store_true", help="profile one extra cold ingest")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
@@ -81,7 +90,7 @@ def _pipeline(args: argparse.Namespace, endpoint: str, client: Any, tmp: Path) -
     rows: dict[str, list[float]] = defaultdict(list)
     last: Any = None
     for r in range(args.repeats):
-        with pipeline_env(endpoint, BUCKET, tmp / f"pipeline-{r}") as env:
+        with pipeline_env(endpoint, BUCKET, tmp / f"pipeline-{r}", args.partitions_per_run) as env:
             cold = env.sync()
             texts = env.chunk_texts()
             with Stopwatch() as floor:
@@ -124,7 +133,7 @@ def _profile(args: argparse.Namespace, endpoint: str, workdir: Path) -> str:
 
     out = args.out.with_suffix(".profile.txt")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with pipeline_env(endpoint, BUCKET, workdir) as env:
+    with pipeline_env(endpoint, BUCKET, workdir, args.partitions_per_run) as env:
         try:
             from pyinstrument import Profiler
 
@@ -181,17 +190,28 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"seed: {median([m.seconds for m in runs]):.1f}s for {len(subset)} documents")
         if "llamaindex" not in args.skip:
             from . import llamaindex_peer
+            from .llamaindex_peer import FITTED
 
             if llamaindex_peer.available():
                 model = llamaindex_peer.load_embedder()
-                results["llamaindex"] = [
-                    llamaindex_peer.run_llamaindex(client, BUCKET, keys, tmp / f"li-{r}", model)
-                    for r in range(args.repeats)
-                ]
-                _say(f"llamaindex: {median([m.seconds for m in results['llamaindex']]):.1f}s")
+                for name, splitter in (("llamaindex", None), ("llamaindex_fit", FITTED)):
+                    results[name] = [
+                        llamaindex_peer.run_llamaindex(
+                            client, BUCKET, keys, tmp / f"{name}-{r}", model, splitter
+                        )
+                        for r in range(args.repeats)
+                    ]
+                    _say(f"{name}: {median([m.seconds for m in results[name]]):.1f}s")
             else:
                 results["llamaindex_missing"] = True
                 _say("llamaindex: not installed, skipped")
+        if "floor" not in args.skip:
+            from .dagster_floor import run_floor, run_metadata
+
+            per_run = args.partitions_per_run
+            results["floor"] = run_floor(args.docs, per_run)
+            results["metadata"] = run_metadata(args.metadata_registered, per_run)
+            _say(f"dagster floor: {results['floor'].per_document * 1000:.0f} ms per document")
         if "sensor" not in args.skip:
             from .sensor_scale import run_scale
 

@@ -39,6 +39,7 @@ from rag_ingest.materialization_checks import (
     points_match_result,
 )
 from rag_ingest.modal_embedder import EmbeddingError
+from rag_ingest.partition_metadata import PartitionMetadata
 from rag_ingest.partitions import documents_partitions
 from rag_ingest.resources import DocumentRegistry, IntermediateStore, QdrantResource, S3Source
 from rag_ingest.windows import affected_keys, windows
@@ -103,6 +104,7 @@ def raw_documents(
     storage: IntermediateStore,
 ) -> dg.MaterializeResult:
     keys = context.partition_keys
+    per_doc = PartitionMetadata(context, keys)
     known = registry.registry.lookup(keys)
     started = time.perf_counter()
 
@@ -132,11 +134,12 @@ def raw_documents(
             }
             if info.pages is not None:
                 meta["pages"] = info.pages
-            context.add_asset_metadata(meta, partition_key=key)
+            per_doc.add(key, meta)
             if info.status != "ok":
                 failures.append(Outcome(key, info.status, info.reason))
                 context.log.warning(f"{info.source or key}: {info.status}: {info.reason}")
     registry.registry.record(failures)
+    per_doc.flush()
     return dg.MaterializeResult(
         metadata={
             "run_documents": len(keys),
@@ -165,8 +168,10 @@ def chunks(
     context: dg.AssetExecutionContext, config: ChunkingConfig, storage: IntermediateStore
 ) -> dg.MaterializeResult:
     started = time.perf_counter()
+    keys = context.partition_keys
+    per_doc = PartitionMetadata(context, keys)
     total_chunks = total_tokens = 0
-    for key in context.partition_keys:
+    for key in keys:
         info, blocks = rec.load_blocks(storage.store.read(_path("raw_documents", key)))
         doc_chunks = chunk_document(info, blocks, config.max_tokens, config.overlap_tokens)
         storage.store.write(_path("chunks", key), rec.dump_chunks(info, doc_chunks))
@@ -178,10 +183,11 @@ def chunks(
             "token_count": tokens,
             "max_chunk_tokens": max((c.token_count for c in doc_chunks), default=0),
         }
-        context.add_asset_metadata(meta, partition_key=key)
+        per_doc.add(key, meta)
+    per_doc.flush()
     return dg.MaterializeResult(
         metadata={
-            "run_documents": len(context.partition_keys),
+            "run_documents": len(keys),
             "run_chunks": total_chunks,
             "run_tokens": total_tokens,
             "run_seconds": round(time.perf_counter() - started, 3),
@@ -206,13 +212,13 @@ def embeddings(
     totals: Counter[str] = Counter()
     embed_seconds = gpu_seconds = cost = 0.0
     audit = EmbeddingAudit(embedder.dimension)
+    keys = context.partition_keys
+    per_doc = PartitionMetadata(context, keys)
 
     def read(key: str) -> tuple[rec.DocumentInfo, list[Chunk]]:
         return rec.load_chunks(storage.store.read(_path("chunks", key)))
 
-    for window in windows(
-        context.partition_keys, read, lambda item: len(item[1]), EMBED_WINDOW_TEXTS
-    ):
+    for window in windows(keys, read, lambda item: len(item[1]), EMBED_WINDOW_TEXTS):
         texts = [c.text for _, (_, doc_chunks) in window for c in doc_chunks]
         try:
             vectors, stats = embedder.embed(texts)
@@ -241,16 +247,16 @@ def embeddings(
             tokens = sum(c.token_count for c in doc_chunks)
             totals["texts"] += len(doc_chunks)
             totals["tokens"] += tokens
-            context.add_asset_metadata(
-                _doc_metadata(info) | {"vectors": len(doc_chunks), "token_count": tokens},
-                partition_key=key,
+            per_doc.add(
+                key, _doc_metadata(info) | {"vectors": len(doc_chunks), "token_count": tokens}
             )
+    per_doc.flush()
     return dg.MaterializeResult(
         metadata={
             "model": embedder.model_name,
             "dimension": embedder.dimension,
             "backend": type(embedder).__name__,
-            "run_documents": len(context.partition_keys),
+            "run_documents": len(keys),
             "run_texts": totals["texts"],
             "run_tokens": totals["tokens"],
             "run_batches": totals["batches"],
@@ -284,6 +290,8 @@ def qdrant_collection(
     embedder: Embedder,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     started = time.perf_counter()
+    keys = context.partition_keys
+    per_doc = PartitionMetadata(context, keys)
     written = removed = 0
     point_ids: list[str] = []
     expected: dict[str, int] = {}
@@ -313,20 +321,14 @@ def qdrant_collection(
                 metadata=dict(dim_check.metadata),
             )
         ensure_collection(client, qdrant.collection, embedder.dimension)
-        window_iter = windows(
-            context.partition_keys, read, lambda doc: len(doc.chunks), EMBED_WINDOW_TEXTS
-        )
-        for window in window_iter:
+        for window in windows(keys, read, lambda doc: len(doc.chunks), EMBED_WINDOW_TEXTS):
             current = registry.registry.lookup(key for key, _ in window)
             fresh = [(k, d) for k, d in window if not is_superseded(d.info, current.get(k))]
             fresh_keys = {k for k, _ in fresh}
             superseded += len(window) - len(fresh)
             for key, doc in window:
                 if key not in fresh_keys:
-                    context.add_asset_metadata(
-                        _doc_metadata(doc.info) | {"points": 0, "skipped": SUPERSEDED},
-                        partition_key=key,
-                    )
+                    per_doc.add(key, _doc_metadata(doc.info) | {"points": 0, "skipped": SUPERSEDED})
             stats = replace_documents(
                 client, qdrant.collection, [d for _, d in fresh], qdrant.upsert_batch_size
             )
@@ -340,15 +342,14 @@ def qdrant_collection(
                 outcomes.append(Outcome(key, info.status, info.reason, info.etag, len(doc.chunks)))
                 expected[info.doc_id] = len(doc.chunks)
                 point_ids.extend(point_id(info.doc_id, info.etag, c.index) for c in doc.chunks)
-                context.add_asset_metadata(
-                    _doc_metadata(info) | {"points": len(doc.chunks)}, partition_key=key
-                )
+                per_doc.add(key, _doc_metadata(info) | {"points": len(doc.chunks)})
             registry.registry.record(outcomes)
+    per_doc.flush()
     yield dg.MaterializeResult(
         metadata={
             "collection": qdrant.collection,
             "qdrant_mode": "embedded" if qdrant.is_local else "server",
-            "run_documents": len(context.partition_keys),
+            "run_documents": len(keys),
             "run_points_written": written,
             "run_stale_points_removed": removed,
             "run_superseded_documents": superseded,

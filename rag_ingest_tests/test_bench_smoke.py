@@ -36,6 +36,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     peer_missing = not llamaindex_peer.available()
     argv = ["--docs", str(DOCS), "--repeats", "1", "--seed-subset", "2"]
     argv += ["--sensor-keys", str(SENSOR_KEYS), "--sensor-submit-runs", "1", "--out", str(out)]
+    argv += ["--partitions-per-run", "4", "--metadata-registered", "50"]
     assert main(argv) == 0
     report = out.read_text()
 
@@ -52,14 +53,23 @@ def test_bench_smoke(tmp_path: Path) -> None:
         assert "LlamaIndex: not installed" in report
         assert "| LlamaIndex IngestionPipeline" not in report
     else:
-        assert _number(_row(report, "LlamaIndex IngestionPipeline")[1]) > 0
-        assert re.search(rf"LlamaIndex: {DOCS} LlamaIndex documents|LlamaIndex: \d+ Llama", report)
+        for variant in ("defaults", "fitted chunks"):
+            label = f"LlamaIndex IngestionPipeline ({variant})"
+            assert _number(_row(report, label)[1]) > 0
+            assert re.search(rf"{re.escape(label)}: \d+ LlamaIndex documents", report)
 
     assert f"- {DOCS} documents (corpus seed" in report
     counts = re.search(r"(\d+) documents, (\d+) ok, (\d+) chunks", report)
     assert counts and int(counts[1]) == DOCS and int(counts[2]) == DOCS and int(counts[3]) > 0
     assert f"Embedding-only floor over {counts[3]} texts" in report
     assert "1% changed: 1 run(s), 1 document(s)" in report
+    # 6 documents at 4 per run: the sensor asks for two runs, and so does the Dagster floor.
+    assert "Cold ingest (last repeat): 2 run(s)" in report
+    floor = _row(report, f"4 no-op assets, {DOCS} partitions in 2 range run(s)")
+    assert _number(floor[1]) > 0 and _number(floor[2]) > 0
+    public = _row(report, "per-partition metadata, 1 asset, 4 partitions, 50 registered")
+    collector = _row(report, "… the same with rag_ingest.partition_metadata")
+    assert _number(public[1]) > 0 and _number(collector[1]) > 0
     assert "Re-ingest unchanged: 0 run(s)" in report
 
     assert f"first tick: registers all {SENSOR_KEYS:,}" in report

@@ -1,0 +1,127 @@
+"""Dagster's own cost per document: the ingestion job's shape with asset bodies that do nothing.
+
+Four chained assets on the project's partitions definition and backfill policy, range runs of
+``per_run`` partitions executed in process on a fresh SQLite instance, each body attaching one
+metadata entry per partition as the real assets do. What remains is run creation (one planned
+event per asset and partition), step orchestration and storing one materialization per asset
+and partition: the floor under any design with one partition per document.
+
+A second measurement shows the profile-driven change in ``rag_ingest.partition_metadata``: one
+asset attaching per-partition metadata with Dagster's public ``add_asset_metadata`` (which lists
+every registered partition on each call) against the project's collector, on an instance that
+holds ``registered`` partitions.
+"""
+
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+from .common import Stopwatch
+
+ASSETS = ("raw_documents", "chunks", "embeddings", "qdrant_collection")
+
+
+@dataclass
+class FloorMeasure:
+    documents: int
+    runs: int
+    seconds: float
+
+    @property
+    def per_document(self) -> float:
+        return self.seconds / self.documents if self.documents else float("nan")
+
+
+@dataclass
+class MetadataMeasure:
+    registered: int
+    partitions: int
+    public_seconds: float
+    collector_seconds: float
+
+
+def _chain(mode: str) -> list[Any]:
+    import dagster as dg
+
+    from rag_ingest.assets import BACKFILL_POLICY
+    from rag_ingest.partition_metadata import PartitionMetadata
+    from rag_ingest.partitions import documents_partitions
+
+    def make(name: str, upstream: Any) -> Any:
+        @dg.asset(
+            name=name,
+            partitions_def=documents_partitions,
+            backfill_policy=BACKFILL_POLICY,
+            deps=[upstream] if upstream is not None else [],
+        )
+        def body(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+            keys = context.partition_keys
+            if mode == "public":
+                for key in keys:
+                    context.add_asset_metadata({"status": "ok"}, partition_key=key)
+            else:
+                per_doc = PartitionMetadata(context, keys)
+                for key in keys:
+                    per_doc.add(key, {"status": "ok"})
+                per_doc.flush()
+            return dg.MaterializeResult(metadata={"run_documents": len(keys)})
+
+        return body
+
+    assets: list[Any] = []
+    for name in ASSETS if mode == "chain" else ASSETS[:1]:
+        assets.append(make(name, assets[-1] if assets else None))
+    return assets
+
+
+def _run_ranges(instance: Any, assets: list[Any], keys: list[str], per_run: int) -> int:
+    import dagster as dg
+
+    from .pipeline import QUIET_LOGS
+
+    runs = 0
+    for start in range(0, len(keys), per_run):
+        part = keys[start : start + per_run]
+        result = dg.materialize(
+            assets,
+            instance=instance,
+            run_config=QUIET_LOGS,
+            tags={
+                "dagster/asset_partition_range_start": part[0],
+                "dagster/asset_partition_range_end": part[-1],
+            },
+        )
+        assert result.success
+        runs += 1
+    return runs
+
+
+def run_floor(documents: int, per_run: int) -> FloorMeasure:
+    """The four-asset chain over ``documents`` fresh partitions, ``per_run`` per run."""
+    import dagster as dg
+
+    from rag_ingest.partitions import DOCUMENTS_PARTITION
+
+    keys = [f"floor-{i:07d}" for i in range(documents)]
+    with tempfile.TemporaryDirectory() as home, dg.instance_for_test(temp_dir=home) as instance:
+        instance.add_dynamic_partitions(DOCUMENTS_PARTITION, keys)
+        with Stopwatch() as sw:
+            runs = _run_ranges(instance, _chain("chain"), keys, per_run)
+    return FloorMeasure(documents, runs, sw.seconds)
+
+
+def run_metadata(registered: int, partitions: int) -> MetadataMeasure:
+    """One asset, one run of ``partitions`` keys, on an instance holding ``registered`` keys."""
+    import dagster as dg
+
+    from rag_ingest.partitions import DOCUMENTS_PARTITION
+
+    keys = [f"meta-{i:07d}" for i in range(max(registered, partitions))]
+    seconds: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as home, dg.instance_for_test(temp_dir=home) as instance:
+        instance.add_dynamic_partitions(DOCUMENTS_PARTITION, keys)
+        for mode in ("public", "collector"):
+            with Stopwatch() as sw:
+                _run_ranges(instance, _chain(mode), keys[:partitions], partitions)
+            seconds[mode] = sw.seconds
+    return MetadataMeasure(len(keys), partitions, seconds["public"], seconds["collector"])
