@@ -24,6 +24,25 @@ REPO = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 
 
+@contextmanager
+def env_vars(**values: str | None) -> Iterator[None]:
+    """Set (or, with None, unset) environment variables for the block; restore them after."""
+    saved = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -210,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
 
             per_run = args.partitions_per_run
             results["floor"] = run_floor(args.docs, per_run)
+            results["floor_subset"] = run_floor(args.docs, per_run, subset_planned=True)
             results["metadata"] = run_metadata(args.metadata_registered, per_run)
             _say(f"dagster floor: {results['floor'].per_document * 1000:.0f} ms per document")
         if "sensor" not in args.skip:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .common import REGION, REPO, Stopwatch, proc_status_mb
+from .common import REGION, REPO, Stopwatch, env_vars, proc_status_mb
 
 PREFIX = "scale/"
 # Submitted runs wait in the queue; nothing executes them. This is what the daemon's sensor
@@ -40,6 +40,8 @@ class TickMeasure:
     listed: int
     cursor: str | None = None
     runs: list[dict[str, Any]] = field(default_factory=list)
+    # "memory" mode only: the first tick's seconds (``seconds`` is then the steady tick's).
+    first_seconds: float = 0.0
 
 
 @dataclass
@@ -55,13 +57,19 @@ class ScaleMeasure:
     submit_seconds: float
     submitted_runs: int
     requested_runs: int
+    # The same number of further runs created with one planned event per asset (see
+    # ``dagster_floor.SUBSET_PLANNED_ENV``).
+    subset_submit_seconds: float = 0.0
+    # Both ticks again on a fresh registry and instance, the listing served from memory: the
+    # sensor's own work without moto's listing cost.
+    memory: TickMeasure | None = None
 
-    @property
-    def submit_all_seconds(self) -> float:
+    def submit_all_seconds(self, subset_planned: bool = False) -> float:
         """Extrapolated from the submitted sample to every requested run."""
         if not self.submitted_runs:
             return 0.0
-        return self.submit_seconds / self.submitted_runs * self.requested_runs
+        seconds = self.subset_submit_seconds if subset_planned else self.submit_seconds
+        return seconds / self.submitted_runs * self.requested_runs
 
 
 def populate(client: Any, bucket: str, n: int) -> str:
@@ -112,6 +120,10 @@ def run_scale(
     list_only = _child("list", home, endpoint, bucket, None)
     first = _child("tick", home, endpoint, bucket, None)
     steady = _child("tick", home, endpoint, bucket, first.cursor)
+    memory_home = workdir / "memory" / "dagster_home"
+    memory_home.mkdir(parents=True, exist_ok=True)
+    (memory_home / "dagster.yaml").write_text(INSTANCE_YAML)
+    memory = _child("memory", memory_home, endpoint, bucket, None)
 
     (workdir / "fresh_home").mkdir(exist_ok=True)
     with dg.instance_for_test(temp_dir=str(workdir / "fresh_home")) as fresh:
@@ -119,38 +131,36 @@ def run_scale(
         with Stopwatch() as register:
             fresh.add_dynamic_partitions(DOCUMENTS_PARTITION, keys)
     instance = dg.DagsterInstance.from_config(str(home))
+    sample = first.runs[:max_submit]
+    subset_sample = first.runs[max_submit : 2 * max_submit]
     # The code location resolves its resources' EnvVars when planning a run, as a deployment
     # would with these set.
-    saved = {k: os.environ.get(k) for k in ("RAG_S3_BUCKET", "RAG_S3_ENDPOINT_URL")}
-    os.environ.update(RAG_S3_BUCKET=bucket, RAG_S3_ENDPOINT_URL=endpoint)
     try:
-        submitted, workspace_seconds, submit_seconds = submit_runs(
-            instance, first.runs[:max_submit]
-        )
+        with env_vars(RAG_S3_BUCKET=bucket, RAG_S3_ENDPOINT_URL=endpoint):
+            workspace_seconds, seconds = submit_runs(instance, [sample, subset_sample])
     finally:
         instance.dispose()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return ScaleMeasure(
         n, setup.seconds, method, list_only, first, steady, register.seconds, workspace_seconds,
-        submit_seconds, submitted, len(first.runs),
+        seconds[0], len(sample), len(first.runs),
+        seconds[1] if len(subset_sample) == len(sample) else 0.0, memory,
     )  # fmt: skip
 
 
-def submit_runs(instance: Any, runs: list[dict[str, Any]]) -> tuple[int, float, float]:
+def submit_runs(instance: Any, samples: list[list[dict[str, Any]]]) -> tuple[float, list[float]]:
     """Create and submit (enqueue, not execute) one run per request, as the sensor daemon does
-    (``dagster._daemon.sensor._create_sensor_run`` then ``instance.submit_run``).
+    (``dagster._daemon.sensor._create_sensor_run`` then ``instance.submit_run``); the second
+    sample with one planned event per asset (``SUBSET_PLANNED_ENV``).
 
-    Returns the run count, the seconds to load the code location (once per daemon process, so
-    kept apart) and the seconds to create and submit the runs.
+    Returns the seconds to load the code location (once per daemon process, so kept apart)
+    and, per sample, the seconds to create and submit its runs.
     """
-    loading = time.perf_counter()
     from dagster._core.test_utils import in_process_test_workspace
     from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
+    from .dagster_floor import SUBSET_PLANNED_ENV
+
+    loading = time.perf_counter()
     origin = LoadableTargetOrigin(
         module_name="rag_ingest.definitions", attribute="defs", working_directory=str(REPO)
     )
@@ -161,33 +171,36 @@ def submit_runs(instance: Any, runs: list[dict[str, Any]]) -> tuple[int, float, 
         repo = next(iter(location.get_repositories().values()))
         job = repo.get_full_job("ingest_documents")
         workspace_seconds = time.perf_counter() - loading
-        started = time.perf_counter()
-        for request in runs:
-            plan = location.get_execution_plan(
-                job, {}, step_keys_to_execute=None, known_state=None, instance=instance
-            )
-            run = instance.create_run(
-                job_name=job.name,
-                run_id=None,
-                run_config={},
-                resolved_op_selection=job.resolved_op_selection,
-                step_keys_to_execute=None,
-                status=None,
-                op_selection=None,
-                root_run_id=None,
-                parent_run_id=None,
-                tags={**request["tags"], "dagster/run_key": request["run_key"]},
-                job_snapshot=job.job_snapshot,
-                execution_plan_snapshot=plan.execution_plan_snapshot,
-                parent_job_snapshot=job.parent_job_snapshot,
-                remote_job_origin=job.get_remote_origin(),
-                job_code_origin=job.get_python_origin(),
-                asset_selection=None,
-                asset_check_selection=None,
-                asset_graph=repo.asset_graph,
-            )
-            instance.submit_run(run.run_id, workspace)
-        return len(runs), workspace_seconds, time.perf_counter() - started
+        seconds = []
+        for i, sample in enumerate(samples):
+            with env_vars(**{SUBSET_PLANNED_ENV: "true" if i else None}), Stopwatch() as sw:
+                for request in sample:
+                    plan = location.get_execution_plan(
+                        job, {}, step_keys_to_execute=None, known_state=None, instance=instance
+                    )
+                    run = instance.create_run(
+                        job_name=job.name,
+                        run_id=None,
+                        run_config={},
+                        resolved_op_selection=job.resolved_op_selection,
+                        step_keys_to_execute=None,
+                        status=None,
+                        op_selection=None,
+                        root_run_id=None,
+                        parent_run_id=None,
+                        tags={**request["tags"], "dagster/run_key": request["run_key"]},
+                        job_snapshot=job.job_snapshot,
+                        execution_plan_snapshot=plan.execution_plan_snapshot,
+                        parent_job_snapshot=job.parent_job_snapshot,
+                        remote_job_origin=job.get_remote_origin(),
+                        job_code_origin=job.get_python_origin(),
+                        asset_selection=None,
+                        asset_check_selection=None,
+                        asset_graph=repo.asset_graph,
+                    )
+                    instance.submit_run(run.run_id, workspace)
+            seconds.append(sw.seconds)
+        return workspace_seconds, seconds
 
 
 def _child_main(args: argparse.Namespace) -> None:
@@ -210,7 +223,17 @@ def _child_main(args: argparse.Namespace) -> None:
         registry = Registry(f"sqlite:///{Path(args.home).parent / 'registry.sqlite'}")
         source = S3Source(bucket=args.bucket, endpoint_url=args.endpoint, region_name=REGION)
         instance = dg.DagsterInstance.from_config(args.home)
-        with dg.build_sensor_context(instance=instance, cursor=args.cursor or None) as context:
+        cursor = args.cursor or None
+        if args.mode == "memory":
+            from rag_ingest import sensors
+
+            listing = list(list_objects(source.client, args.bucket, PREFIX))
+            sensors.list_objects = lambda *_args, **_kwargs: iter(listing)
+            with dg.build_sensor_context(instance=instance) as context:
+                started = time.perf_counter()
+                cursor = evaluate_tick(context, source, registry, PREFIX, 10**9, 200).cursor
+                result["first_seconds"] = time.perf_counter() - started
+        with dg.build_sensor_context(instance=instance, cursor=cursor) as context:
             started = time.perf_counter()
             tick = evaluate_tick(context, source, registry, PREFIX, 10**9, 200)
             seconds = time.perf_counter() - started
@@ -230,7 +253,7 @@ def _child_main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["list", "tick"])
+    parser.add_argument("mode", choices=["list", "tick", "memory"])
     parser.add_argument("--home", required=True)
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--bucket", required=True)

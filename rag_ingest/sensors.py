@@ -37,6 +37,7 @@ RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 PREFIX_TAG = "rag_ingest/prefix"
 REMOVALS_PER_RUN = 1000
+PARTITIONS_PER_ADD = 5000
 _ACTIVE = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -74,9 +75,13 @@ def _settle_partitions(
     move = [doc_id for doc_id in ingest_ids if doc_id in present and doc_id not in pinned]
     for doc_id in move:
         instance.delete_dynamic_partition(DOCUMENTS_PARTITION, doc_id)
-    add = [doc_id for doc_id in ingest_ids if doc_id not in present or doc_id in set(move)]
-    if add:
-        instance.add_dynamic_partitions(DOCUMENTS_PARTITION, add)
+    moved = set(move)
+    add = [doc_id for doc_id in ingest_ids if doc_id not in present or doc_id in moved]
+    # In slices: Dagster builds one parameter row per key, ~80 MB for a 100k-object burst.
+    for start in range(0, len(add), PARTITIONS_PER_ADD):
+        instance.add_dynamic_partitions(
+            DOCUMENTS_PARTITION, add[start : start + PARTITIONS_PER_ADD]
+        )
     return list(instance.get_dynamic_partitions(DOCUMENTS_PARTITION) if add else ordered)
 
 

@@ -67,12 +67,17 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert "Cold ingest (last repeat): 2 run(s)" in report
     floor = _row(report, f"4 no-op assets, {DOCS} partitions in 2 range run(s)")
     assert _number(floor[1]) > 0 and _number(floor[2]) > 0
+    subset = _row(report, "… the same with DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true")
+    assert _number(subset[1]) > 0
     public = _row(report, "per-partition metadata, 1 asset, 4 partitions, 50 registered")
     collector = _row(report, "… the same with rag_ingest.partition_metadata")
     assert _number(public[1]) > 0 and _number(collector[1]) > 0
     assert "Re-ingest unchanged: 0 run(s)" in report
 
     assert f"first tick: registers all {SENSOR_KEYS:,}" in report
+    # One sampled submission each way (--sensor-submit-runs 1), the rest extrapolated.
+    assert _number(_row(report, "create + submit (queue) 1 run(s)")[1]) > 0
+    assert _number(_row(report, "create + submit 1 further run(s), one planned event")[1]) > 0
     assert f"sensor tick, {SENSOR_KEYS:,} keys (steady): peak RSS MB" in report
     for target in ("cold wall / embedding-only", "re-ingest unchanged / cold"):
         assert re.search(

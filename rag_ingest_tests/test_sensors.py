@@ -6,6 +6,8 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from rag_ingest import sensors as sensors_module
+from rag_ingest.core import registry as registry_module
 from rag_ingest.core.config import Settings
 from rag_ingest.core.keys import partition_key
 from rag_ingest.partitions import DOCUMENTS_PARTITION
@@ -117,8 +119,11 @@ def test_one_sensor_per_prefix_running_only_when_a_bucket_is_set() -> None:
 
 @pytest.mark.slow
 def test_a_burst_of_10000_objects_becomes_tens_of_runs(
-    s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path
+    s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Registry rows and partitions are written in slices; uneven ones here, to cover the seams.
+    monkeypatch.setattr(registry_module, "INSERT_BATCH", 700)
+    monkeypatch.setattr(sensors_module, "PARTITIONS_PER_ADD", 700)
     keys = [f"burst/{i // 100:03d}/{i:05d}.txt" for i in range(10_000)]
     _put_many(s3_client, bucket, keys)
     with dg.instance_for_test() as instance:
@@ -131,3 +136,5 @@ def test_a_burst_of_10000_objects_becomes_tens_of_runs(
         covered = _covered(first, ordered) + _covered(second, ordered)
         assert sorted(covered) == sorted(partition_key(bucket, k) for k in keys)
         assert harness.registry.status_counts() == {"pending": 10_000}
+        seqs = [seq for _, seq, _ in harness.registry.requested_after(0, bucket, "")]
+        assert seqs == list(range(1, 10_001))
