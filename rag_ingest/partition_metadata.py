@@ -37,9 +37,6 @@ class PartitionMetadata:
             )
         self._entries.setdefault(partition_key, {}).update(metadata)
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
     def flush(self) -> None:
         """Attach everything collected to the partitions' materializations (once per step)."""
         if not self._entries:

@@ -8,9 +8,11 @@ import pytest
 
 from rag_ingest import partition_metadata
 from rag_ingest.partition_metadata import PartitionMetadata
+from rag_ingest.sensors import RANGE_END_TAG, RANGE_START_TAG
 
 PARTS = dg.DynamicPartitionsDefinition(name="pm_test")
 KEYS = [f"doc-{i:03d}" for i in range(30)]
+RANGE = {RANGE_START_TAG: KEYS[0], RANGE_END_TAG: KEYS[-1]}  # one run over every key
 
 
 def _asset(mode: str) -> dg.AssetsDefinition:
@@ -55,10 +57,7 @@ def _run(
     result = dg.materialize(
         [_asset(mode)],
         instance=instance,
-        tags={
-            "dagster/asset_partition_range_start": KEYS[0],
-            "dagster/asset_partition_range_end": KEYS[-1],
-        },
+        tags=RANGE,
         raise_on_error=False,
     )
     monkeypatch.undo()
@@ -112,9 +111,6 @@ def test_falls_back_to_the_public_call(
     result = dg.materialize(
         [_asset("collector")],
         instance=instance,
-        tags={
-            "dagster/asset_partition_range_start": KEYS[0],
-            "dagster/asset_partition_range_end": KEYS[-1],
-        },
+        tags=RANGE,
     )
     assert _metadata(result)[KEYS[7]]["key_again"] == KEYS[7]
