@@ -33,6 +33,10 @@ class Chunk:
     page: int | None = None
     heading: str | None = None
 
+    def extra_metadata(self) -> dict[str, object]:
+        """Payload fields beyond the standard ones (none yet)."""
+        return {}
+
 
 def _break_score(text: str, prev_end: int, next_start: int) -> int:
     """How good a cut is between a token ending at ``prev_end`` and one starting at

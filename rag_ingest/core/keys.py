@@ -60,6 +60,20 @@ def partition_key(bucket: str, key: str) -> str:
     return f"{slug}~{digest}" if slug else digest
 
 
+def doc_hash(doc_id: str) -> str:
+    """The 16 hex digits of a document id's key hash (its last 16 characters)."""
+    return doc_id[-_HASH_HEX:]
+
+
+def key_hash(doc_id: str) -> int:
+    """The first 16 bits of a document's key hash, 0..65535: where it sits in the key space.
+
+    Shards are contiguous ranges of this number, and the vector store indexes it, so one shard's
+    points can be counted and scanned without knowing its documents.
+    """
+    return int(doc_hash(doc_id)[:4], 16)
+
+
 def is_partition_key(value: str) -> bool:
     """Whether ``value`` has the shape of a key made by :func:`partition_key`."""
     return bool(PARTITION_KEY_PATTERN.match(value))

@@ -1,0 +1,207 @@
+"""The vector-store boundary: what the pipeline needs from Qdrant, whichever engine holds it.
+
+Two implementations live beside this module: the Qdrant client (a server by URL + API key, or
+qdrant-client's local mode under a folder) and Qdrant Edge (Qdrant's engine embedded in this
+process, one shard per folder). Every caller goes through :class:`VectorStore`; the same
+contract tests run against each implementation.
+
+Points follow LangChain's ``QdrantVectorStore`` layout (``page_content`` + ``metadata``) with
+one unnamed cosine vector, so existing retrievers can read a server collection as is. Two
+payload fields are indexed: ``metadata.doc_id`` (keyword: replace and delete one document's
+points) and ``metadata.key_hash`` (integer, the first 16 bits of the document's key hash: count
+and scan the documents of one key-space shard).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from rag_ingest.core.chunking import Chunk
+from rag_ingest.core.keys import key_hash, point_id
+from rag_ingest.core.records import DocumentInfo
+
+DOC_ID_FIELD = "metadata.doc_id"
+KEY_HASH_FIELD = "metadata.key_hash"
+# An inclusive range of ``metadata.key_hash`` values: the documents of one or more shards.
+KeyHashRange = tuple[int, int]
+
+
+class CollectionMismatch(Exception):
+    """The existing collection was made for other vectors; ingestion never recreates it."""
+
+
+class StoreLocked(RuntimeError):
+    """An embedded store is held by another process longer than we were willing to wait."""
+
+
+@dataclass(frozen=True)
+class DocumentPoints:
+    """One document version's chunks and their vectors (row i for chunk i)."""
+
+    info: DocumentInfo
+    chunks: Sequence[Chunk]
+    vectors: np.ndarray
+
+
+@dataclass(frozen=True)
+class ReplaceStats:
+    documents: int
+    points_written: int
+    stale_points_removed: int
+
+
+@dataclass(frozen=True)
+class StoredPoint:
+    id: str
+    payload: dict[str, Any]
+    vector: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class ScoredPoint:
+    id: str
+    score: float
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+def payload(info: DocumentInfo, chunk: Chunk, chunk_count: int) -> dict[str, Any]:
+    """The stored payload of one chunk: LangChain's ``page_content`` + ``metadata``."""
+    meta: dict[str, Any] = {
+        "source": info.source,
+        "bucket": info.bucket,
+        "key": info.key,
+        "etag": info.etag,
+        "doc_id": info.doc_id,
+        "key_hash": key_hash(info.doc_id),
+        "last_modified": info.last_modified,
+        "format": info.format,
+        "chunk_index": chunk.index,
+        "chunk_count": chunk_count,
+        "char_start": chunk.char_start,
+        "char_end": chunk.char_end,
+        "token_count": chunk.token_count,
+    }
+    for name, value in (("page", chunk.page), ("heading", chunk.heading), ("title", info.title)):
+        if value is not None:
+            meta[name] = value
+    for name, value in chunk.extra_metadata().items():
+        meta[name] = value
+    return {"page_content": chunk.text, "metadata": meta}
+
+
+def point_rows(docs: Sequence[DocumentPoints]) -> Iterator[tuple[str, list[float], dict[str, Any]]]:
+    """(point id, vector, payload) of every chunk of ``docs``, in order."""
+    for doc in docs:
+        if len(doc.chunks) != len(doc.vectors):
+            raise ValueError(
+                f"{doc.info.source}: {len(doc.chunks)} chunks but {len(doc.vectors)} vectors"
+            )
+        for chunk, vector in zip(doc.chunks, doc.vectors, strict=True):
+            yield (
+                point_id(doc.info.doc_id, doc.info.etag, chunk.index),
+                np.asarray(vector, dtype=np.float32).tolist(),
+                payload(doc.info, chunk, len(doc.chunks)),
+            )
+
+
+class VectorStore(Protocol):
+    """A Qdrant deployment: collections of points, aliases, and the operations ingestion uses.
+
+    Every write is acknowledged before the call returns (``wait=True`` on a server).
+    """
+
+    @property
+    def location(self) -> str:
+        """Where the points live, without secrets: ``server:<url>``, ``local:<abs path>`` or
+        ``edge:<abs path>``. Part of a target's identity in the registry."""
+        ...
+
+    def close(self) -> None: ...
+
+    # collections
+    def list_collections(self) -> list[str]: ...
+    def collection_exists(self, name: str) -> bool: ...
+    def dimension(self, name: str) -> int | None:
+        """The unnamed vector's size; None when the collection (or alias) does not exist.
+
+        Raises:
+            CollectionMismatch: named vectors, or a distance other than cosine.
+        """
+        ...
+
+    def ensure_collection(self, name: str, dimension: int) -> bool:
+        """Create the collection (cosine, ``dimension``, both payload indexes) if missing.
+
+        Returns:
+            True if it was created by this call.
+
+        Raises:
+            CollectionMismatch: an existing collection has another size or distance.
+        """
+        ...
+
+    def drop_collection(self, name: str) -> None: ...
+
+    # aliases: the name readers use, pointing at one physical collection
+    def aliases(self) -> dict[str, str]:
+        """Alias → collection."""
+        ...
+
+    def set_alias(self, alias: str, collection: str) -> None:
+        """Point ``alias`` at ``collection`` atomically (create it, or move it)."""
+        ...
+
+    def resolve(self, name: str) -> str | None:
+        """The collection ``name`` refers to (through an alias, or itself); None if neither."""
+        ...
+
+    # points
+    def replace_documents(
+        self, collection: str, docs: Sequence[DocumentPoints], batch_size: int = 256
+    ) -> ReplaceStats:
+        """Make the collection hold exactly ``docs``' points for these documents.
+
+        New points are upserted first, then every other point of the same documents is
+        deleted: readers never see a document vanish, only, briefly, both versions. A document
+        with no chunks loses all its points.
+        """
+        ...
+
+    def delete_documents(self, collection: str, doc_ids: Sequence[str]) -> int:
+        """Delete every point of these documents; returns how many there were (0 when the
+        collection does not exist)."""
+        ...
+
+    def count(self, collection: str, key_hashes: KeyHashRange | None = None) -> int:
+        """Exact point count, of the whole collection or of a ``key_hash`` range; 0 if the
+        collection does not exist."""
+        ...
+
+    def points_per_document(
+        self,
+        collection: str,
+        doc_ids: Sequence[str] | None = None,
+        key_hashes: KeyHashRange | None = None,
+        on_page: Callable[[int], None] | None = None,
+    ) -> Counter[str]:
+        """Point count per document id, reading only the doc-id payload field (no vectors)."""
+        ...
+
+    def scroll(
+        self,
+        collection: str,
+        doc_ids: Sequence[str] | None = None,
+        with_vectors: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[StoredPoint]:
+        """Points with their payloads (and vectors if asked), in pages; at most ``limit``."""
+        ...
+
+    def search(self, collection: str, vector: np.ndarray, k: int) -> list[ScoredPoint]:
+        """The ``k`` nearest points by cosine similarity; empty when the collection is missing."""
+        ...
