@@ -1,7 +1,7 @@
-"""`rag-ingest search | cost | health`: the operator's commands, on the deployment's settings.
+"""`rag-ingest status | search | health | cost | index`: the operator's commands.
 
-Resources are the ones the code location wires (``definitions.build_resources``), resolved
-from the same environment variables, so the CLI reads exactly what the pipeline writes.
+Resources are the ones the code location wires (``defs.resources.build_resources``) from the
+same settings, so the CLI reads exactly what the pipeline writes.
 """
 
 from __future__ import annotations
@@ -12,20 +12,21 @@ import re
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 
-from rag_ingest.core.config import Settings
+from rag_ingest.core.config import load_settings
 
 SNIPPET_CHARS = 240
 
 
 @contextlib.contextmanager
 def _resources(*names: str) -> Iterator[Any]:
-    from rag_ingest.definitions import build_resources
+    from rag_ingest.defs.resources import build_resources
 
-    wired = build_resources(Settings.from_env())
+    wired = build_resources(load_settings())
     with dg.build_resources({name: wired[name] for name in names}) as resources:
         yield resources
 
@@ -35,14 +36,60 @@ def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
+def _when(timestamp: float | None) -> str:
+    if not timestamp:
+        return "-"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def status(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    with _resources("registry") as res:
+        reg = res.registry.registry
+        records = reg.find(args.ref)
+        if not records:
+            print(f"no document matches {args.ref!r} (an s3:// URI, a key or a document id)")
+            return 1
+        for record in records:
+            target = reg.target_by_id(record.target_id) if record.target_id else None
+            rows = [
+                ("source", record.source),
+                ("document id", record.doc_id),
+                ("shard", settings.shard_layout.of(record.doc_id)),
+                ("status", record.status),
+                ("reason", record.reason or "-"),
+                ("etag (in S3)", record.etag),
+                ("etag ingested", record.ingested_etag or "-"),
+                ("chunks", str(record.chunk_count if record.chunk_count is not None else "-")),
+                ("collection", target.collection if target else "-"),
+                ("last run", record.run_id or "-"),
+                ("updated", _when(record.updated_at)),
+            ]
+            for name, value in rows:
+                print(f"{name:<14} {value}")
+            print("history:")
+            for ev in reg.history(record.doc_id, args.history):
+                detail = " ".join(
+                    part
+                    for part in (
+                        f"etag={ev.etag}" if ev.etag else "",
+                        f"chunks={ev.chunk_count}" if ev.chunk_count is not None else "",
+                        f"run={ev.run_id}" if ev.run_id else "",
+                        f"— {ev.reason}" if ev.reason else "",
+                    )
+                    if part
+                )
+                print(f"  {_when(ev.at)}  {ev.event:<10} {ev.status:<11} {detail}")
+    return 0
+
+
 def search(args: argparse.Namespace) -> int:
     from rag_ingest.core.search import search_collection
 
-    with _resources("qdrant", "embedder") as res:
-        collection = args.collection or res.qdrant.collection
+    with _resources("vectors", "embedder") as res, res.vectors.open() as store:
+        collection = args.collection or res.vectors.collection
         vectors, _ = res.embedder.embed([args.query])
-        with res.qdrant.get_client() as client:
-            hits = search_collection(client, collection, vectors[0], args.k)
+        hits = search_collection(store, collection, vectors[0], args.k)
     if not hits:
         print(f"no results in collection {collection!r}")
         return 0
@@ -63,7 +110,7 @@ def search(args: argparse.Namespace) -> int:
 
 def cost(args: argparse.Namespace) -> int:
     from rag_ingest.core.cost import PriceTable, price_workload, render_markdown
-    from rag_ingest.usage import embedding_workload
+    from rag_ingest.defs.monitoring.usage import embedding_workload
 
     with dg.DagsterInstance.get() as instance:
         workload = embedding_workload(instance, args.hours)
@@ -80,6 +127,7 @@ def health(args: argparse.Namespace) -> int:
     from rag_ingest.core.audit import audit_collection
     from rag_ingest.core.health import norm_outliers
 
+    settings = load_settings()
     bars: dict[str, Any] = {}
 
     def progress(stage: str, n: int) -> None:
@@ -88,23 +136,23 @@ def health(args: argparse.Namespace) -> int:
         bars[stage].update(n)
 
     started = time.perf_counter()
-    with (
-        _resources("qdrant", "registry", "s3_source") as res,
-        res.qdrant.get_client() as client,
-    ):
+    with _resources("vectors", "registry", "s3_source") as res, res.vectors.open() as store:
+        reg = res.registry.registry
+        collection = store.resolve(settings.collection) or settings.physical_collection
         audit = audit_collection(
             res.s3_source.client,
-            res.s3_source.bucket,
-            Settings.from_env().prefixes,
-            res.registry.registry,
-            client,
-            res.qdrant.collection,
+            settings.scope,
+            reg,
+            store,
+            collection,
+            reg.target(store.location, collection),
             progress=progress,
         )
     for bar in bars.values():
         bar.close()
     sync = audit.sync
     rows = [
+        ("live collection", collection),
         ("live S3 objects", audit.live_objects),
         ("documents in collection", sync.documents_in_collection),
         ("points", sync.points),
@@ -118,7 +166,8 @@ def health(args: argparse.Namespace) -> int:
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
-        print(f"{name:<{width}}  {value:>10,}")
+        shown = f"{value:>10,}" if isinstance(value, int) else f"{value:>10}"
+        print(f"{name:<{width}}  {shown}")
     for doc in sync.orphan_documents[:20]:
         print(f"orphan: {doc}")
     print(f"({time.perf_counter() - started:.1f} s)")
@@ -127,14 +176,21 @@ def health(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
+    from modal_functions.constants import GPU
+    from rag_ingest.index_commands import add_index_parser
+
+    p = sub.add_parser("status", help="one document's state and history")
+    p.add_argument("ref", help="s3://bucket/key, a key, or a document id")
+    p.add_argument("--history", type=int, default=50, help="events shown (default 50)")
+    p.set_defaults(func=status)
     p = sub.add_parser("search", help="semantic search over the collection")
     p.add_argument("query")
     p.add_argument("-k", type=int, default=5, help="results to show (default 5)")
-    p.add_argument("--collection", help="default: RAG_QDRANT_COLLECTION or 'documents'")
+    p.add_argument("--collection", help="default: the alias RAG_QDRANT_COLLECTION")
     p.set_defaults(func=search)
     p = sub.add_parser("cost", help="price recorded embedding work: Modal vs always-on GPUs")
     p.add_argument("--hours", type=float, default=24.0 * 30, help="window (default 720 h)")
-    p.add_argument("--gpu", default="A10G")
+    p.add_argument("--gpu", default=GPU)
     p.add_argument("--prices", help="JSON price table overriding the defaults")
     p.add_argument(
         "--assume-tokens-per-second",
@@ -142,5 +198,6 @@ def add_parsers(sub: Any) -> None:
         help="GPU throughput for estimating GPU time when no Modal runs were recorded",
     )
     p.set_defaults(func=cost)
-    p = sub.add_parser("health", help="compare the collection with S3 and the registry")
+    p = sub.add_parser("health", help="compare the live collection with S3 and the registry")
     p.set_defaults(func=health)
+    add_index_parser(sub)

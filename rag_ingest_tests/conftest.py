@@ -1,29 +1,20 @@
-"""Real local services for the tests: a moto S3 server, embedded Qdrant, the packaged model."""
+"""Fixtures: real local services for the tests (a moto S3 server, a bucket per test)."""
 
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+
+from rag_ingest_tests.helpers import free_port
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE_CORPUS = REPO / "sample_corpus"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -51,14 +42,3 @@ def bucket(s3_client: Any) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"
     s3_client.create_bucket(Bucket=name)
     return name
-
-
-def upload_corpus(
-    client: Any, bucket: str, root: Path = SAMPLE_CORPUS, prefix: str = ""
-) -> list[str]:
-    keys = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        key = prefix + path.relative_to(root).as_posix()
-        client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
-        keys.append(key)
-    return keys

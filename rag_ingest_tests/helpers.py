@@ -1,42 +1,99 @@
-"""Test helpers: wiring resources to local services and driving sensor ticks and their runs."""
+"""Test helpers: local services, resources bound to them, and driving sensor ticks and runs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from rag_ingest.assets import ingestion_assets
-from rag_ingest.checks import ingestion_checks
+from rag_ingest.core.config import Settings
 from rag_ingest.core.registry import Registry
-from rag_ingest.embedders import LocalEmbedder
-from rag_ingest.jobs import ingest_job
-from rag_ingest.monitoring import monitoring_assets, monitoring_job
-from rag_ingest.removal import remove_documents_job
-from rag_ingest.resources import DocumentRegistry, IntermediateStore, QdrantResource, S3Source
-from rag_ingest.sensors import evaluate_tick
+from rag_ingest.core.vectorstore import VectorStore
+from rag_ingest.defs.ingestion.definitions import ingestion_definitions
+from rag_ingest.defs.ingestion.sensors import RANGE_END_TAG, RANGE_START_TAG, evaluate_listing_tick
+from rag_ingest.defs.maintenance.definitions import maintenance_definitions
+from rag_ingest.defs.monitoring.definitions import monitoring_definitions
+from rag_ingest.resources import (
+    DocumentRegistry,
+    IntermediateStore,
+    LocalEmbedder,
+    S3Source,
+    VectorStoreResource,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_CORPUS = REPO / "sample_corpus"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def upload_corpus(
+    client: Any, bucket: str, root: Path = SAMPLE_CORPUS, prefix: str = ""
+) -> list[str]:
+    keys = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        key = prefix + path.relative_to(root).as_posix()
+        client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+        keys.append(key)
+    return keys
+
+
+def make_settings(bucket: str, data_dir: Path, **changes: Any) -> Settings:
+    """Settings for a test deployment: embedded Qdrant Edge under ``data_dir``, no periodic
+    full reconcile (tests ask for one when they want it)."""
+    base = Settings(
+        bucket=bucket,
+        data_dir=data_dir,
+        full_reconcile_hours=0,
+        extract_workers=1,
+        sensor_interval_seconds=1,
+    )
+    return replace(base, **changes)
 
 
 def make_resources(
-    endpoint: str, bucket: str, data_dir: Path, **s3_kwargs: Any
+    endpoint: str, settings: Settings, embedder: Any = None, **s3_kwargs: Any
 ) -> dict[str, dg.ConfigurableResource]:
     return {
         "s3_source": S3Source(
-            bucket=bucket,
+            bucket=settings.bucket,
             endpoint_url=endpoint,
             region_name="us-east-1",
             max_attempts=2,
+            max_object_bytes=settings.max_object_bytes,
             **s3_kwargs,
-        ),  # type: ignore[arg-type]
-        "registry": DocumentRegistry(url=f"sqlite:///{data_dir / 'registry.sqlite'}"),
-        "storage": IntermediateStore(base=str(data_dir / "storage")),
-        "qdrant": QdrantResource(
-            path=str(data_dir / "qdrant"), collection="documents", lock_wait_seconds=5
         ),
-        "embedder": LocalEmbedder(),
+        "registry": DocumentRegistry(url=f"sqlite:///{settings.data_dir / 'registry.sqlite'}"),
+        "storage": IntermediateStore(base=settings.intermediate_base),
+        "vectors": VectorStoreResource(
+            engine=settings.qdrant_engine,
+            path=str(settings.qdrant_path),
+            collection=settings.collection,
+            lock_wait_seconds=5,
+        ),
+        "embedder": embedder if embedder is not None else LocalEmbedder(),
     }
+
+
+def project_definitions(
+    settings: Settings, resources: dict[str, dg.ConfigurableResource]
+) -> dg.Definitions:
+    """The project's definitions for ``settings``, bound to test resources."""
+    return dg.Definitions.merge(
+        ingestion_definitions(settings),
+        maintenance_definitions(settings),
+        monitoring_definitions(settings),
+        dg.Definitions(resources=resources, executor=dg.in_process_executor),
+    )
 
 
 @dataclass
@@ -44,23 +101,14 @@ class Harness:
     """A Dagster test instance plus the project's definitions bound to local services."""
 
     instance: dg.DagsterInstance
+    settings: Settings
     resources: dict[str, dg.ConfigurableResource]
-    prefix: str = ""
-    max_new_per_tick: int = 5000
-    partitions_per_run: int = 200
-    cursor: str | None = None
     runs: list[dg.ExecuteInProcessResult] = field(default_factory=list)
     failed_attempts: int = 0
 
     @property
     def defs(self) -> dg.Definitions:
-        return dg.Definitions(
-            assets=[*ingestion_assets, *monitoring_assets],
-            asset_checks=ingestion_checks,
-            jobs=[ingest_job, remove_documents_job, monitoring_job],
-            resources=self.resources,
-            executor=dg.in_process_executor,
-        )
+        return project_definitions(self.settings, self.resources)
 
     def job(self, name: str) -> dg.JobDefinition:
         """A job of the project's definitions, resolved against this harness's instance.
@@ -74,24 +122,28 @@ class Harness:
         with set_defs_state_storage(self.instance.defs_state_storage):
             return self.defs.resolve_job_def(name)
 
-    def tick(self) -> dg.SensorResult:
-        """One evaluation of the prefix sensor, with resources resolved as the daemon does."""
+    def tick(self, prefix: str | None = None) -> dg.SensorResult:
+        """One evaluation of a prefix sensor, with resources resolved as the daemon does."""
+        names = ("s3_source", "registry", "vectors")
         with dg.build_sensor_context(
-            instance=self.instance,
-            cursor=self.cursor,
-            resources={k: self.resources[k] for k in ("s3_source", "registry")},
+            instance=self.instance, resources={k: self.resources[k] for k in names}
         ) as context:
-            source, registry = context.resources.s3_source, context.resources.registry
-            result = evaluate_tick(
+            res = context.resources
+            return evaluate_listing_tick(
                 context,
-                source,
-                registry.registry,
-                self.prefix,
-                self.max_new_per_tick,
-                self.partitions_per_run,
+                res.s3_source,
+                res.registry.registry,
+                self.settings,
+                self.settings.prefixes[0] if prefix is None else prefix,
+                res.vectors.location,
             )
-        self.cursor = result.cursor
-        return result
+
+    def execute(
+        self, job_name: str, tags: dict[str, str] | None = None, run_config: Any = None
+    ) -> dg.ExecuteInProcessResult:
+        return self.job(job_name).execute_in_process(
+            instance=self.instance, tags=tags, run_config=run_config, raise_on_error=False
+        )
 
     def launch(self, result: dg.SensorResult, retries: int = 0) -> list[dg.ExecuteInProcessResult]:
         """Execute every requested run; a failed run is re-executed up to ``retries`` times,
@@ -100,12 +152,7 @@ class Harness:
         for request in result.run_requests or []:
             assert isinstance(request, dg.RunRequest) and request.job_name
             for _attempt in range(1 + retries):
-                outcome = self.job(request.job_name).execute_in_process(
-                    instance=self.instance,
-                    tags=request.tags,
-                    run_config=request.run_config,
-                    raise_on_error=False,
-                )
+                outcome = self.execute(request.job_name, dict(request.tags), request.run_config)
                 if outcome.success:
                     break
                 self.failed_attempts += 1
@@ -117,27 +164,37 @@ class Harness:
         """One sensor tick and every run it requested."""
         return self.launch(self.tick(), retries)
 
-    def points(self) -> list[Any]:
-        """Every point of the collection, with payloads (empty if it does not exist yet)."""
-        qdrant = self.resources["qdrant"]
-        assert isinstance(qdrant, QdrantResource)
-        with qdrant.get_client() as client:
-            if not client.collection_exists(qdrant.collection):
-                return []
-            found: list[Any] = []
-            offset = None
-            while True:
-                page, offset = client.scroll(
-                    qdrant.collection, limit=1000, offset=offset, with_payload=True
-                )
-                found += page
-                if offset is None:
-                    return found
+    def materialize(
+        self, first: str, last: str | None = None, force: bool = False
+    ) -> dg.ExecuteInProcessResult:
+        """A UI-style materialization of a shard range (optionally forced)."""
+        config = {"ops": {"raw_documents": {"config": {"force": force}}}}
+        tags = {RANGE_START_TAG: first, RANGE_END_TAG: last or first}
+        return self.execute("ingest_documents", tags, config)
 
-    def versions(self) -> set[tuple[str, str, int]]:
+    def materialize_all(self, force: bool = False) -> dg.ExecuteInProcessResult:
+        keys = self.settings.shard_layout.keys()
+        return self.materialize(keys[0], keys[-1], force)
+
+    @contextmanager
+    def store(self) -> Iterator[VectorStore]:
+        resource = self.resources["vectors"]
+        assert isinstance(resource, VectorStoreResource)
+        with resource.open() as store:
+            yield store
+
+    def points(self, collection: str | None = None) -> list[Any]:
+        """Every point of the live collection (or ``collection``), with payloads and vectors."""
+        with self.store() as store:
+            name = collection or store.resolve(self.settings.collection)
+            if name is None or not store.collection_exists(name):
+                return []
+            return list(store.scroll(name, with_vectors=True))
+
+    def versions(self, collection: str | None = None) -> set[tuple[str, str, int]]:
         """(doc_id, etag, chunk_index) of every point."""
         triples = set()
-        for point in self.points():
+        for point in self.points(collection):
             meta = point.payload["metadata"]
             triples.add((meta["doc_id"], meta["etag"], meta["chunk_index"]))
         return triples
@@ -148,13 +205,7 @@ class Harness:
         assert isinstance(resource, DocumentRegistry)
         return resource.registry
 
-    def materialize(self, partition_keys: list[str]) -> dg.ExecuteInProcessResult:
-        """A UI-style re-run of chosen partitions (one range per call)."""
-        job = self.job("ingest_documents")
-        return job.execute_in_process(
-            instance=self.instance,
-            tags={
-                "dagster/asset_partition_range_start": partition_keys[0],
-                "dagster/asset_partition_range_end": partition_keys[-1],
-            },
-        )
+
+def shard_range(run: dg.ExecuteInProcessResult) -> tuple[str, str]:
+    tags = run.dagster_run.tags
+    return tags[RANGE_START_TAG], tags[RANGE_END_TAG]

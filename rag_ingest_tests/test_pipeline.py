@@ -1,19 +1,24 @@
-"""End to end on real local components: moto S3, embedded Qdrant, the packaged model."""
+"""End to end on real local components: moto S3, embedded Qdrant Edge, the packaged model."""
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import pytest
-from qdrant_client import models
 
 from rag_ingest.core.encoder import shared_encoder
 from rag_ingest.core.keys import partition_key
-from rag_ingest.partitions import DOCUMENTS_PARTITION
-from rag_ingest.resources import DocumentRegistry, QdrantResource
-from rag_ingest_tests.conftest import upload_corpus
-from rag_ingest_tests.helpers import Harness, make_resources
+from rag_ingest.core.records import DocumentInfo
+from rag_ingest.core.chunking import Chunk
+from rag_ingest.core.vectorstore import DocumentPoints
+from rag_ingest_tests.helpers import (
+    Harness,
+    make_resources,
+    make_settings,
+    shard_range,
+    upload_corpus,
+)
 
 ODD_KEYS = {
     "odd/Q3 report, final (v2).md": "# Quarterly report\n\nRevenue grew by twelve percent.",
@@ -23,6 +28,7 @@ ODD_KEYS = {
     "odd/" + "long-" * 200 + "key.txt": "A key of over a thousand bytes.",
     "odd/" + "p" * 70 + "/same-prefix-1.txt": "Keys that differ only after 64 characters, one.",
     "odd/" + "p" * 70 + "/same-prefix-2.txt": "Keys that differ only after 64 characters, two.",
+    "odd/a|b [link](http://x.test).txt": "A key with Markdown table and link syntax.",
 }
 PER_RUN = 8
 
@@ -38,95 +44,109 @@ def world(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     for key, text in ODD_KEYS.items():
         client.put_object(Bucket=bucket, Key=key, Body=text.encode())
     keys += list(ODD_KEYS)
-    data = tmp_path_factory.mktemp("data")
+    settings = make_settings(bucket, tmp_path_factory.mktemp("data"), documents_per_run=PER_RUN)
     with dg.instance_for_test() as instance:
-        harness = Harness(
-            instance, make_resources(s3_endpoint, bucket, data), partitions_per_run=PER_RUN
-        )
+        harness = Harness(instance, settings, make_resources(s3_endpoint, settings))
         first_runs = harness.sync()
         yield {"harness": harness, "keys": keys, "bucket": bucket, "first_runs": first_runs}
 
 
-def _qdrant(world: dict[str, Any]) -> QdrantResource:
-    resource = world["harness"].resources["qdrant"]
-    assert isinstance(resource, QdrantResource)
-    return resource
-
-
-def _all_points(world: dict[str, Any]) -> list[models.Record]:
-    with _qdrant(world).get_client() as client:
-        points, _ = client.scroll("documents", limit=10_000, with_payload=True, with_vectors=True)
-    return points
-
-
-def _payload(point: Any) -> dict[str, Any]:
-    assert point.payload is not None
-    return point.payload
-
-
 def _meta(point: Any) -> dict[str, Any]:
-    return _payload(point)["metadata"]
+    return point.payload["metadata"]
 
 
-def _registry(world: dict[str, Any]) -> Any:
-    resource = world["harness"].resources["registry"]
-    assert isinstance(resource, DocumentRegistry)
-    return resource.registry
-
-
-def test_the_sensor_batches_documents_into_few_runs(world: dict[str, Any]) -> None:
+def test_the_sensor_batches_shards_into_few_runs(world: dict[str, Any]) -> None:
+    harness: Harness = world["harness"]
     runs = world["first_runs"]
+    layout = harness.settings.shard_layout
     assert all(run.success for run in runs)
-    assert len(runs) == -(-len(world["keys"]) // PER_RUN)  # ceil: many partitions per run
-    partitions = world["harness"].instance.get_dynamic_partitions(DOCUMENTS_PARTITION)
-    assert sorted(partitions) == sorted(partition_key(world["bucket"], k) for k in world["keys"])
+    shards = {layout.of(partition_key(world["bucket"], k)) for k in world["keys"]}
+    covered: set[str] = set()
+    for run in runs:
+        first, last = shard_range(run)
+        span = layout.span(first, last)
+        assert first in shards and last in shards  # runs start and end at shards with work
+        covered |= set(span)
+        docs = [k for k in world["keys"] if layout.of(partition_key(world["bucket"], k)) in span]
+        assert len(docs) <= PER_RUN or first == last  # a shard is never split
+    assert shards <= covered
+    assert len(runs) < len(world["keys"])  # many documents per run, not one run each
+    # The partition set is fixed: the shard keys, whatever the corpus.
+    job = harness.job("ingest_documents")
+    assert job.partitions_def is not None
+    assert job.partitions_def.get_partition_keys() == layout.keys()
 
 
 def test_every_good_document_is_in_qdrant_with_langchain_payload(world: dict[str, Any]) -> None:
-    points = _all_points(world)
-    registry = _registry(world)
+    harness: Harness = world["harness"]
+    points = harness.points()
+    registry = harness.registry
     ok = [
         r
         for r in registry.lookup(partition_key(world["bucket"], k) for k in world["keys"]).values()
         if r.status == "ok"
     ]
     assert len(ok) == len(world["keys"]) - 4
-    by_doc: dict[str, list[models.Record]] = {}
+    by_doc: dict[str, list[Any]] = {}
     for point in points:
-        assert point.payload is not None
         by_doc.setdefault(_meta(point)["doc_id"], []).append(point)
     assert set(by_doc) == {r.doc_id for r in ok}
     for record in ok:
         doc_points = by_doc[record.doc_id]
         assert len(doc_points) == record.chunk_count
         assert sorted(_meta(p)["chunk_index"] for p in doc_points) == list(
-            range(record.chunk_count)
+            range(record.chunk_count or 0)
         )
         meta = _meta(doc_points[0])
         assert meta["source"] == f"s3://{world['bucket']}/{record.key}"
         assert meta["key"] == record.key and meta["etag"] == record.etag
-        assert {"char_start", "char_end", "token_count", "chunk_count"} <= set(meta)
-        assert _payload(doc_points[0])["page_content"]
+        assert {"char_start", "char_end", "token_count", "chunk_count", "key_hash"} <= set(meta)
+        assert doc_points[0].payload["page_content"]
         vector = doc_points[0].vector
-        assert isinstance(vector, list) and len(vector) == 384
-        assert abs(sum(float(v) * float(v) for v in vector) - 1.0) < 1e-3  # type: ignore[arg-type]
+        assert vector is not None and len(vector) == 384
+        assert abs(float(np.dot(vector, vector)) - 1.0) < 1e-3
     pdf = next(r for r in ok if r.key == "reports/glaciers.pdf")
     assert {_meta(p)["page"] for p in by_doc[pdf.doc_id]} == {1, 2, 3}
 
 
+def test_readers_use_an_alias_of_the_fingerprints_collection(world: dict[str, Any]) -> None:
+    harness: Harness = world["harness"]
+    with harness.store() as store:
+        assert store.resolve("documents") == harness.settings.physical_collection
+        assert harness.settings.physical_collection.startswith("documents__")
+    target = harness.registry.target(
+        harness.resources["vectors"].location,  # type: ignore[attr-defined]
+        harness.settings.physical_collection,
+    )
+    assert target is not None and target.state == "live"
+    assert {r.target_id for r in harness.registry.by_status(["ok"])} == {target.id}
+
+
 def test_awkward_keys_land_with_their_real_key(world: dict[str, Any]) -> None:
-    sources = {_meta(p)["source"] for p in _all_points(world)}
+    harness: Harness = world["harness"]
+    sources = {_meta(p)["source"] for p in harness.points()}
     for key in ODD_KEYS:
         assert f"s3://{world['bucket']}/{key}" in sources
-    storage = Path(world["harness"].resources["storage"].base)
-    assert all(path.resolve().is_relative_to(storage.resolve()) for path in storage.rglob("*"))
+    # Intermediate files are gone once written, and never lived outside the storage base.
+    storage = harness.settings.data_dir / "storage"
+    assert not [p for p in storage.rglob("*") if p.is_file()]
+
+
+def _latest(harness: Harness, asset: str, shard: str) -> dict[str, Any]:
+    records = harness.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[shard]), limit=1
+    ).records
+    assert records, f"{asset} was not materialized for shard {shard}"
+    materialization = records[0].asset_materialization
+    assert materialization is not None
+    return {k: v.value for k, v in materialization.metadata.items()}
 
 
 def test_bad_inputs_are_recorded_with_reasons_and_in_metadata(world: dict[str, Any]) -> None:
-    registry = _registry(world)
+    harness: Harness = world["harness"]
     failed = {
         r.key: (r.status, r.reason)
-        for r in registry.by_status(["failed", "empty", "unsupported", "missing"])
+        for r in harness.registry.by_status(["failed", "empty", "unsupported", "missing"])
     }
     assert failed == {
         "broken/empty.txt": ("empty", "empty object (0 bytes)"),
@@ -135,22 +155,32 @@ def test_bad_inputs_are_recorded_with_reasons_and_in_metadata(world: dict[str, A
         "broken/truncated.pdf": ("failed", failed["broken/truncated.pdf"][1]),
     }
     assert failed["broken/truncated.pdf"][1].startswith("corrupt PDF")
-    instance = world["harness"].instance
-    doc_id = partition_key(world["bucket"], "broken/logo.png")
-    event = instance.get_latest_materialization_event(dg.AssetKey("raw_documents"))
-    assert event is not None
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_documents"), asset_partitions=[doc_id]),
-        limit=1,
-    ).records
-    metadata = records[0].asset_materialization.metadata  # type: ignore[union-attr]
-    assert metadata["status"].value == "unsupported"
-    assert "PNG" in str(metadata["reason"].value)
-    assert metadata["source"].value == f"s3://{world['bucket']}/broken/logo.png"
+    shard = harness.settings.shard_layout.of(partition_key(world["bucket"], "broken/logo.png"))
+    raw = _latest(harness, "raw_documents", shard)
+    assert raw["documents_unsupported"] >= 1
+    assert "broken/logo.png" in raw["documents_not_read"] and "PNG" in raw["documents_not_read"]
+    written = _latest(harness, "qdrant_collection", shard)
+    assert written["failed"] >= 1 and "broken/logo.png" in written["changes"]
+    assert written["documents"] >= written["ingested"] + written["failed"]
+
+
+def test_untrusted_keys_are_escaped_in_markdown_metadata(world: dict[str, Any]) -> None:
+    harness: Harness = world["harness"]
+    key = "odd/a|b [link](http://x.test).txt"
+    shard = harness.settings.shard_layout.of(partition_key(world["bucket"], key))
+    table = _latest(harness, "qdrant_collection", shard)["changes"]
+    row = next(line for line in table.splitlines() if "x.test" in line)
+    assert "a\\|b \\[link\\]\\(http://x.test\\).txt" in row
+    assert row.count(" | ") == 3  # four cells: the key's "|" did not open a fifth
 
 
 def test_the_asset_check_warns_about_documents_not_ingested(world: dict[str, Any]) -> None:
-    evaluations = [e for run in world["first_runs"] for e in run.get_asset_check_evaluations()]
+    evaluations = [
+        e
+        for run in world["first_runs"]
+        for e in run.get_asset_check_evaluations()
+        if e.check_name == "documents_not_ingested"
+    ]
     assert evaluations, "the check runs with every ingestion run"
     last = evaluations[-1]
     assert not last.passed and last.severity == dg.AssetCheckSeverity.WARN
@@ -160,31 +190,36 @@ def test_the_asset_check_warns_about_documents_not_ingested(world: dict[str, Any
 
 
 def test_retrieval_smoke_a_close_query_returns_its_document_first(world: dict[str, Any]) -> None:
+    harness: Harness = world["harness"]
     query = shared_encoder("cpu").encode(["how do bees tell each other where the flowers are"])[0]
-    with _qdrant(world).get_client() as client:
-        hits = client.query_points("documents", query=query.tolist(), limit=3).points
+    with harness.store() as store:
+        hits = store.search("documents", query, 3)
     assert _meta(hits[0])["key"] == "web/honeybees.html"
-    assert any("waggle dance" in _payload(h)["page_content"] for h in hits)
+    assert any("waggle dance" in h.payload["page_content"] for h in hits)
 
 
 def test_rematerializing_is_idempotent_and_removes_stale_chunks(world: dict[str, Any]) -> None:
     harness: Harness = world["harness"]
-    before = {p.id for p in _all_points(world)}
-    doc_id = partition_key(world["bucket"], "guides/volcanoes.md")
-    # Re-chunk one document smaller: more, different points for it.
-    small = harness.job("ingest_documents").execute_in_process(
-        instance=harness.instance,
-        partition_key=doc_id,
-        run_config={"ops": {"chunks": {"config": {"max_tokens": 40, "overlap_tokens": 0}}}},
-    )
-    assert small.success
-    points = _all_points(world)
-    mine = [p for p in points if _meta(p)["doc_id"] == doc_id]
-    assert len(mine) > 3 and len({p.id for p in points}) == len(points)
-    counts = {_meta(p)["chunk_count"] for p in mine}
-    assert counts == {len(mine)}  # no leftovers from the earlier chunking
-    # Back to defaults: exactly the original point set, no duplicates, nothing stale.
-    assert harness.materialize([doc_id]).success
-    assert {p.id for p in _all_points(world)} == before
-    # A second sync finds nothing new and launches nothing.
+    before = {p.id for p in harness.points()}
+    record = harness.registry.find(f"s3://{world['bucket']}/guides/volcanoes.md")[0]
+    shard = harness.settings.shard_layout.of(record.doc_id)
+    # A stale point of the document (say, a chunk of an older chunking) sneaks in.
+    info = DocumentInfo(record.doc_id, record.bucket, record.key, record.etag, 1, "")
+    stale = Chunk(index=999, text="stale chunk", char_start=0, char_end=11, token_count=2)
+    with harness.store() as store:
+        collection = harness.settings.physical_collection
+        unit = np.ones((1, 384), dtype=np.float32) / np.sqrt(384)
+        store.replace_documents(collection, [DocumentPoints(info, [stale], unit)])
+    # An ordinary reconcile of the shard sees it (points ≠ chunks) and re-queues the document.
+    verify = harness.materialize(shard)
+    assert verify.success
+    assert harness.registry.lookup([record.doc_id])[record.doc_id].status == "pending"
+    # The next sync re-ingests it: exactly the original point set again, nothing stale.
+    assert all(run.success for run in harness.sync())
+    assert {p.id for p in harness.points()} == before
+    # A forced re-ingest rewrites the same points (deterministic ids), no duplicates.
+    assert harness.materialize(shard, force=True).success
+    points = harness.points()
+    assert {p.id for p in points} == before and len(points) == len(before)
+    # Nothing left to do: a sync launches nothing.
     assert harness.sync() == []

@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from qdrant_client import QdrantClient
 
 from rag_ingest.core.health import SyncReport, compare_sync
-from rag_ingest.core.index import collection_dimension, document_vectors, points_per_document
 from rag_ingest.core.keys import partition_key
-from rag_ingest.core.registry import Registry
+from rag_ingest.core.registry import Registry, Scope, Target
 from rag_ingest.core.s3 import list_objects
+from rag_ingest.core.vectorstore.base import VectorStore
 
 Progress = Callable[[str, int], None]
 
@@ -44,32 +43,49 @@ def live_documents(
     return live
 
 
+def document_vectors(
+    store: VectorStore, collection: str, doc_ids: list[str], limit: int
+) -> np.ndarray:
+    """Up to ``limit`` stored vectors of these documents, as float32 rows."""
+    if not doc_ids:
+        return np.zeros((0, 0), dtype=np.float32)
+    rows = [
+        p.vector
+        for p in store.scroll(collection, doc_ids=doc_ids, with_vectors=True, limit=limit)
+        if p.vector is not None
+    ]
+    return np.asarray(rows, dtype=np.float32) if rows else np.zeros((0, 0), dtype=np.float32)
+
+
 def audit_collection(
     s3_client: Any,
-    bucket: str,
-    prefixes: Iterable[str],
+    scope: Scope,
     registry: Registry,
-    client: QdrantClient,
+    store: VectorStore,
     collection: str,
+    target: Target | None,
     sample_documents: int = 200,
     max_sample_vectors: int = 2000,
     progress: Progress = _quiet,
 ) -> Audit:
-    """Compare the collection with S3 and the registry; sample recent vectors for drift."""
-    live = live_documents(s3_client, bucket, prefixes, progress)
-    recorded = registry.recorded_chunks()
-    per_doc = points_per_document(
-        client, collection, on_page=lambda n: progress("qdrant points scanned", n)
+    """Compare a collection with S3 and the registry; sample recent vectors for drift.
+
+    ``target`` is the registry's record of the collection (None: nothing recorded for it).
+    """
+    live = live_documents(s3_client, scope.bucket, scope.prefixes, progress)
+    recorded = registry.ingested_chunks(target.id, scope=scope) if target else {}
+    per_doc = store.points_per_document(
+        collection, on_page=lambda n: progress("qdrant points scanned", n)
     )
-    recent = registry.recently_ingested(sample_documents)
-    sample = document_vectors(client, collection, recent, max_sample_vectors)
+    recent = registry.recently_ingested(target.id, sample_documents) if target else []
+    sample = document_vectors(store, collection, recent, max_sample_vectors)
     return Audit(
         sync=compare_sync(per_doc, live, recorded),
         live_objects=len(live),
         mismatched_documents=sorted(
             d for d, n in recorded.items() if d in per_doc and per_doc[d] != n
         ),
-        collection_dimension=collection_dimension(client, collection),
+        collection_dimension=store.dimension(collection),
         sample=sample,
-        status_counts=registry.status_counts(),
+        status_counts=registry.status_counts(scope),
     )

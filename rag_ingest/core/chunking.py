@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
 MAX_CHUNK_TOKENS = MAX_SEQ_LENGTH - SPECIAL_TOKENS
+# Bump whenever chunk boundaries or texts change for the same input: it is part of the
+# pipeline fingerprint, so a new chunker re-indexes into a collection of its own.
+CHUNKER_VERSION = 1
 _SENTENCE_END = (".", "!", "?", ";", ":", "\u3002")
 
 

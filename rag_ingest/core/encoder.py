@@ -70,6 +70,16 @@ def check_backend(backend: str) -> str:
     return backend
 
 
+def vector_space(backend: str, half: bool = False) -> str:
+    """Runtime and precision of a backend's vectors, e.g. ``torch-fp32`` or ``onnx-int8``.
+
+    Vectors from one vector space are comparable with each other only; Modal runs ``torch``.
+    """
+    family = check_backend(backend).removesuffix("-int8")
+    precision = "int8" if backend.endswith("-int8") else ("fp16" if half else "fp32")
+    return f"{family}-{precision}"
+
+
 def default_cache_dir() -> Path:
     """Where exported models live: ``$RAG_EMBED_CACHE_DIR``, else ``$RAG_DATA_DIR/embedder-cache``,
     else ``$XDG_CACHE_HOME/rag-ingest/embedders`` (``~/.cache`` when unset)."""

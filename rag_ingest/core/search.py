@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from qdrant_client import QdrantClient
+
+from rag_ingest.core.vectorstore.base import VectorStore
 
 
 @dataclass(frozen=True)
@@ -19,26 +20,18 @@ class Hit:
     chunk_count: int
 
 
-def search_collection(
-    client: QdrantClient, collection: str, vector: np.ndarray, k: int
-) -> list[Hit]:
+def search_collection(store: VectorStore, collection: str, vector: np.ndarray, k: int) -> list[Hit]:
     """The ``k`` best chunks by cosine similarity; empty when the collection does not exist."""
     if k < 1:
         raise ValueError("k must be at least 1")
-    if not client.collection_exists(collection):
-        return []
-    response = client.query_points(
-        collection, query=vector.astype(float).tolist(), limit=k, with_payload=True
-    )
     hits = []
-    for point in response.points:
-        payload = point.payload or {}
-        meta = payload.get("metadata", {})
+    for point in store.search(collection, vector, k):
+        meta = point.payload.get("metadata", {})
         hits.append(
             Hit(
                 score=float(point.score),
                 source=str(meta.get("source", "")),
-                text=str(payload.get("page_content", "")),
+                text=str(point.payload.get("page_content", "")),
                 page=meta.get("page"),
                 heading=meta.get("heading"),
                 chunk_index=int(meta.get("chunk_index", 0)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from rag_ingest.core import s3
@@ -11,21 +12,27 @@ from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.registry import DocumentRecord
 
 
-def unknown_document(doc_id: str) -> DocumentInfo:
-    return DocumentInfo(
-        doc_id=doc_id,
-        bucket="",
-        key="",
-        etag="",
-        size=0,
-        last_modified="",
-        status="failed",
-        reason="partition key is not in the document registry (partition added by hand?)",
-    )
+@dataclass(frozen=True)
+class DocumentLimits:
+    max_object_bytes: int = 64 * 1024 * 1024
+    timeout_seconds: float = 120.0
+
+
+class DocumentProcessor:
+    """Extracts documents (interim: in the calling thread)."""
+
+    def __init__(self, limits: DocumentLimits, workers: int = 2) -> None:
+        self.limits = limits
+
+    def __enter__(self) -> "DocumentProcessor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def load_document(
-    client: Any, record: DocumentRecord, max_bytes: int
+    client: Any, record: DocumentRecord, processor: DocumentProcessor, limits: DocumentLimits
 ) -> tuple[DocumentInfo, list[Block]]:
     """Fetch one object and extract its text.
 
@@ -33,6 +40,7 @@ def load_document(
     and reason on the :class:`DocumentInfo`; S3 failures that outlast the client's retries
     propagate, because they say nothing about the document.
     """
+    max_bytes = limits.max_object_bytes
     info = DocumentInfo(
         doc_id=record.doc_id,
         bucket=record.bucket,

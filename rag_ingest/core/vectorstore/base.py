@@ -15,9 +15,9 @@ and scan the documents of one key-space shard).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -29,6 +29,8 @@ DOC_ID_FIELD = "metadata.doc_id"
 KEY_HASH_FIELD = "metadata.key_hash"
 # An inclusive range of ``metadata.key_hash`` values: the documents of one or more shards.
 KeyHashRange = tuple[int, int]
+# One point as written: (id, vector, payload).
+Row = tuple[str, list[float], dict[str, Any]]
 
 
 class CollectionMismatch(Exception):
@@ -94,7 +96,7 @@ def payload(info: DocumentInfo, chunk: Chunk, chunk_count: int) -> dict[str, Any
     return {"page_content": chunk.text, "metadata": meta}
 
 
-def point_rows(docs: Sequence[DocumentPoints]) -> Iterator[tuple[str, list[float], dict[str, Any]]]:
+def point_rows(docs: Sequence[DocumentPoints]) -> Iterator[Row]:
     """(point id, vector, payload) of every chunk of ``docs``, in order."""
     for doc in docs:
         if len(doc.chunks) != len(doc.vectors):
@@ -109,6 +111,66 @@ def point_rows(docs: Sequence[DocumentPoints]) -> Iterator[tuple[str, list[float
             )
 
 
+def row_batches(docs: Sequence[DocumentPoints], batch_size: int) -> Iterator[list[Row]]:
+    """:func:`point_rows` of ``docs`` in lists of at most ``batch_size``."""
+    batch: list[Row] = []
+    for row in point_rows(docs):
+        batch.append(row)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+_Record = TypeVar("_Record")
+PAGE_SIZE = 1024
+
+
+def paged(
+    fetch: Callable[[Any, int], tuple[Sequence[_Record], Any]],
+    limit: int | None = None,
+    page_size: int = PAGE_SIZE,
+) -> Iterator[Sequence[_Record]]:
+    """The pages of a scroll, at most ``limit`` records in all.
+
+    ``fetch(offset, n)`` returns up to ``n`` records from ``offset`` (None: the start) and the
+    next offset (None: no more).
+    """
+    offset: Any = None
+    remaining = limit
+    while remaining is None or remaining > 0:
+        size = page_size if remaining is None else min(page_size, remaining)
+        records, offset = fetch(offset, size)
+        if remaining is not None:
+            remaining -= len(records)
+        yield records
+        if offset is None:
+            return
+
+
+def tally_documents(
+    pages: Iterable[Sequence[Mapping[str, Any] | None]],
+    on_page: Callable[[int], None] | None = None,
+) -> Counter[str]:
+    """Points per ``metadata.doc_id`` over pages of payloads."""
+    counts: Counter[str] = Counter()
+    for payloads in pages:
+        counts.update(str((p or {}).get("metadata", {}).get("doc_id")) for p in payloads)
+        if on_page is not None:
+            on_page(len(payloads))
+    return counts
+
+
+def check_dimension(name: str, existing: int, dimension: int) -> None:
+    """Raise :class:`CollectionMismatch` unless the collection holds ``dimension``-d vectors."""
+    if existing != dimension:
+        raise CollectionMismatch(
+            f"collection {name!r} has size {existing}; this pipeline writes {dimension}-dim "
+            "cosine vectors. Use another collection name."
+        )
+
+
 class VectorStore(Protocol):
     """A Qdrant deployment: collections of points, aliases, and the operations ingestion uses.
 
@@ -121,7 +183,12 @@ class VectorStore(Protocol):
         ``edge:<abs path>``. Part of a target's identity in the registry."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the store (an embedded one's folder lock); idempotent."""
+        ...
+
+    def __enter__(self) -> VectorStore: ...
+    def __exit__(self, *exc: object) -> None: ...
 
     # collections
     def list_collections(self) -> list[str]: ...
@@ -204,4 +271,16 @@ class VectorStore(Protocol):
 
     def search(self, collection: str, vector: np.ndarray, k: int) -> list[ScoredPoint]:
         """The ``k`` nearest points by cosine similarity; empty when the collection is missing."""
+        ...
+
+    def optimize(self, collection: str) -> bool:
+        """Bring the collection's vector index up to date, blocking until it is.
+
+        Searches are correct before this runs (unindexed points are searched exhaustively);
+        they are only slower. A server indexes in the background and qdrant-client's local mode
+        has no index, so only Qdrant Edge does work here: call it at the end of a run.
+
+        Returns:
+            True if anything was (re)built.
+        """
         ...

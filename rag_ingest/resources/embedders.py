@@ -1,6 +1,7 @@
 """The ``Embedder`` resource interface and its local (in-process) implementation."""
 
 import time
+from collections.abc import Sequence
 from abc import abstractmethod
 from dataclasses import dataclass
 
@@ -14,7 +15,16 @@ from rag_ingest.core.encoder import (
     MODEL_NAME,
     check_backend,
     shared_encoder,
+    vector_space,
 )
+
+
+class EmbeddingError(RuntimeError):
+    """Some texts could not be embedded; ``failed_spans`` are their (start, end) indices."""
+
+    def __init__(self, message: str, failed_spans: Sequence[tuple[int, int]]) -> None:
+        super().__init__(message)
+        self.failed_spans = list(failed_spans)
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,11 @@ class Embedder(dg.ConfigurableResource):
     def dimension(self) -> int:
         return DIMENSION
 
+    @property
+    @abstractmethod
+    def vector_space(self) -> str:
+        """Runtime and precision of the vectors (part of the pipeline fingerprint)."""
+
     @abstractmethod
     def embed(self, texts: list[str]) -> tuple[np.ndarray, EmbedStats]:
         """Embed ``texts`` in order; returns ``(len(texts), dimension)`` float32 and stats."""
@@ -64,6 +79,10 @@ class LocalEmbedder(Embedder):
     def _known_backend(cls, value: str) -> str:
         # Fails at resource construction (definitions load), not at the first embed of a run.
         return check_backend(value)
+
+    @property
+    def vector_space(self) -> str:
+        return vector_space(self.backend)
 
     def embed(self, texts: list[str]) -> tuple[np.ndarray, EmbedStats]:
         started = time.perf_counter()

@@ -1,0 +1,97 @@
+"""Rows and values the registry hands out (plain dataclasses, no SQL)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Statuses of documents whose S3 object is gone: their points are being / have been removed.
+GONE_STATUSES = ("deleting", "removed")
+FAILED_STATUSES = ("failed", "empty", "unsupported", "missing")
+# Statuses that ask for work whatever the target.
+WORK_STATUSES = ("pending", "deleting")
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    doc_id: str
+    bucket: str
+    key: str
+    etag: str
+    size: int
+    last_modified: str
+    seq: int
+    status: str
+    reason: str | None
+    ingested_etag: str | None
+    chunk_count: int | None
+    updated_at: float
+    key_hash: int = 0
+    target_id: int | None = None
+    run_id: str | None = None
+
+    @property
+    def source(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the sensor compares a listing with."""
+
+    doc_id: str
+    etag: str
+    status: str
+    last_modified: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a run did with one document version, written back to the registry.
+
+    ``etag`` is the version the run processed: the outcome applies only while the registry
+    still holds that version (a newer one registered meanwhile keeps its own state).
+    """
+
+    doc_id: str
+    status: str
+    reason: str | None = None
+    etag: str | None = None
+    chunk_count: int | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    at: float
+    event: str
+    status: str
+    reason: str | None
+    etag: str | None
+    chunk_count: int | None
+    target_id: int | None
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A physical collection at a Qdrant location, written under one fingerprint."""
+
+    id: int
+    location: str
+    collection: str
+    alias: str
+    fingerprint: str
+    spec: str
+    state: str
+    created_at: float
+    promoted_at: float | None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The documents one deployment watches: a bucket and its prefixes (``""``: all)."""
+
+    bucket: str
+    prefixes: tuple[str, ...] = ("",)
+
+    def contains(self, bucket: str, key: str) -> bool:
+        return bucket == self.bucket and any(key.startswith(p) for p in self.prefixes)

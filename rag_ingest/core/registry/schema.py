@@ -1,0 +1,108 @@
+"""Registry tables, and the in-place upgrade of a registry written by an earlier version."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from rag_ingest.core.keys import key_hash
+
+meta = sa.MetaData()
+documents = sa.Table(
+    "documents",
+    meta,
+    sa.Column("doc_id", sa.String(64), primary_key=True),
+    sa.Column("bucket", sa.String(255), nullable=False),
+    sa.Column("key", sa.String(1024), nullable=False),
+    sa.Column("etag", sa.String(128), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("last_modified", sa.String(40), nullable=False),
+    # The change number of the last registry change that asked for work on this document.
+    sa.Column("seq", sa.BigInteger, nullable=False, index=True),
+    # pending → ok | empty | unsupported | failed | missing; gone from S3: deleting → removed
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("ingested_etag", sa.String(128)),
+    sa.Column("chunk_count", sa.Integer),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    # Where the document sits in the key space (keys.key_hash): shards are ranges of it.
+    sa.Column("key_hash", sa.Integer, nullable=False, server_default="0", index=True),
+    # The target (Qdrant location + physical collection) its current status was reached in.
+    sa.Column("target_id", sa.Integer),
+    sa.Column("run_id", sa.String(64)),
+    sa.UniqueConstraint("bucket", "key", name="uq_documents_bucket_key"),
+)
+events = sa.Table(
+    "document_events",
+    meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("doc_id", sa.String(64), nullable=False, index=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("etag", sa.String(128)),
+    sa.Column("chunk_count", sa.Integer),
+    sa.Column("target_id", sa.Integer),
+    sa.Column("run_id", sa.String(64)),
+)
+targets = sa.Table(
+    "targets",
+    meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("location", sa.String(1024), nullable=False),
+    sa.Column("collection", sa.String(255), nullable=False),
+    sa.Column("alias", sa.String(255), nullable=False),
+    sa.Column("fingerprint", sa.String(32), nullable=False),
+    sa.Column("spec", sa.Text, nullable=False),
+    # building → live → retired; rolled_back (never promoted again by itself); dropped
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("promoted_at", sa.Float),
+)
+# The last run request made for each shard (see ``core.requests``), shared by all sensors.
+shard_requests = sa.Table(
+    "shard_requests",
+    meta,
+    sa.Column("shards", sa.Integer, primary_key=True),
+    sa.Column("shard", sa.Integer, primary_key=True),
+    sa.Column("signature", sa.String(64), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("requested_at", sa.Float, nullable=False),
+)
+counters = sa.Table(
+    "counters",
+    meta,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+# Columns added after the first release, with how to fill them on an existing registry.
+_ADDED = ("key_hash", "target_id", "run_id")
+
+
+def upgrade(engine: sa.Engine) -> None:
+    """Create missing tables; add and fill columns an older registry lacks.
+
+    Rows of an older registry have no target: every document counts as not ingested in the
+    current target, so the next reconcile re-checks it (writes are idempotent).
+    """
+    meta.create_all(engine)
+    present = {c["name"] for c in sa.inspect(engine).get_columns("documents")}
+    missing = [name for name in _ADDED if name not in present]
+    if not missing:
+        return
+    with engine.begin() as conn:
+        for name in missing:
+            column = documents.c[name]
+            kind = column.type.compile(engine.dialect)
+            default = " DEFAULT 0 NOT NULL" if name == "key_hash" else ""
+            conn.execute(sa.text(f"ALTER TABLE documents ADD COLUMN {name} {kind}{default}"))
+        for index in documents.indexes:
+            index.create(conn, checkfirst=True)
+        if "key_hash" in missing:
+            ids = list(conn.execute(sa.select(documents.c.doc_id)).scalars())
+            conn.execute(
+                documents.update()
+                .where(documents.c.doc_id == sa.bindparam("b_doc"))
+                .values(key_hash=sa.bindparam("b_hash")),
+                [{"b_doc": d, "b_hash": key_hash(d)} for d in ids],
+            )

@@ -1,0 +1,95 @@
+"""Which shards to request runs for, decided from the registry's work and past requests.
+
+A shard with work is requested unless a run in flight covers it (that run, or the next one,
+will see the work). A shard whose work is unchanged since its last request, with no run in
+flight, was not cleared by that run (it failed, or was killed): it is requested again after a
+back-off that doubles each time, so a broken dependency does not cause a storm of runs, and a
+run that failed after its retries never leaves documents pending for good.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Set
+from dataclasses import dataclass
+
+from rag_ingest.core.shards import RunRange, Shards, plan_ranges
+
+MAX_BACKOFF_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class ShardRequest:
+    """The last request made for a shard."""
+
+    signature: str
+    attempts: int
+    requested_at: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    ranges: list[RunRange]
+    requests: dict[int, ShardRequest]
+    waiting: dict[int, float]
+    """Shards held back by their back-off: seconds until they may be requested."""
+
+
+def signature(documents: int, max_seq: int) -> str:
+    return f"{documents}@{max_seq}"
+
+
+def decide(
+    layout: Shards,
+    work: Mapping[int, tuple[int, int]],
+    previous: Mapping[int, ShardRequest],
+    in_flight: Set[int],
+    now: float,
+    interval: float,
+    max_documents: int,
+    full: bool = False,
+) -> Decision:
+    """Shards to request now, grouped into run ranges.
+
+    Args:
+        work: per shard index, (documents needing work, highest change number).
+        previous: the last request per shard.
+        in_flight: shards covered by a queued or running run.
+        interval: the sensor interval; the first back-off waits two of them.
+        full: a periodic full reconcile: every shard not in flight is requested (shards
+            without work only verify their points against the registry).
+    """
+    eligible: dict[int, int] = {}
+    requests: dict[int, ShardRequest] = {}
+    waiting: dict[int, float] = {}
+    for index in range(layout.count):
+        if index in in_flight:
+            continue
+        docs, max_seq = work.get(index, (0, 0))
+        if docs <= 0 and not full:
+            continue
+        sig = signature(docs, max_seq)
+        last = previous.get(index)
+        attempts = 0
+        if last is not None and last.signature == sig and docs > 0:
+            attempts = last.attempts + 1
+            delay = min(MAX_BACKOFF_SECONDS, interval * (2**attempts))
+            if now - last.requested_at < delay and not full:
+                waiting[index] = delay - (now - last.requested_at)
+                continue
+        eligible[index] = max(docs, 1)
+        requests[index] = ShardRequest(sig, attempts, now)
+    ranges = plan_ranges(layout, eligible, max_documents)
+    return Decision(ranges, requests, waiting)
+
+
+def run_key(layout: Shards, run: RunRange, requests: Mapping[int, ShardRequest]) -> str:
+    """Stable for the same work and attempt: a tick repeated after a crash is deduplicated,
+    while new work or a new attempt gets a new key."""
+    parts = [
+        f"{i}:{requests[i].signature}:{requests[i].attempts}"
+        for i in range(layout.index(run.first), layout.index(run.last) + 1)
+        if i in requests
+    ]
+    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+    return f"reconcile:{run.first}-{run.last}:{digest}"

@@ -1,0 +1,53 @@
+"""Streaming helpers: windows of documents, and a bounded, order-keeping parallel map."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def windows(items: Iterable[T], size: Callable[[T], int], limit: int) -> Iterator[list[T]]:
+    """Group items in order so that each group holds about ``limit`` units (e.g. chunks)."""
+    window: list[T] = []
+    total = 0
+    for item in items:
+        window.append(item)
+        total += size(item)
+        if total >= limit:
+            yield window
+            window, total = [], 0
+    if window:
+        yield window
+
+
+def affected(sizes: Sequence[int], spans: Sequence[tuple[int, int]]) -> list[int]:
+    """Indexes of the items (each ``sizes[i]`` texts long, laid end to end) that overlap any
+    failed (start, end) span of texts."""
+    hit, offset = [], 0
+    for i, n in enumerate(sizes):
+        start, end = offset, offset + n
+        offset = end
+        if any(a < end and start < b for a, b in spans):
+            hit.append(i)
+    return hit
+
+
+def ordered_map(
+    fn: Callable[[T], R], items: Iterable[T], workers: int, window: int | None = None
+) -> Iterator[R]:
+    """``fn`` over ``items`` on ``workers`` threads, results in input order, with at most
+    ``window`` items in flight (``ThreadPoolExecutor.map`` would submit every item at once)."""
+    window = window or workers * 2
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        queue: deque[Future[R]] = deque()
+        for item in items:
+            queue.append(pool.submit(fn, item))
+            if len(queue) >= window:
+                yield queue.popleft().result()
+        while queue:
+            yield queue.popleft().result()

@@ -1,0 +1,1 @@
+"""Ingestion: shard partitions, the four assets, their checks, sensors and the ingest job."""

@@ -1,0 +1,172 @@
+"""Sensors: one per watched S3 prefix, keeping the registry in step with the bucket and
+requesting reconcile runs over the shards that have work.
+
+A tick lists its prefix (all pages) and compares it with the registry: new objects are
+registered, changed ones re-queued (never by an older listing than what is registered),
+deleted ones marked for removal. It then asks the registry which shards have work in the
+current target and requests runs over contiguous shard ranges of about
+``documents_per_run`` documents, skipping shards a run in flight already covers. Nothing
+depends on a sensor cursor: a reset Dagster instance, a failed run or a reset registry all
+converge on the next tick.
+"""
+
+import hashlib
+import re
+import time
+
+import dagster as dg
+
+from rag_ingest.core.config import Settings
+from rag_ingest.core.registry import Registry
+from rag_ingest.core.requests import decide, run_key
+from rag_ingest.core.s3 import list_objects
+from rag_ingest.core.shards import Shards
+from rag_ingest.core.sync import plan_tick
+from rag_ingest.resources import DocumentRegistry, S3Source, VectorStoreResource
+
+# Dagster's own backfill daemon launches multi-partition runs with these run tags.
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+PARTITION_TAG = "dagster/partition"
+TRIGGER_TAG = "rag_ingest/trigger"
+INGEST_JOB = "ingest_documents"
+FULL_RECONCILE_COUNTER = "full_reconcile_at"
+_ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def sensor_names(prefixes: tuple[str, ...]) -> dict[str, str]:
+    """A distinct, valid sensor name per prefix; prefixes whose readable names collide
+    (``a-b/`` and ``a_b/``) get a short hash of the prefix appended."""
+    slugs = {
+        p: re.sub(r"[^A-Za-z0-9]+", "_", p).strip("_").lower() or "bucket_root" for p in prefixes
+    }
+    names = {}
+    for prefix, slug in slugs.items():
+        if list(slugs.values()).count(slug) > 1:
+            slug = f"{slug}_{hashlib.sha256(prefix.encode()).hexdigest()[:6]}"
+        names[prefix] = f"s3_sensor_{slug}"
+    return names
+
+
+def shards_in_flight(instance: dg.DagsterInstance, layout: Shards) -> set[int]:
+    """Shards covered by a queued or running run of the ingestion assets (sensor runs and UI
+    backfills alike)."""
+    covered: set[int] = set()
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=_ACTIVE)):
+        first = run.tags.get(RANGE_START_TAG) or run.tags.get(PARTITION_TAG)
+        last = run.tags.get(RANGE_END_TAG) or first
+        try:
+            covered.update(range(layout.index(first), layout.index(last) + 1))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue  # not a shard run (monitoring, maintenance)
+    return covered
+
+
+def request_runs(
+    context: dg.SensorEvaluationContext,
+    reg: Registry,
+    settings: Settings,
+    location: str,
+    trigger: str,
+) -> tuple[list[dg.RunRequest], str]:
+    """Run requests for the shards with work in the current target, and a one-line summary."""
+    layout = settings.shard_layout
+    target = reg.target(location, settings.physical_collection)
+    work = reg.work_by_hash_bucket(settings.scope, target.id if target else None, layout.width)
+    now = time.time()
+    full = settings.full_reconcile_hours > 0 and (
+        now - reg.counter(FULL_RECONCILE_COUNTER) >= settings.full_reconcile_hours * 3600
+    )
+    decision = decide(
+        layout,
+        work,
+        reg.shard_requests(layout.count),
+        shards_in_flight(context.instance, layout),
+        now,
+        settings.sensor_interval_seconds,
+        settings.documents_per_run,
+        full,
+    )
+    if full:
+        reg.set_counter(FULL_RECONCILE_COUNTER, int(now))
+    reg.save_shard_requests(layout.count, decision.requests)
+    requests = [
+        dg.RunRequest(
+            run_key=run_key(layout, r, decision.requests),
+            job_name=INGEST_JOB,
+            tags={
+                RANGE_START_TAG: r.first,
+                RANGE_END_TAG: r.last,
+                TRIGGER_TAG: trigger,
+                "rag_ingest/documents": str(r.documents),
+            },
+        )
+        for r in decision.ranges
+    ]
+    pending = sum(n for n, _ in work.values())
+    summary = (
+        f"{pending} document(s) with work in {len(work)} shard(s); {len(requests)} run(s) "
+        f"requested{' (full reconcile)' if full else ''}"
+        + (f"; {len(decision.waiting)} shard(s) backing off" if decision.waiting else "")
+    )
+    return requests, summary
+
+
+def evaluate_listing_tick(
+    context: dg.SensorEvaluationContext,
+    source: S3Source,
+    reg: Registry,
+    settings: Settings,
+    prefix: str,
+    location: str,
+) -> dg.SensorResult:
+    """The body of a prefix sensor's tick (a plain function, so tests can call it)."""
+    started = time.perf_counter()
+    plan = plan_tick(
+        list_objects(source.client, source.bucket, prefix),
+        reg.known(source.bucket, prefix),
+        settings.max_new_per_tick,
+    )
+    reg.register(plan.new)
+    reg.requeue(plan.changed)
+    reg.mark_deleting(plan.gone)
+    requests, summary = request_runs(context, reg, settings, location, f"listing:{prefix}")
+    context.log.info(
+        f"s3://{source.bucket}/{prefix}: listed {plan.listed}, new {len(plan.new)} "
+        f"(deferred {plan.deferred}), changed {len(plan.changed)}, deleted {len(plan.gone)}, "
+        f"unchanged {plan.unchanged}, stale listing entries {plan.stale}; {summary} in "
+        f"{time.perf_counter() - started:.2f}s"
+    )
+    return dg.SensorResult(run_requests=requests)
+
+
+def build_listing_sensor(prefix: str, name: str, settings: Settings) -> dg.SensorDefinition:
+    """A running-by-default sensor for ``prefix`` (stopped when no bucket is configured)."""
+
+    @dg.sensor(
+        name=name,
+        job_name=INGEST_JOB,
+        minimum_interval_seconds=settings.sensor_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING
+        if settings.bucket_configured
+        else dg.DefaultSensorStatus.STOPPED,
+        description=f"Keeps documents under prefix {prefix!r} in step with S3 (new, changed, "
+        "deleted) and requests reconcile runs over the shards with work.",
+    )
+    def _sensor(
+        context: dg.SensorEvaluationContext,
+        s3_source: S3Source,
+        registry: DocumentRegistry,
+        vectors: VectorStoreResource,
+    ) -> dg.SensorResult:
+        return evaluate_listing_tick(
+            context, s3_source, registry.registry, settings, prefix, vectors.location
+        )
+
+    return _sensor

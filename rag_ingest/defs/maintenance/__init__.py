@@ -1,0 +1,1 @@
+"""Maintenance: re-ingest chosen documents."""

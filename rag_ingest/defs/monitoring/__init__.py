@@ -1,0 +1,1 @@
+"""Monitoring: collection health, embedding cost, intermediate file clean-up; scheduled."""

@@ -1,0 +1,45 @@
+"""``embedding_cost_report``: recorded embedding work priced on Modal vs always-on GPUs."""
+
+import dagster as dg
+
+from modal_functions.constants import GPU
+from rag_ingest.core.cost import PriceTable, price_workload, render_markdown
+from rag_ingest.defs.monitoring.usage import embedding_workload
+
+
+class CostConfig(dg.Config):
+    window_hours: float = 24.0 * 30
+    gpu: str = GPU
+    assumed_tokens_per_gpu_second: float | None = None
+    prices_file: str | None = None
+
+
+@dg.asset(
+    group_name="monitoring",
+    kinds={"modal"},
+    deps=["embeddings"],
+    description="Recorded embedding work priced on Modal per second vs always-on GPUs.",
+)
+def embedding_cost_report(
+    context: dg.AssetExecutionContext, config: CostConfig
+) -> dg.MaterializeResult:
+    workload = embedding_workload(context.instance, config.window_hours)
+    report = price_workload(
+        workload,
+        config.gpu,
+        PriceTable.load(config.prices_file),
+        config.assumed_tokens_per_gpu_second,
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "report": dg.MetadataValue.md(render_markdown(report)),
+            "window_hours": config.window_hours,
+            "embedding_runs": workload.runs,
+            "chunks_embedded": workload.texts,
+            "tokens_embedded": workload.tokens,
+            "gpu_seconds": dg.MetadataValue.float(round(report.gpu_seconds, 3)),
+            "gpu_seconds_source": report.gpu_seconds_source,
+            "modal_usd": dg.MetadataValue.float(round(report.lines[0].usd, 6)),
+            "gpu_utilisation": dg.MetadataValue.float(round(report.utilisation, 6)),
+        }
+    )

@@ -1,0 +1,66 @@
+"""Every resource, wired once from the settings; secrets only through ``dagster.EnvVar``."""
+
+import os
+
+import dagster as dg
+
+from rag_ingest.core.config import Settings, load_settings
+from rag_ingest.core.registry import default_url
+from rag_ingest.resources import (
+    DocumentRegistry,
+    IntermediateStore,
+    LocalEmbedder,
+    S3Source,
+    VectorStoreResource,
+)
+
+
+def _env(name: str) -> dg.EnvVar | None:
+    """An EnvVar for optional values: resolved at run time, and only when set."""
+    return dg.EnvVar(name) if os.environ.get(name, "").strip() else None
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    endpoint = _env("RAG_S3_ENDPOINT_URL")
+    region = _env("AWS_REGION") or _env("AWS_DEFAULT_REGION")
+    if settings.embedder == "modal":
+        from rag_ingest.resources.modal import ModalEmbedder
+
+        embedder: dg.ConfigurableResource = ModalEmbedder(
+            environment_name=_env("MODAL_ENVIRONMENT")
+        )
+    else:
+        embedder = LocalEmbedder(backend=settings.embed_backend)
+    return {
+        "s3_source": S3Source(
+            bucket=dg.EnvVar("RAG_S3_BUCKET"),
+            endpoint_url=endpoint,
+            region_name=region,
+            max_object_bytes=settings.max_object_bytes,
+        ),
+        # A database URL may carry a password: resolved at run time, never shown.
+        "registry": DocumentRegistry(
+            url=_env("RAG_REGISTRY_URL") or default_url(settings.data_dir)
+        ),
+        "storage": IntermediateStore(
+            base=settings.intermediate_base, endpoint_url=endpoint, region_name=region
+        ),
+        "vectors": VectorStoreResource(
+            engine=settings.qdrant_engine,
+            url=_env("RAG_QDRANT_URL"),
+            api_key=_env("RAG_QDRANT_API_KEY"),
+            path=str(settings.qdrant_path),
+            collection=settings.collection,
+        ),
+        "embedder": embedder,
+    }
+
+
+def resource_definitions(settings: Settings) -> dg.Definitions:
+    # In-process: a UI materialization runs its steps in one process, so the model loads once.
+    return dg.Definitions(resources=build_resources(settings), executor=dg.in_process_executor)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return resource_definitions(load_settings())

@@ -1,0 +1,84 @@
+"""`rag-ingest index list | promote | rollback | drop`: index versions behind the alias.
+
+Each pipeline fingerprint writes its own physical collection; readers query the alias. These
+commands show the versions and move the alias by hand (the pipeline promotes a complete,
+verified version by itself unless ``RAG_AUTO_PROMOTE=false``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from typing import Any
+
+from rag_ingest.core.config import load_settings
+from rag_ingest.core.fingerprint import Fingerprint
+
+
+def _when(timestamp: float | None) -> str:
+    if not timestamp:
+        return "-"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def index(args: argparse.Namespace) -> int:
+    from rag_ingest.commands import _resources
+    from rag_ingest.core import versions
+
+    settings = load_settings()
+    with _resources("vectors", "registry") as res, res.vectors.open() as store:
+        reg = res.registry.registry
+        alias = settings.collection
+        if args.action == "list":
+            states = versions.versions(store, reg, alias, settings.scope)
+            current = settings.physical_collection
+            print(f"alias {alias!r} at {store.location} → {store.resolve(alias) or '(none)'}")
+            for s in states:
+                marks = ("live " if s.live else "") + (
+                    "current" if s.target.collection == current else ""
+                )
+                spec = Fingerprint.from_json(s.target.spec).describe()
+                print(
+                    f"{'*' if s.live else ' '} {s.target.collection:<32} {s.target.state:<11} "
+                    f"{s.points:>9,} points  {s.documents_done:>8,} done  "
+                    f"{s.documents_waiting:>8,} waiting  created {_when(s.target.created_at)}  "
+                    f"{marks.strip()}\n    {spec}"
+                )
+            return 0
+        if args.action == "rollback":
+            previous = versions.rollback(store, reg, alias)
+            print(f"alias {alias!r} → {previous.collection} (rolled back)")
+            return 0
+        name = args.collection or settings.physical_collection
+        target = reg.target(store.location, name)
+        if target is None:
+            print(f"no version {name!r} recorded at {store.location}")
+            return 1
+        if args.action == "drop":
+            versions.drop(store, reg, target)
+            print(f"dropped {name}")
+            return 0
+        if not args.force:
+            waiting = reg.work_count(settings.scope, target.id)
+            check = versions.verify(store, reg, target, settings.scope)
+            if waiting or not check.ok:
+                print(
+                    f"not promoting {name}: {waiting} document(s) waiting; {check.summary()} "
+                    "(--force promotes anyway)"
+                )
+                return 1
+        previous = versions.promote(store, reg, target)
+        print(f"alias {alias!r} → {name}" + (f" (was {previous.collection})" if previous else ""))
+    return 0
+
+
+def add_index_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "index", help="index versions behind the alias: list, promote, rollback, drop"
+    )
+    p.add_argument("action", choices=["list", "promote", "rollback", "drop"])
+    p.add_argument(
+        "collection", nargs="?", help="physical collection (default: the current fingerprint's)"
+    )
+    p.add_argument("--force", action="store_true", help="promote even if incomplete")
+    p.set_defaults(func=index)

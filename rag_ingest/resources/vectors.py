@@ -1,0 +1,53 @@
+"""The Qdrant deployment as a resource: a server, qdrant-client's local mode, or Qdrant Edge."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+
+from rag_ingest.core.vectorstore import VectorStore, open_vector_store
+
+
+class VectorStoreResource(dg.ConfigurableResource):
+    """Where the points live. ``collection`` is the alias readers query; the pipeline writes
+    into one physical collection per pipeline fingerprint behind it.
+
+    The embedded engines allow one process at a time: :meth:`open` waits for the folder lock
+    (up to ``lock_wait_seconds``), and writers are also serialized by the ``qdrant`` pool.
+    """
+
+    engine: str = "edge"
+    url: str | None = None
+    api_key: str | None = None
+    path: str = "data/qdrant-edge"
+    collection: str = "documents"
+    upsert_batch_size: int = 256
+    timeout_seconds: int = 60
+    lock_wait_seconds: float = 600.0
+
+    @property
+    def location(self) -> str:
+        """Where points live, as the registry names targets; never contains the API key."""
+        if self.engine == "server":
+            return f"server:{self.url}"
+        return f"{self.engine}:{Path(self.path).resolve()}"
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.engine != "server"
+
+    @contextmanager
+    def open(self) -> Iterator[VectorStore]:
+        store = open_vector_store(
+            self.engine,
+            url=self.url,
+            api_key=self.api_key,
+            path=self.path,
+            timeout=self.timeout_seconds,
+            lock_wait_seconds=self.lock_wait_seconds,
+        )
+        try:
+            yield store
+        finally:
+            store.close()
