@@ -11,6 +11,7 @@ import modal.exception
 import numpy as np
 import pytest
 
+from modal_functions.constants import APP_NAME, CLASS_NAME
 from rag_ingest.core.keys import partition_key
 from rag_ingest.modal_embedder import EmbeddingError, ModalEmbedder, ModalSetupError
 from rag_ingest.resources import QdrantResource
@@ -64,7 +65,8 @@ def test_batches_fan_out_in_order_and_are_priced(
     looked_up = install(monkeypatch, fake)
     runs = harness.sync()
     assert [r.success for r in runs] == [True]
-    assert looked_up == [("rag-ingest-embedder", "Embedder", "staging")]
+    assert looked_up == [("rag-ingest-embedder", "EmbeddingModel", "staging")]
+    assert (APP_NAME, CLASS_NAME) == ("rag-ingest-embedder", "EmbeddingModel")
     points = _points(harness)
     assert points and all(
         np.allclose(p.vector, fake_vector(p.payload["page_content"]), atol=1e-6) for p in points
