@@ -1,7 +1,8 @@
 """The Modal implementation of ``Embedder``: a deployed GPU class, looked up by name.
 
-Batches of texts fan out with ``.map`` (bounded in-flight, order kept), every result is checked
-for shape, failed batches are retried a bounded number of times, and GPU time is priced.
+All batches of a call go out in one ``.map`` (order kept); every output is checked for shape and
+finite values; only the batches that failed are re-sent, each batch being sent at most
+``1 + max_batch_retries`` times in all; GPU time is summed and priced.
 """
 
 import os
@@ -12,11 +13,13 @@ from typing import Any
 
 import dagster as dg
 import numpy as np
-from pydantic import PrivateAttr
+from pydantic import PrivateAttr, field_validator
 
 from modal_functions.constants import APP_NAME, CLASS_NAME, DEPLOY_COMMAND, GPU
 from rag_ingest.core.cost import MODAL_GPU_PRICE_PER_SECOND, gpu_cost_usd
 from rag_ingest.embedders import Embedder, EmbedStats
+
+logger = dg.get_dagster_logger(__name__)
 
 
 class ModalSetupError(RuntimeError):
@@ -48,8 +51,11 @@ class ModalEmbedder(Embedder):
         environment_name: Modal environment; None for the profile's default.
         batch_size: texts per Modal input. 256 chunks of ≤ 254 tokens are ~0.3 MB in and
             ~0.4 MB out as float32, well inside Modal's 2 MiB inline payload, and fill an A10G.
-        max_in_flight: batches submitted per ``.map`` call.
-        max_batch_retries: extra attempts for a batch that raised or came back malformed.
+        max_batch_retries: extra attempts for a batch that raised, was lost or came back
+            malformed. This is the only retry layer (the app sets no ``retries=``), so a batch
+            is sent at most ``1 + max_batch_retries`` times; Modal's own restart of an input
+            whose container was preempted comes on top and is not a failure seen here.
+        retry_delay_seconds: pause before the first retry round, doubled for each later one.
         lookup_timeout_seconds: bound on reaching Modal before any work starts.
         gpu: GPU type, for pricing; price_per_second overrides the price table.
     """
@@ -58,13 +64,21 @@ class ModalEmbedder(Embedder):
     class_name: str = CLASS_NAME
     environment_name: str | None = None
     batch_size: int = 256
-    max_in_flight: int = 64
     max_batch_retries: int = 2
+    retry_delay_seconds: float = 1.0
     lookup_timeout_seconds: float = 20.0
     gpu: str = GPU
     price_per_second: float | None = None
 
     _remote: Any = PrivateAttr(default=None)
+
+    @field_validator("max_batch_retries", "retry_delay_seconds")
+    @classmethod
+    def _not_negative(cls, value: float) -> float:
+        # Fails at resource construction (definitions load), not at the first embed of a run.
+        if value < 0:
+            raise ValueError(f"must be ≥ 0, got {value}")
+        return value
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Fail before any work: missing credentials, app not deployed, Modal unreachable.
@@ -77,7 +91,11 @@ class ModalEmbedder(Embedder):
         return gpu_cost_usd(1.0, self.gpu, MODAL_GPU_PRICE_PER_SECOND)
 
     def _lookup(self) -> Any:
-        """The deployed class, hydrated within ``lookup_timeout_seconds``, or a clear error."""
+        """The deployed class, hydrated within ``lookup_timeout_seconds``, or a clear error.
+
+        The one initialisation path: ``setup_for_execution`` calls it up front; ``embed`` calls it
+        too, which reuses that result, or looks up here when the resource was built directly.
+        """
         if self._remote is not None:
             return self._remote
         if not modal_credentials_present():
@@ -123,61 +141,80 @@ class ModalEmbedder(Embedder):
         self._remote = cls(batch_size=self.batch_size)
         return self._remote
 
-    def _check(self, output: Any, expected_rows: int) -> tuple[np.ndarray, float]:
+    def _outcome(self, output: Any, expected_rows: int) -> tuple[np.ndarray, float] | str:
+        """The vectors and GPU seconds of one ``.map`` output, or why it cannot be used."""
+        if isinstance(output, BaseException):
+            return f"{type(output).__name__}: {output}"
         if not (isinstance(output, tuple) and len(output) == 2):
-            raise ValueError(f"expected (vectors, seconds), got {type(output).__name__}")
-        vectors = np.asarray(output[0], dtype=np.float32)
+            return f"expected (vectors, seconds), got {type(output).__name__}"
+        try:
+            vectors = np.asarray(output[0], dtype=np.float32)
+            seconds = float(output[1])
+        except (TypeError, ValueError) as exc:
+            return f"unreadable output: {exc}"
         if vectors.shape != (expected_rows, self.dimension):
-            raise ValueError(
+            return (
                 f"expected vectors of shape ({expected_rows}, {self.dimension}), "
                 f"got {vectors.shape}"
             )
         if not np.isfinite(vectors).all():
-            raise ValueError("vectors contain NaN or infinity")
-        return vectors, float(output[1])
+            return "vectors contain NaN or infinity"
+        return vectors, seconds
+
+    def _map(self, remote: Any, batches: list[list[str]]) -> list[Any]:
+        """One ``.map`` over ``batches``: per batch, in order, its output or the exception."""
+        outputs: list[Any] = []
+        try:
+            # No client-side in-flight cap: .map itself sends inputs in chunks and keeps at most
+            # the server's max_inputs_outstanding (1000 by default) unfinished. Nor would a cap
+            # bound memory: all texts are here and all vectors are returned; callers bound that
+            # by passing windows of texts (assets.EMBED_WINDOW_TEXTS).
+            for output in remote.embed.map(batches, order_outputs=True, return_exceptions=True):
+                outputs.append(output)
+        except Exception as exc:
+            # The call itself broke (transport, auth): the batches without an output yet failed.
+            outputs.extend([exc] * (len(batches) - len(outputs)))
+        return outputs
 
     def embed(self, texts: list[str]) -> tuple[np.ndarray, EmbedStats]:
         started = time.perf_counter()
         if not texts:
             return np.zeros((0, self.dimension), np.float32), EmbedStats("modal", 0, 0, 0.0)
         remote = self._lookup()
-        spans = [
-            (i, min(i + self.batch_size, len(texts))) for i in range(0, len(texts), self.batch_size)
-        ]
+        size = self.batch_size
+        spans = [(i, min(i + size, len(texts))) for i in range(0, len(texts), size)]
         results: list[np.ndarray | None] = [None] * len(spans)
         errors: dict[int, str] = {}
         gpu_seconds = 0.0
+        attempts = 1 + self.max_batch_retries
+        # All batches go out in one .map; each later round re-sends only the batches that failed,
+        # so a batch is sent at most `attempts` times (the app adds no retries of its own).
         pending = list(range(len(spans)))
-        for _attempt in range(1 + self.max_batch_retries):
-            for g in range(0, len(pending), self.max_in_flight):
-                group = pending[g : g + self.max_in_flight]
-                inputs = [texts[spans[i][0] : spans[i][1]] for i in group]
-                try:
-                    outputs = list(
-                        remote.embed.map(inputs, order_outputs=True, return_exceptions=True)
-                    )
-                except Exception as exc:  # the whole call failed: every batch of it retries
-                    outputs = [exc] * len(group)
-                for i, output in zip(group, outputs, strict=True):
-                    try:
-                        if isinstance(output, BaseException):
-                            raise output
-                        vectors, seconds = self._check(output, spans[i][1] - spans[i][0])
-                    except Exception as exc:
-                        errors[i] = f"{type(exc).__name__}: {exc}"
-                        continue
-                    results[i] = vectors
-                    gpu_seconds += seconds
-                    errors.pop(i, None)
-            pending = [i for i in pending if results[i] is None]
+        for attempt in range(attempts):
+            if attempt:
+                logger.warning(
+                    f"retrying {len(pending)} of {len(spans)} Modal batches "
+                    f"(attempt {attempt + 1} of {attempts}); first error: {errors[pending[0]]}"
+                )
+                time.sleep(self.retry_delay_seconds * 2 ** (attempt - 1))
+            outputs = self._map(remote, [texts[spans[i][0] : spans[i][1]] for i in pending])
+            failed: list[int] = []
+            for i, output in zip(pending, outputs, strict=True):
+                outcome = self._outcome(output, spans[i][1] - spans[i][0])
+                if isinstance(outcome, str):
+                    errors[i] = outcome
+                    failed.append(i)
+                    continue
+                results[i], seconds = outcome
+                gpu_seconds += seconds
+            pending = failed
             if not pending:
                 break
         if pending:
-            failed = [spans[i] for i in pending]
             raise EmbeddingError(
-                f"{len(pending)} of {len(spans)} Modal batches failed after "
-                f"{1 + self.max_batch_retries} attempts; first error: {errors[pending[0]]}",
-                failed,
+                f"{len(pending)} of {len(spans)} Modal batches failed after {attempts} attempts; "
+                f"first error: {errors[pending[0]]}",
+                [spans[i] for i in pending],
             )
         vectors = np.concatenate([r for r in results if r is not None])
         stats = EmbedStats(

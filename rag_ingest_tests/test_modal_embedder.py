@@ -1,6 +1,5 @@
 """ModalEmbedder against an injected fake of the looked-up class (Modal's cloud is unreachable)."""
 
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -12,10 +11,12 @@ import modal.exception
 import numpy as np
 import pytest
 
+from modal_functions.constants import APP_NAME, CLASS_NAME
 from rag_ingest.core.keys import partition_key
-from rag_ingest.modal_embedder import ModalEmbedder, ModalSetupError
+from rag_ingest.modal_embedder import EmbeddingError, ModalEmbedder, ModalSetupError
 from rag_ingest.resources import QdrantResource
 from rag_ingest_tests.helpers import Harness, make_resources
+from rag_ingest_tests.modal_fakes import FakeModal, fake_vector, install, set_modal_token
 
 DOCS = {
     "a.md": "# Alpha\n\n" + "Alpha text about rivers and lakes. " * 40,
@@ -24,72 +25,9 @@ DOCS = {
 }
 
 
-def fake_vector(text: str) -> np.ndarray:
-    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
-    vector = np.random.default_rng(seed).standard_normal(384).astype(np.float32)
-    return vector / np.linalg.norm(vector)
-
-
-class FakeModal:
-    """Stands in for ``modal.Cls.from_name(...)``: hydrate, instantiate, ``.embed.map``."""
-
-    def __init__(
-        self,
-        fail_first: int = 0,
-        fail_always: bool = False,
-        bad_shape: bool = False,
-        hydrate_error: BaseException | None = None,
-        hydrate_delay: float = 0.0,
-    ) -> None:
-        self.fail_first = fail_first
-        self.fail_always = fail_always
-        self.bad_shape = bad_shape
-        self.hydrate_error = hydrate_error
-        self.hydrate_delay = hydrate_delay
-        self.calls: list[int] = []
-        self.embed = self
-
-    def hydrate(self) -> "FakeModal":
-        time.sleep(self.hydrate_delay)
-        if self.hydrate_error:
-            raise self.hydrate_error
-        return self
-
-    def __call__(self, **_params: Any) -> "FakeModal":
-        return self
-
-    def map(
-        self, inputs: list[list[str]], order_outputs: bool = True, return_exceptions: bool = False
-    ) -> list[Any]:
-        assert order_outputs and return_exceptions
-        outputs: list[Any] = []
-        for batch in inputs:
-            self.calls.append(len(batch))
-            if self.fail_always or (self.fail_first and len(self.calls) <= self.fail_first):
-                outputs.append(modal.exception.RemoteError("container lost"))
-            elif self.bad_shape:
-                outputs.append((np.zeros((len(batch), 12), np.float32), 0.1))
-            else:
-                outputs.append((np.stack([fake_vector(t) for t in batch]), 0.25))
-        # Modal completes out of order; order_outputs=True hands results back in input order.
-        return outputs
-
-
 @pytest.fixture()
 def modal_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MODAL_TOKEN_ID", "ak-test")
-    monkeypatch.setenv("MODAL_TOKEN_SECRET", "as-test")
-
-
-def _install(monkeypatch: pytest.MonkeyPatch, fake: FakeModal) -> list[tuple[Any, ...]]:
-    looked_up: list[tuple[Any, ...]] = []
-
-    def from_name(app: str, name: str, **kwargs: Any) -> FakeModal:
-        looked_up.append((app, name, kwargs.get("environment_name")))
-        return fake
-
-    monkeypatch.setattr(modal.Cls, "from_name", from_name)
-    return looked_up
+    set_modal_token(monkeypatch)
 
 
 @pytest.fixture()
@@ -99,7 +37,7 @@ def harness(s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path) -> An
     with dg.instance_for_test() as instance:
         resources = make_resources(s3_endpoint, bucket, tmp_path)
         resources["embedder"] = ModalEmbedder(
-            batch_size=2, max_in_flight=3, environment_name="staging"
+            batch_size=2, retry_delay_seconds=0.0, environment_name="staging"
         )
         yield Harness(instance, resources)
 
@@ -120,12 +58,15 @@ def _embedding_metadata(h: Harness) -> dict[str, Any]:
 
 
 @pytest.mark.usefixtures("modal_env")
-def test_batches_fan_out_in_order_and_are_priced(harness: Harness, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_batches_fan_out_in_order_and_are_priced(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake = FakeModal()
-    looked_up = _install(monkeypatch, fake)
+    looked_up = install(monkeypatch, fake)
     runs = harness.sync()
     assert [r.success for r in runs] == [True]
-    assert looked_up[0] == ("rag-ingest-embedder", "Embedder", "staging")
+    assert looked_up == [("rag-ingest-embedder", "EmbeddingModel", "staging")]
+    assert (APP_NAME, CLASS_NAME) == ("rag-ingest-embedder", "EmbeddingModel")
     points = _points(harness)
     assert points and all(
         np.allclose(p.vector, fake_vector(p.payload["page_content"]), atol=1e-6) for p in points
@@ -136,31 +77,34 @@ def test_batches_fan_out_in_order_and_are_priced(harness: Harness, monkeypatch) 
     assert meta["run_gpu_seconds"] == pytest.approx(0.25 * meta["run_batches"])
     assert meta["run_cost_usd"] == pytest.approx(0.25 * meta["run_batches"] * 0.000306, rel=1e-3)
     assert meta["backend"] == "ModalEmbedder" and meta["model"].endswith("all-MiniLM-L6-v2")
-    assert all(size <= 2 for size in fake.calls)
+    # One window of texts, so one embed call: all its batches went out in a single .map.
+    assert [len(call) for call in fake.map_calls] == [meta["run_batches"]]
+    assert all(len(batch) <= 2 for batch in fake.map_calls[0])
+    assert fake.params == [{"batch_size": 2}]
 
 
 @pytest.mark.usefixtures("modal_env")
-def test_a_failed_batch_is_retried_and_the_run_succeeds(harness: Harness, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_failed_batch_is_retried_and_the_run_succeeds(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake = FakeModal(fail_first=1)
-    _install(monkeypatch, fake)
+    install(monkeypatch, fake)
     assert [r.success for r in harness.sync()] == [True]
     meta = _embedding_metadata(harness)
-    assert len(fake.calls) == meta["run_batches"] + 1  # exactly one batch sent twice
+    # The first .map carries every batch; the second only the one that failed.
+    assert [len(call) for call in fake.map_calls] == [meta["run_batches"], 1]
+    assert fake.map_calls[1] == fake.map_calls[0][:1]
+    assert fake.runs.total() == meta["run_batches"] + 1  # exactly one batch sent twice
     assert len(_points(harness)) == meta["run_texts"]
 
 
 @pytest.mark.usefixtures("modal_env")
-@pytest.mark.parametrize(
-    "fake",
-    [FakeModal(fail_always=True), FakeModal(bad_shape=True)],
-    ids=["permanent-failure", "wrong-shape"],
-)
+@pytest.mark.parametrize("mode", ["permanent-failure", "wrong-shape"])
 def test_a_batch_that_keeps_failing_fails_the_run_naming_partitions(
-    harness: Harness,
-    monkeypatch,
-    fake: FakeModal,  # type: ignore[no-untyped-def]
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
-    _install(monkeypatch, fake)
+    fake = FakeModal(fail_always=mode == "permanent-failure", bad_shape=mode == "wrong-shape")
+    install(monkeypatch, fake)
     (run,) = harness.sync()
     assert not run.success
     failure = next(e for e in run.all_events if e.event_type_value == "STEP_FAILURE")
@@ -169,10 +113,13 @@ def test_a_batch_that_keeps_failing_fails_the_run_naming_partitions(
     for key in DOCS:
         assert partition_key(harness.resources["s3_source"].bucket, key) in message  # type: ignore[attr-defined]
     assert "3 attempts" in message
+    assert set(fake.runs.values()) == {3}  # every batch ran 1 + max_batch_retries times
     assert _points(harness) == []  # nothing half-written into Qdrant
 
 
-def test_missing_credentials_fail_fast_and_say_what_to_set(harness: Harness, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_missing_credentials_fail_fast_and_say_what_to_set(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("MODAL_TOKEN_ID", raising=False)
     monkeypatch.delenv("MODAL_TOKEN_SECRET", raising=False)
     monkeypatch.setattr("modal.config.config.get", lambda key, *a, **k: None)
@@ -182,7 +129,6 @@ def test_missing_credentials_fail_fast_and_say_what_to_set(harness: Harness, mon
     assert time.perf_counter() - started < 1.0
     assert "MODAL_TOKEN_ID" in str(info.value) and "modal token set" in str(info.value)
     assert "\n" not in str(info.value)
-    started = time.perf_counter()
     (run,) = harness.sync()
     assert not run.success
     assert not run.get_asset_materialization_events()  # failed before any work
@@ -191,21 +137,150 @@ def test_missing_credentials_fail_fast_and_say_what_to_set(harness: Harness, mon
 
 
 @pytest.mark.usefixtures("modal_env")
-def test_app_not_deployed_says_how_to_deploy(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    _install(monkeypatch, FakeModal(hydrate_error=modal.exception.NotFoundError("no app")))
+def test_app_not_deployed_says_how_to_deploy(monkeypatch: pytest.MonkeyPatch) -> None:
+    install(monkeypatch, FakeModal(hydrate_error=modal.exception.NotFoundError("no app")))
     with pytest.raises(ModalSetupError, match="deploy it with: modal deploy -m modal_functions"):
         ModalEmbedder().setup_for_execution(dg.build_init_resource_context())
 
 
 @pytest.mark.usefixtures("modal_env")
-def test_unreachable_modal_is_bounded_by_the_lookup_timeout(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    _install(monkeypatch, FakeModal(hydrate_delay=5.0))
+def test_unreachable_modal_is_bounded_by_the_lookup_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    install(monkeypatch, FakeModal(hydrate_delay=5.0))
     started = time.perf_counter()
     with pytest.raises(ModalSetupError, match="could not reach Modal within"):
         ModalEmbedder(lookup_timeout_seconds=0.5).setup_for_execution(
             dg.build_init_resource_context()
         )
     assert time.perf_counter() - started < 2.0
+
+
+TEXTS = [f"text number {n}" for n in range(11)]  # batches of 2: five pairs and a single
+SPANS = [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10), (10, 11)]
+
+
+def _embedder(**config: Any) -> ModalEmbedder:
+    return ModalEmbedder(**{"batch_size": 2, "retry_delay_seconds": 0.0, **config})
+
+
+@pytest.mark.usefixtures("modal_env")
+def test_one_map_call_carries_every_batch_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeModal()
+    install(monkeypatch, fake)
+    texts = [f"chunk {n}" for n in range(1001)]  # 501 batches: more than any in-flight cap
+    vectors, stats = _embedder().embed(texts)
+    assert len(fake.map_calls) == 1 and len(fake.map_calls[0]) == 501
+    assert fake.map_calls[0] == [texts[i : i + 2] for i in range(0, 1001, 2)]
+    np.testing.assert_array_equal(vectors, np.stack([fake_vector(t) for t in texts]))
+    assert (stats.texts, stats.batches) == (1001, 501)
+    assert stats.gpu_seconds == pytest.approx(0.25 * 501)
+    assert stats.cost_usd == pytest.approx(0.25 * 501 * 0.000306)
+
+
+@pytest.mark.usefixtures("modal_env")
+def test_only_the_failed_batches_are_sent_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    failing = {tuple(TEXTS[2:4]), tuple(TEXTS[6:8])}
+    fake = FakeModal(fail=lambda batch, run: tuple(batch) in failing and run == 1)
+    install(monkeypatch, fake)
+    vectors, stats = _embedder().embed(TEXTS)
+    assert [len(call) for call in fake.map_calls] == [6, 2]
+    assert fake.map_calls[1] == [TEXTS[2:4], TEXTS[6:8]]
+    np.testing.assert_array_equal(vectors, np.stack([fake_vector(t) for t in TEXTS]))
+    # Failed runs report no GPU time; the six successful ones do.
+    assert stats.batches == 6 and stats.gpu_seconds == pytest.approx(0.25 * 6)
+
+
+@pytest.mark.usefixtures("modal_env")
+@pytest.mark.parametrize("retries", [0, 1, 2, 4])
+def test_a_batch_runs_at_most_one_plus_max_batch_retries_times(
+    monkeypatch: pytest.MonkeyPatch, retries: int
+) -> None:
+    fake = FakeModal(fail_always=True)
+    install(monkeypatch, fake)
+    with pytest.raises(EmbeddingError, match=f"6 of 6 Modal batches failed after {1 + retries} "):
+        _embedder(max_batch_retries=retries).embed(TEXTS)
+    assert len(fake.map_calls) == 1 + retries
+    assert set(fake.runs.values()) == {1 + retries} and len(fake.runs) == 6
+
+
+@pytest.mark.usefixtures("modal_env")
+def test_a_permanent_failure_names_the_spans_of_its_texts(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeModal(fail=lambda batch, run: batch == TEXTS[4:6] or batch == TEXTS[10:])
+    install(monkeypatch, fake)
+    with pytest.raises(EmbeddingError) as info:
+        _embedder().embed(TEXTS)
+    assert info.value.failed_spans == [SPANS[2], SPANS[5]]
+    assert "2 of 6 Modal batches failed after 3 attempts" in str(info.value)
+    assert "RemoteError: container lost" in str(info.value)
+    assert fake.runs[tuple(TEXTS[4:6])] == 3 and fake.runs[tuple(TEXTS[0:2])] == 1
+
+
+@pytest.mark.usefixtures("modal_env")
+def test_non_finite_vectors_are_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeModal(nan_first_run=True)
+    install(monkeypatch, fake)
+    vectors, _ = _embedder().embed(TEXTS)
+    assert [len(call) for call in fake.map_calls] == [6, 6]
+    assert np.isfinite(vectors).all()
+
+
+@pytest.mark.usefixtures("modal_env")
+def test_a_broken_map_stream_resends_only_the_batches_without_output(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = FakeModal(break_after=2)
+    install(monkeypatch, fake)
+    vectors, stats = _embedder().embed(TEXTS)
+    assert fake.map_calls[1] == fake.map_calls[0][2:]
+    np.testing.assert_array_equal(vectors, np.stack([fake_vector(t) for t in TEXTS]))
+    assert stats.gpu_seconds == pytest.approx(0.25 * 6)
+
+
+@pytest.mark.usefixtures("modal_env")
+def test_retry_rounds_back_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    install(monkeypatch, FakeModal(fail_always=True))
+    pauses: list[float] = []
+    monkeypatch.setattr("rag_ingest.modal_embedder.time.sleep", pauses.append)
+    with pytest.raises(EmbeddingError):
+        _embedder(retry_delay_seconds=0.5, max_batch_retries=3).embed(TEXTS)
+    assert pauses == [0.5, 1.0, 2.0]
+
+
+def test_negative_retries_are_rejected_when_the_resource_is_built() -> None:
+    with pytest.raises(ValueError, match="max_batch_retries"):
+        ModalEmbedder(max_batch_retries=-1)
+
+
+@pytest.mark.usefixtures("modal_env")
+def test_setup_looks_up_once_and_embed_reuses_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeModal()
+    looked_up = install(monkeypatch, fake)
+    resource = _embedder()
+    resource.setup_for_execution(dg.build_init_resource_context())
+    resource.embed(TEXTS)
+    resource.embed(TEXTS[:3])
+    assert len(looked_up) == 1 and fake.hydrations == 1
+
+
+@pytest.mark.usefixtures("modal_env")
+def test_embed_without_setup_looks_up_through_the_same_checks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = FakeModal()
+    looked_up = install(monkeypatch, fake)
+    resource = _embedder()
+    resource.embed(TEXTS)
+    resource.embed(TEXTS)
+    assert len(looked_up) == 1 and fake.hydrations == 1
+    install(monkeypatch, FakeModal(hydrate_error=modal.exception.NotFoundError("no app")))
+    with pytest.raises(ModalSetupError, match="deploy it with"):
+        _embedder().embed(TEXTS)
+
+
+def test_no_texts_need_no_modal() -> None:
+    vectors, stats = ModalEmbedder().embed([])
+    assert vectors.shape == (0, 384) and stats.batches == 0
 
 
 @pytest.mark.modal
