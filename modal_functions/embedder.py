@@ -46,7 +46,7 @@ app = modal.App(APP_NAME, image=image)
     max_containers=10,
     # One batch of 256 chunks takes well under a second on an A10G; 10 minutes means stuck.
     timeout=600,
-    # No `retries=` on purpose: the caller (rag_ingest.modal_embedder.ModalEmbedder) owns
+    # No `retries=` on purpose: the caller (rag_ingest.resources.modal.ModalEmbedder) owns
     # retries. It sees every failure kind (exceptions raised here, crashed containers, timeouts,
     # transport errors, malformed outputs), re-sends exactly the failed batches and bounds each
     # batch to 1 + max_batch_retries runs. Retries here as well would multiply with those (3 x 3

@@ -48,11 +48,13 @@ def upload_corpus(
 
 
 def make_settings(bucket: str, data_dir: Path, **changes: Any) -> Settings:
-    """Settings for a test deployment: embedded Qdrant Edge under ``data_dir``, no periodic
-    full reconcile (tests ask for one when they want it)."""
+    """Settings for a test deployment: embedded Qdrant Edge under ``data_dir``, 16 shards (a
+    run over all of them costs Dagster a few seconds, not half a minute), no periodic full
+    reconcile (tests ask for one when they want it)."""
     base = Settings(
         bucket=bucket,
         data_dir=data_dir,
+        shards=16,
         full_reconcile_hours=0,
         extract_workers=1,
         sensor_interval_seconds=1,
@@ -151,8 +153,11 @@ class Harness:
         done = []
         for request in result.run_requests or []:
             assert isinstance(request, dg.RunRequest) and request.job_name
+            tags = dict(request.tags)
+            if request.run_key:
+                tags["dagster/run_key"] = request.run_key  # as the daemon records it
             for _attempt in range(1 + retries):
-                outcome = self.execute(request.job_name, dict(request.tags), request.run_config)
+                outcome = self.execute(request.job_name, tags, request.run_config)
                 if outcome.success:
                     break
                 self.failed_attempts += 1
@@ -163,6 +168,24 @@ class Harness:
     def sync(self, retries: int = 0) -> list[dg.ExecuteInProcessResult]:
         """One sensor tick and every run it requested."""
         return self.launch(self.tick(), retries)
+
+    def converge(self, timeout: float = 120.0, retries: int = 0) -> list[dg.ExecuteInProcessResult]:
+        """Tick and run until the registry has no work left; waits out shards that back off
+        after a run that did not finish (a killed or failed one)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        done: list[dg.ExecuteInProcessResult] = []
+        while True:
+            done += self.sync(retries)
+            with self.store() as store:
+                target = self.registry.target(store.location, self.settings.physical_collection)
+            waiting = self.registry.work_count(self.settings.scope, target.id if target else None)
+            if not waiting:
+                return done
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{waiting} document(s) still have work after {timeout}s")
+            time.sleep(self.settings.sensor_interval_seconds)
 
     def materialize(
         self, first: str, last: str | None = None, force: bool = False

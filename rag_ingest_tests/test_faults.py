@@ -17,11 +17,9 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 
 from rag_ingest.core.keys import partition_key
-from rag_ingest.embedders import LocalEmbedder
-from rag_ingest.resources import QdrantResource, S3Source
-from rag_ingest_tests.conftest import REPO, free_port
-from rag_ingest_tests.helpers import Harness, make_resources
-from rag_ingest_tests.test_sync import expected_versions, text
+from rag_ingest.resources import LocalEmbedder, S3Source, VectorStoreResource
+from rag_ingest_tests.helpers import REPO, Harness, free_port, make_resources, make_settings
+from rag_ingest_tests.sync_oracle import expected_versions, text
 
 
 class _Raw:
@@ -67,14 +65,19 @@ def instance() -> Any:
         yield inst
 
 
+def _harness(instance: Any, endpoint: str, bucket: str, data: Path, **resources: Any) -> Harness:
+    # A full reconcile on the first tick puts every shard into one run.
+    settings = make_settings(bucket, data, full_reconcile_hours=24)
+    return Harness(instance, settings, {**make_resources(endpoint, settings), **resources})
+
+
 def test_throttling_5xx_and_timeouts_are_retried(
     s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path, instance: Any
 ) -> None:
     _seed(s3_client, bucket)
-    resources = make_resources(s3_endpoint, bucket, tmp_path)
-    resources["s3_source"] = FlakyS3(bucket=bucket, endpoint_url=s3_endpoint, max_attempts=5)
+    flaky = FlakyS3(bucket=bucket, endpoint_url=s3_endpoint, max_attempts=5)
     FlakyS3.calls.clear()
-    harness = Harness(instance, resources)
+    harness = _harness(instance, s3_endpoint, bucket, tmp_path, s3_source=flaky)
     assert [r.success for r in harness.sync()] == [True]
     assert all(n == 3 for n in FlakyS3.calls.values())  # 503, timeout, then success
     assert harness.versions() == expected_versions(s3_client, bucket)
@@ -84,11 +87,8 @@ def test_an_s3_outage_fails_the_run_and_a_rerun_converges(
     s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path, instance: Any
 ) -> None:
     _seed(s3_client, bucket)
-    resources = make_resources(s3_endpoint, bucket, tmp_path)
-    resources["s3_source"] = FlakyS3(
-        bucket=bucket, endpoint_url=s3_endpoint, max_attempts=3, always=True
-    )
-    harness = Harness(instance, resources)
+    down = FlakyS3(bucket=bucket, endpoint_url=s3_endpoint, max_attempts=3, always=True)
+    harness = _harness(instance, s3_endpoint, bucket, tmp_path, s3_source=down)
     request = harness.tick()
     (failed,) = harness.launch(request)
     assert not failed.success and harness.versions() == set()
@@ -101,17 +101,17 @@ def test_an_object_deleted_between_list_and_get_is_treated_as_deleted(
     s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path, instance: Any
 ) -> None:
     keys = _seed(s3_client, bucket)
-    harness = Harness(instance, make_resources(s3_endpoint, bucket, tmp_path))
+    harness = _harness(instance, s3_endpoint, bucket, tmp_path)
     request = harness.tick()
     s3_client.delete_object(Bucket=bucket, Key=keys[0])
     assert [r.success for r in harness.launch(request)] == [True]
     doc_id = partition_key(bucket, keys[0])
     assert harness.registry.lookup([doc_id])[doc_id].status == "missing"
     (removal,) = harness.sync()
-    assert removal.success and removal.dagster_run.job_name == "remove_documents"
-    harness.sync()
-    assert harness.registry.lookup([doc_id]) == {}
-    assert harness.registry.status_counts() == {"ok": len(keys) - 1}
+    assert removal.success and removal.dagster_run.job_name == "ingest_documents"
+    assert harness.sync() == []
+    assert harness.registry.lookup([doc_id])[doc_id].status == "removed"
+    assert harness.registry.status_counts() == {"ok": len(keys) - 1, "removed": 1}
     assert harness.versions() == expected_versions(s3_client, bucket)
 
 
@@ -125,7 +125,7 @@ def test_embedder_failure_leaves_no_partial_document_and_a_rerun_completes(
 ) -> None:
     rng = random.Random(7)
     keys = _seed(s3_client, bucket)
-    harness = Harness(instance, make_resources(s3_endpoint, bucket, tmp_path))
+    harness = _harness(instance, s3_endpoint, bucket, tmp_path)
     harness.sync()
     before = harness.versions()
     for key in keys[:2]:
@@ -138,7 +138,7 @@ def test_embedder_failure_leaves_no_partial_document_and_a_rerun_completes(
     message = str(failure.event_specific_data.error)  # type: ignore[union-attr]
     assert failure.step_key == "embeddings" and "GPU worker lost" in message
     for key in keys[:2]:
-        assert partition_key(bucket, key) in message
+        assert f"s3://{bucket}/{key}" in message
     assert harness.versions() == before  # old versions whole, nothing half-written
     harness.resources["embedder"] = LocalEmbedder()
     assert [r.success for r in harness.launch(request)] == [True]
@@ -149,15 +149,15 @@ def test_qdrant_unavailable_then_back_converges(
     s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path, instance: Any
 ) -> None:
     _seed(s3_client, bucket)
-    resources = make_resources(s3_endpoint, bucket, tmp_path)
-    local = resources["qdrant"]
-    resources["qdrant"] = QdrantResource(url=f"http://127.0.0.1:{free_port()}", timeout_seconds=2)
-    harness = Harness(instance, resources)
+    harness = _harness(instance, s3_endpoint, bucket, tmp_path)
+    local = harness.resources["vectors"]
+    down = f"http://127.0.0.1:{free_port()}"
+    harness.resources["vectors"] = VectorStoreResource(engine="server", url=down, timeout_seconds=2)
     request = harness.tick()
     (failed,) = harness.launch(request)
     assert not failed.success
     assert {e.step_key for e in failed.all_events if e.is_step_failure} == {"qdrant_collection"}
-    harness.resources["qdrant"] = local
+    harness.resources["vectors"] = local
     assert [r.success for r in harness.launch(request)] == [True]
     assert harness.versions() == expected_versions(s3_client, bucket)
 
@@ -172,20 +172,20 @@ def test_a_run_waits_for_the_embedded_qdrant_lock_instead_of_crashing(
             "-c",
             textwrap.dedent(f"""
             import time
-            from qdrant_client import QdrantClient
-            client = QdrantClient(path={str(tmp_path / "qdrant")!r})
+            from rag_ingest.core.vectorstore import open_vector_store
+            store = open_vector_store("edge", path={str(tmp_path / "qdrant-edge")!r})
             print("locked", flush=True)
             time.sleep(6)
-            client.close()
+            store.close()
         """),
         ],
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-    resources = make_resources(s3_endpoint, bucket, tmp_path)
-    resources["qdrant"] = QdrantResource(path=str(tmp_path / "qdrant"), lock_wait_seconds=60)
-    harness = Harness(instance, resources)
+    patient = VectorStoreResource(path=str(tmp_path / "qdrant-edge"), lock_wait_seconds=60)
+    harness = _harness(instance, s3_endpoint, bucket, tmp_path, vectors=patient)
     assert [r.success for r in harness.sync()] == [True]
     assert holder.wait(timeout=30) == 0
     assert harness.versions() == expected_versions(s3_client, bucket)
@@ -201,12 +201,12 @@ def test_a_run_killed_with_sigkill_converges_on_rerun(
     home.mkdir()
     data = tmp_path / "data"
     script = textwrap.dedent(f"""
-        from dagster import DagsterInstance
-        from rag_ingest_tests.helpers import Harness, make_resources
         from pathlib import Path
-        harness = Harness(DagsterInstance.get(),
-                          make_resources({s3_endpoint!r}, {bucket!r}, Path({str(data)!r})))
-        harness.sync()
+        from dagster import DagsterInstance
+        from rag_ingest_tests.helpers import Harness, make_resources, make_settings
+        settings = make_settings({bucket!r}, Path({str(data)!r}))
+        resources = make_resources({s3_endpoint!r}, settings)
+        Harness(DagsterInstance.get(), settings, resources).sync()
     """)
     env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
@@ -219,7 +219,7 @@ def test_a_run_killed_with_sigkill_converges_on_rerun(
     # Kill it while it writes to Qdrant (the collection folder exists) or, failing that, late.
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
-        if (data / "qdrant" / "collection").exists():
+        if (data / "qdrant-edge" / "collections").exists():
             break
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be killed"
@@ -230,8 +230,16 @@ def test_a_run_killed_with_sigkill_converges_on_rerun(
     # in a context variable, which breaks definitions built by later tests.
     instance = dg.DagsterInstance.get()
     try:
-        harness = Harness(instance, make_resources(s3_endpoint, bucket, data))
-        assert all(r.success for r in harness.sync())  # a fresh cursor re-requests everything
+        # What run monitoring (on in dagster_home/dagster.yaml) does once the worker is dead:
+        # the run is marked failed, so its shards no longer count as in flight.
+        for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+            instance.report_run_failed(run, "run worker killed with SIGKILL")
+        settings = make_settings(bucket, data)
+        harness = Harness(instance, settings, make_resources(s3_endpoint, settings))
+        # The registry still shows the killed run's documents as not done: once their shards'
+        # back-off has passed, they are requested again.
+        runs = harness.converge()
+        assert runs and all(r.success for r in runs)
         points = harness.points()
         assert len({p.id for p in points}) == len(points)
         assert harness.versions() == expected_versions(s3_client, bucket)

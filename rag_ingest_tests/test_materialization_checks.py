@@ -1,7 +1,6 @@
 """The per-run check results, on hand-made inputs."""
 
 import numpy as np
-
 from rag_ingest.materialization_checks import (
     EmbeddingAudit,
     dimension_result,

@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 
 from modal_functions.constants import APP_NAME, CLASS_NAME
-from rag_ingest.core.keys import partition_key
-from rag_ingest.modal_embedder import EmbeddingError, ModalEmbedder, ModalSetupError
-from rag_ingest.resources import QdrantResource
-from rag_ingest_tests.helpers import Harness, make_resources
+from rag_ingest.resources.embedders import EmbeddingError
+from rag_ingest.resources.modal import ModalEmbedder, ModalSetupError
+from rag_ingest_tests.helpers import Harness, make_resources, make_settings
 from rag_ingest_tests.modal_fakes import FakeModal, fake_vector, install, set_modal_token
 
 DOCS = {
@@ -34,21 +33,15 @@ def modal_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def harness(s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path) -> Any:
     for key, text in DOCS.items():
         s3_client.put_object(Bucket=bucket, Key=key, Body=text.encode())
+    # The first tick's full reconcile puts every shard into one run.
+    settings = make_settings(bucket, tmp_path, embedder="modal", full_reconcile_hours=24)
+    embedder = ModalEmbedder(batch_size=2, retry_delay_seconds=0.0, environment_name="staging")
     with dg.instance_for_test() as instance:
-        resources = make_resources(s3_endpoint, bucket, tmp_path)
-        resources["embedder"] = ModalEmbedder(
-            batch_size=2, retry_delay_seconds=0.0, environment_name="staging"
-        )
-        yield Harness(instance, resources)
+        yield Harness(instance, settings, make_resources(s3_endpoint, settings, embedder))
 
 
 def _points(h: Harness) -> list[Any]:
-    qdrant = h.resources["qdrant"]
-    assert isinstance(qdrant, QdrantResource)
-    with qdrant.get_client() as client:
-        if not client.collection_exists("documents"):
-            return []
-        return client.scroll("documents", limit=1000, with_vectors=True)[0]
+    return h.points()
 
 
 def _embedding_metadata(h: Harness) -> dict[str, Any]:
@@ -100,7 +93,7 @@ def test_a_failed_batch_is_retried_and_the_run_succeeds(
 
 @pytest.mark.usefixtures("modal_env")
 @pytest.mark.parametrize("mode", ["permanent-failure", "wrong-shape"])
-def test_a_batch_that_keeps_failing_fails_the_run_naming_partitions(
+def test_a_batch_that_keeps_failing_fails_the_run_naming_documents(
     harness: Harness, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
     fake = FakeModal(fail_always=mode == "permanent-failure", bad_shape=mode == "wrong-shape")
@@ -111,7 +104,7 @@ def test_a_batch_that_keeps_failing_fails_the_run_naming_partitions(
     assert failure.step_key == "embeddings"
     message = str(failure.event_specific_data.error)  # type: ignore[union-attr]
     for key in DOCS:
-        assert partition_key(harness.resources["s3_source"].bucket, key) in message  # type: ignore[attr-defined]
+        assert f"s3://{harness.settings.bucket}/{key}" in message
     assert "3 attempts" in message
     assert set(fake.runs.values()) == {3}  # every batch ran 1 + max_batch_retries times
     assert _points(harness) == []  # nothing half-written into Qdrant
@@ -241,7 +234,7 @@ def test_a_broken_map_stream_resends_only_the_batches_without_output(
 def test_retry_rounds_back_off(monkeypatch: pytest.MonkeyPatch) -> None:
     install(monkeypatch, FakeModal(fail_always=True))
     pauses: list[float] = []
-    monkeypatch.setattr("rag_ingest.modal_embedder.time.sleep", pauses.append)
+    monkeypatch.setattr("rag_ingest.resources.modal.time.sleep", pauses.append)
     with pytest.raises(EmbeddingError):
         _embedder(retry_delay_seconds=0.5, max_batch_retries=3).embed(TEXTS)
     assert pauses == [0.5, 1.0, 2.0]
@@ -286,7 +279,7 @@ def test_no_texts_need_no_modal() -> None:
 @pytest.mark.modal
 @pytest.mark.skipif(not os.environ.get("MODAL_TOKEN_ID"), reason="needs a Modal token")
 def test_the_really_deployed_function_matches_the_local_model() -> None:
-    from rag_ingest.embedders import LocalEmbedder
+    from rag_ingest.resources import LocalEmbedder
 
     texts = ["Glaciers carve U-shaped valleys.", "Bees dance to share directions."]
     resource = ModalEmbedder(environment_name=os.environ.get("MODAL_ENVIRONMENT"))

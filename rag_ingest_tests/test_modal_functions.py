@@ -13,8 +13,8 @@ import pytest
 
 from modal_functions import constants, embedder
 from modal_functions.embedder import SMOKE_SENTENCES, EmbeddingModel, smoke_report
-from rag_ingest.embedders import Embedder, LocalEmbedder
-from rag_ingest.modal_embedder import ModalEmbedder
+from rag_ingest.resources import Embedder, LocalEmbedder
+from rag_ingest.resources.modal import ModalEmbedder
 from rag_ingest_tests.modal_fakes import install
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,7 +65,7 @@ def test_the_app_sets_no_retries_and_runs_on_the_configured_gpu() -> None:
 def test_the_gpu_name_is_written_only_in_constants() -> None:
     sources = [
         *sorted((REPO / "modal_functions").glob("*.py")),
-        REPO / "rag_ingest" / "modal_embedder.py",
+        REPO / "rag_ingest" / "resources" / "modal.py",
     ]
     holders = [p.name for p in sources if f'"{constants.GPU}"' in p.read_text()]
     assert holders == ["constants.py"]

@@ -9,11 +9,11 @@ import dagster as dg
 import numpy as np
 import pytest
 from qdrant_client import QdrantClient, models
+from rag_ingest.embedders import EmbedStats, LocalEmbedder
+from rag_ingest.usage import embedding_workload
 
 from rag_ingest.cli import main as cli_main
 from rag_ingest.core.keys import partition_key
-from rag_ingest.embedders import EmbedStats, LocalEmbedder
-from rag_ingest.usage import embedding_workload
 from rag_ingest_tests.helpers import Harness, make_resources
 
 KITCHEN = {

@@ -7,10 +7,10 @@ import dagster as dg
 import numpy as np
 import pytest
 
+from rag_ingest.core.chunking import Chunk
 from rag_ingest.core.encoder import shared_encoder
 from rag_ingest.core.keys import partition_key
 from rag_ingest.core.records import DocumentInfo
-from rag_ingest.core.chunking import Chunk
 from rag_ingest.core.vectorstore import DocumentPoints
 from rag_ingest_tests.helpers import (
     Harness,

@@ -28,9 +28,9 @@ from dagster_postgres import (
     PostgresRunStorage,
     PostgresScheduleStorage,
 )
+from rag_ingest.partitions import DOCUMENTS_PARTITION
 
 from rag_ingest.core.keys import partition_key
-from rag_ingest.partitions import DOCUMENTS_PARTITION
 from rag_ingest_tests.conftest import REPO, free_port
 from rag_ingest_tests.helpers import Harness, make_resources
 from rag_ingest_tests.pg import URL_ENV, PgServer, PostgresUnavailable, local_cluster

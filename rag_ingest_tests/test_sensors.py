@@ -1,4 +1,6 @@
-from collections.abc import Sequence
+"""Listing sensors on real moto S3 and a real Dagster instance: registration, run requests,
+bursts, in-flight shards, back-off after failed runs, prefixes and their names."""
+
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -6,14 +8,19 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from rag_ingest import sensors as sensors_module
-from rag_ingest.core import registry as registry_module
 from rag_ingest.core.config import Settings
 from rag_ingest.core.keys import partition_key
-from rag_ingest.partitions import DOCUMENTS_PARTITION
-from rag_ingest.resources import DocumentRegistry
-from rag_ingest.sensors import RANGE_END_TAG, RANGE_START_TAG, build_s3_sensor, sensor_name
-from rag_ingest_tests.helpers import Harness, make_resources
+from rag_ingest.core.registry import store as registry_store
+from rag_ingest.core.s3 import list_objects
+from rag_ingest.defs.ingestion.sensors import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    build_listing_sensor,
+    sensor_names,
+)
+from rag_ingest.resources import LocalEmbedder
+from rag_ingest_tests.helpers import Harness, make_resources, make_settings
+from rag_ingest_tests.sync_oracle import expected_versions, text
 
 
 def _put_many(client: Any, bucket: str, keys: list[str]) -> None:
@@ -21,13 +28,22 @@ def _put_many(client: Any, bucket: str, keys: list[str]) -> None:
         list(pool.map(lambda k: client.put_object(Bucket=bucket, Key=k, Body=k.encode()), keys))
 
 
-def _covered(result: dg.SensorResult, ordered: Sequence[str]) -> list[str]:
-    keys: list[str] = []
+def _harness(instance: Any, endpoint: str, bucket: str, data: Path, **changes: Any) -> Harness:
+    settings = make_settings(bucket, data, **changes)
+    return Harness(instance, settings, make_resources(endpoint, settings))
+
+
+def _requested_shards(harness: Harness, result: dg.SensorResult) -> list[str]:
+    layout = harness.settings.shard_layout
+    shards: list[str] = []
     for request in result.run_requests or []:
         assert isinstance(request, dg.RunRequest)
-        first, last = request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]
-        keys += ordered[ordered.index(first) : ordered.index(last) + 1]
-    return keys
+        shards += layout.span(request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG])
+    return shards
+
+
+def _registered(harness: Harness, bucket: str, prefix: str = "") -> set[str]:
+    return set(harness.registry.known(bucket, prefix))
 
 
 def test_paginates_caps_per_tick_and_never_skips_same_second_objects(
@@ -45,35 +61,34 @@ def test_paginates_caps_per_tick_and_never_skips_same_second_objects(
     assert len(seconds) < 1205  # many objects share a LastModified second
 
     with dg.instance_for_test() as instance:
-        harness = Harness(
+        harness = _harness(
             instance,
-            make_resources(s3_endpoint, bucket, tmp_path),
-            prefix="docs/",
+            s3_endpoint,
+            bucket,
+            tmp_path,
+            prefixes=("docs/",),
             max_new_per_tick=500,
-            partitions_per_run=200,
+            documents_per_run=200,
         )
-        requested: list[str] = []
-        sizes = []
+        layout = harness.settings.shard_layout
+        sizes: list[int] = []
+        registered: set[str] = set()
         for _ in range(3):
             result = harness.tick()
-            ordered = instance.get_dynamic_partitions(DOCUMENTS_PARTITION)
-            covered = _covered(result, ordered)
-            sizes.append(len(covered))
-            counts = [int(_count(r, ordered)) for r in result.run_requests or []]
-            assert max(counts) <= 200
-            requested += covered
-        assert sizes == [500, 500, 205]
-        expected = {partition_key(bucket, k) for k in keys}
-        assert sorted(requested) == sorted(expected)  # each exactly once, nothing else
-        assert set(instance.get_dynamic_partitions(DOCUMENTS_PARTITION)) == expected
-        assert len(harness.cursor or "") < 12  # the cursor is one integer, not a key list
-        quiet = harness.tick()
-        assert not quiet.run_requests
-
-
-def _count(request: Any, ordered: Sequence[str]) -> int:
-    first, last = request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]
-    return ordered.index(last) - ordered.index(first) + 1
+            new = _registered(harness, bucket) - registered
+            registered |= new
+            sizes.append(len(registered))
+            # Shards that got new documents are requested (the others back off: their work
+            # is unchanged since the last request, and nothing ran it here).
+            shards_with_new_work = {layout.of(partition_key(bucket, k)) for k in new}
+            assert set(_requested_shards(harness, result)) >= shards_with_new_work
+            for request in result.run_requests or []:
+                first, last = request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]
+                docs = int(request.tags["rag_ingest/documents"])
+                assert docs <= 200 or first == last  # a shard is never split
+        assert sizes == [500, 1000, 1205]
+        assert _registered(harness, bucket) == set(keys)  # each exactly once, nothing else
+        assert harness.tick() is not None and _registered(harness, bucket) == set(keys)
 
 
 def test_a_tick_that_died_after_registering_is_repaired_by_the_next(
@@ -81,60 +96,154 @@ def test_a_tick_that_died_after_registering_is_repaired_by_the_next(
 ) -> None:
     _put_many(s3_client, bucket, ["a.md", "b.md"])
     with dg.instance_for_test() as instance:
-        harness = Harness(instance, make_resources(s3_endpoint, bucket, tmp_path))
-        registry = harness.resources["registry"]
-        assert isinstance(registry, DocumentRegistry)
-        from rag_ingest.core.s3 import list_objects
-
-        # The registry write happened, the partitions and runs did not (daemon crash).
-        registry.registry.register(
-            list(
-                list_objects(
-                    harness.resources["s3_source"].client,  # type: ignore[attr-defined]
-                    bucket,
-                    "",
-                )
-            )
-        )
+        harness = _harness(instance, s3_endpoint, bucket, tmp_path)
+        # The registry write happened, the runs did not (daemon crash).
+        harness.registry.register(
+            list(list_objects(harness.resources["s3_source"].client, bucket, ""))
+        )  # type: ignore[attr-defined]
         result = harness.tick()
-        ordered = instance.get_dynamic_partitions(DOCUMENTS_PARTITION)
-        assert sorted(_covered(result, ordered)) == sorted(
-            partition_key(bucket, k) for k in ("a.md", "b.md")
-        )
+        layout = harness.settings.shard_layout
+        wanted = {layout.of(partition_key(bucket, k)) for k in ("a.md", "b.md")}
+        assert wanted <= set(_requested_shards(harness, result))
         assert result.run_requests and all(
             isinstance(r, dg.RunRequest) and r.run_key for r in result.run_requests
         )
 
 
-def test_one_sensor_per_prefix_running_only_when_a_bucket_is_set() -> None:
+def test_shards_held_by_a_run_in_flight_are_not_requested_again(
+    s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    _put_many(s3_client, bucket, ["a.md"])
+    with dg.instance_for_test() as instance:
+        harness = _harness(instance, s3_endpoint, bucket, tmp_path)
+        (request,) = harness.tick().run_requests or []
+        assert isinstance(request, dg.RunRequest)
+        queued = instance.create_run_for_job(
+            job_def=harness.job("ingest_documents"),
+            tags=request.tags,
+            status=dg.DagsterRunStatus.NOT_STARTED,
+        )
+        s3_client.put_object(Bucket=bucket, Key="a.md", Body=b"changed while queued")
+        assert not harness.tick().run_requests  # the queued run will see the change itself
+        instance.delete_run(queued.run_id)
+        (again,) = harness.tick().run_requests or []
+        assert isinstance(again, dg.RunRequest) and again.run_key != request.run_key
+
+
+class BrokenEmbedder(LocalEmbedder):
+    def embed(self, texts: list[str]) -> Any:
+        raise RuntimeError("GPU worker lost")
+
+
+def test_documents_of_a_run_that_failed_are_requested_again_after_a_back_off(
+    s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    import random
+    from dataclasses import replace
+
+    rng = random.Random(3)
+    s3_client.put_object(Bucket=bucket, Key="a.md", Body=text(rng, 2).encode())
+    with dg.instance_for_test() as instance:
+        harness = _harness(instance, s3_endpoint, bucket, tmp_path, sensor_interval_seconds=60)
+        good = harness.resources["embedder"]
+        harness.resources["embedder"] = BrokenEmbedder()
+        (failed,) = harness.sync(retries=1)  # failed twice: the instance's retries are spent
+        assert not failed.success
+        assert harness.sync() == []  # within the back-off (2 × the interval): not yet
+        # Two minutes pass (the request's time moves back instead of the test sleeping).
+        reg, count = harness.registry, harness.settings.shards
+        requests = reg.shard_requests(count)
+        reg.save_shard_requests(
+            count, {i: replace(r, requested_at=r.requested_at - 121) for i, r in requests.items()}
+        )
+        harness.resources["embedder"] = good
+        (rerun,) = harness.sync()
+        key = "dagster/run_key"
+        assert rerun.success and rerun.dagster_run.tags[key] != failed.dagster_run.tags[key]
+        assert harness.versions() == expected_versions(s3_client, bucket)
+
+
+def test_a_reset_registry_or_instance_converges_without_duplicates(
+    s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    import random
+
+    rng = random.Random(4)
+    for i in range(5):
+        s3_client.put_object(Bucket=bucket, Key=f"r/{i}.md", Body=text(rng, 2).encode())
+    with dg.instance_for_test() as instance:
+        harness = _harness(instance, s3_endpoint, bucket, tmp_path)
+        harness.converge()
+        before = harness.points()
+    # A fresh Dagster instance: the registry still knows everything, nothing to do.
+    with dg.instance_for_test() as instance:
+        harness = _harness(instance, s3_endpoint, bucket, tmp_path)
+        assert harness.sync() == []
+        # The registry lost too: every object is new again, written to the same point ids.
+        harness.registry.close()
+        for leftover in tmp_path.glob("registry.sqlite*"):
+            leftover.unlink()
+        harness = _harness(instance, s3_endpoint, bucket, tmp_path)
+        harness.converge()
+        after = harness.points()
+        assert sorted(p.id for p in after) == sorted(p.id for p in before)
+        assert harness.versions() == expected_versions(s3_client, bucket)
+
+
+def test_prefixes_are_literal_and_case_sensitive(
+    s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    _put_many(s3_client, bucket, ["docs/a.txt", "Docs/b.txt", "docs_x/c.txt"])
+    with dg.instance_for_test() as instance:
+        harness = _harness(instance, s3_endpoint, bucket, tmp_path, prefixes=("docs/", "Docs/"))
+        harness.tick("docs/")
+        harness.tick("Docs/")
+        assert _registered(harness, bucket, "docs/") == {"docs/a.txt"}
+        assert _registered(harness, bucket, "Docs/") == {"Docs/b.txt"}
+        # A tick of one prefix never marks the other's documents deleted.
+        harness.tick("docs/")
+        statuses = {r.key: r.status for r in harness.registry.by_status(["pending", "deleting"])}
+        assert statuses == {"docs/a.txt": "pending", "Docs/b.txt": "pending"}
+
+
+def test_one_sensor_per_prefix_with_distinct_names_running_only_when_a_bucket_is_set() -> None:
     settings = Settings.from_env({"RAG_S3_BUCKET": "b", "RAG_S3_PREFIXES": "docs/, reports/q3 ,"})
-    sensors = [build_s3_sensor(p, settings) for p in settings.prefixes]
-    assert [s.name for s in sensors] == [sensor_name("docs/"), sensor_name("reports/q3")]
+    names = sensor_names(settings.prefixes)
+    assert names == {"docs/": "s3_sensor_docs", "reports/q3": "s3_sensor_reports_q3"}
+    sensors = [build_listing_sensor(p, names[p], settings) for p in settings.prefixes]
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors)
     assert all(s.minimum_interval_seconds == 30 for s in sensors)
     unset = Settings.from_env({})
     assert unset.prefixes == ("",)
-    assert build_s3_sensor("", unset).default_status == dg.DefaultSensorStatus.STOPPED
+    sensor = build_listing_sensor("", "s3_sensor_bucket_root", unset)
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    # Prefixes whose readable names collide still get distinct, stable names.
+    colliding = sensor_names(("a-b/", "a_b/"))
+    assert len(set(colliding.values())) == 2
+    assert colliding == sensor_names(("a-b/", "a_b/"))
+    from rag_ingest.definitions import build_definitions
+
+    defs = build_definitions(Settings(bucket="b", prefixes=("a-b/", "a_b/")))
+    dg.Definitions.validate_loadable(defs)
+    with pytest.raises(ValueError, match="lies inside"):
+        Settings.from_env({"RAG_S3_BUCKET": "b", "RAG_S3_PREFIXES": "docs/,docs/2026/"})
 
 
 @pytest.mark.slow
-def test_a_burst_of_10000_objects_becomes_tens_of_runs(
+def test_a_burst_of_10000_objects_is_requested_on_the_first_tick_in_few_runs(
     s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Registry rows and partitions are written in slices; uneven ones here, to cover the seams.
-    monkeypatch.setattr(registry_module, "INSERT_BATCH", 700)
-    monkeypatch.setattr(sensors_module, "PARTITIONS_PER_ADD", 700)
+    # Registry rows are written in slices; uneven ones here, to cover the seams.
+    monkeypatch.setattr(registry_store, "INSERT_BATCH", 700)
     keys = [f"burst/{i // 100:03d}/{i:05d}.txt" for i in range(10_000)]
     _put_many(s3_client, bucket, keys)
     with dg.instance_for_test() as instance:
-        harness = Harness(instance, make_resources(s3_endpoint, bucket, tmp_path))
-        first, second = harness.tick(), harness.tick()  # 5,000 new objects per tick by default
-        assert harness.tick().run_requests == []
-        requests = [*(first.run_requests or []), *(second.run_requests or [])]
-        assert len(requests) == 50  # 10,000 documents / 200 per run
-        ordered = instance.get_dynamic_partitions(DOCUMENTS_PARTITION)
-        covered = _covered(first, ordered) + _covered(second, ordered)
-        assert sorted(covered) == sorted(partition_key(bucket, k) for k in keys)
+        harness = _harness(instance, s3_endpoint, bucket, tmp_path, shards=256)
+        first = harness.tick()
+        requests = first.run_requests or []
+        assert 5 <= len(requests) <= 10  # 10,000 documents, ~2,000 per run
+        docs = [int(r.tags["rag_ingest/documents"]) for r in requests]  # type: ignore[union-attr]
+        assert sum(docs) == 10_000 and max(docs) <= 2000
+        assert set(_requested_shards(harness, first)) == set(harness.settings.shard_layout.keys())
         assert harness.registry.status_counts() == {"pending": 10_000}
-        seqs = [seq for _, seq, _ in harness.registry.requested_after(0, bucket, "")]
-        assert seqs == list(range(1, 10_001))
+        assert _registered(harness, bucket) == set(keys)

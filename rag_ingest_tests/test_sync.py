@@ -5,79 +5,45 @@ import itertools
 import os
 import random
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
 
-from rag_ingest.core.chunking import chunk_blocks
-from rag_ingest.core.extract import ExtractionError, extract
 from rag_ingest.core.keys import partition_key
-from rag_ingest.core.s3 import list_objects
-from rag_ingest.embedders import LocalEmbedder
-from rag_ingest.partitions import DOCUMENTS_PARTITION
-from rag_ingest.sensors import RANGE_END_TAG, RANGE_START_TAG
-from rag_ingest_tests.helpers import Harness, make_resources
-
-WORDS = [
-    "river",
-    "mountain",
-    "glacier",
-    "honey",
-    "bread",
-    "chess",
-    "ocean",
-    "tide",
-    "forest",
-    "desert",
-    "volcano",
-    "comet",
-    "library",
-    "engine",
-    "garden",
-    "lantern",
-    "harbor",
-    "meadow",
-    "orbit",
-    "puzzle",
-]
-
-
-def text(rng: random.Random, paragraphs: int) -> str:
-    body = "\n\n".join(
-        " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 120))) + "."
-        for _ in range(paragraphs)
-    )
-    return f"# Doc {rng.randint(0, 10**6)}\n\n{body}\n"
-
-
-def expected_versions(client: Any, bucket: str) -> set[tuple[str, str, int]]:
-    """What the collection must hold: every chunk of every valid object now in S3."""
-    triples = set()
-    for obj in list_objects(client, bucket, ""):
-        data = client.get_object(Bucket=bucket, Key=obj.key)["Body"].read()
-        try:
-            blocks = extract(obj.key, data).blocks
-        except ExtractionError:
-            continue
-        doc_id = partition_key(bucket, obj.key)
-        triples |= {(doc_id, obj.etag, c.index) for c in chunk_blocks(blocks)}
-    return triples
+from rag_ingest.core.runfiles import run_path
+from rag_ingest.resources import LocalEmbedder
+from rag_ingest_tests.helpers import Harness, make_resources, make_settings, shard_range
+from rag_ingest_tests.sync_oracle import expected_versions, text
 
 
 @pytest.fixture()
 def harness(s3_endpoint: str, bucket: str, tmp_path: Path) -> Any:
+    settings = make_settings(bucket, tmp_path, documents_per_run=4)
     with dg.instance_for_test() as instance:
-        yield Harness(instance, make_resources(s3_endpoint, bucket, tmp_path), partitions_per_run=4)
+        yield Harness(instance, settings, make_resources(s3_endpoint, settings))
 
 
-def _ranges(runs: list[dg.ExecuteInProcessResult]) -> list[tuple[str, str]]:
-    return [
-        (r.dagster_run.tags[RANGE_START_TAG], r.dagster_run.tags[RANGE_END_TAG])
-        for r in runs
-        if RANGE_START_TAG in r.dagster_run.tags
-    ]
+def _documents_read(runs: list[dg.ExecuteInProcessResult]) -> int:
+    """Documents the runs' raw_documents steps fetched or passed on (the work they did)."""
+    total = 0
+    for run in runs:
+        materializations = run.asset_materializations_for_node("raw_documents")
+        total += int(materializations[0].metadata["run_documents"].value)  # type: ignore[arg-type]
+    return total
+
+
+def _keys_in_shards(
+    harness: Harness, bucket: str, shards: list[str], per_shard: int = 1
+) -> list[str]:
+    """Keys d/NNN.md that land in the given shards, ``per_shard`` of each."""
+    layout, found = harness.settings.shard_layout, []
+    for shard in shards:
+        hits = (f"d/{i:03d}.md" for i in range(10_000))
+        found += [k for k in hits if layout.of(partition_key(bucket, k)) == shard][:per_shard]
+    return found
 
 
 def test_a_changed_object_is_re_ingested_alone_and_its_old_chunks_vanish(
@@ -91,27 +57,41 @@ def test_a_changed_object_is_re_ingested_alone_and_its_old_chunks_vanish(
     s3_client.put_object(Bucket=bucket, Key="d/2.md", Body=text(rng, 1).encode())  # shorter
     runs = harness.sync()
     assert [r.success for r in runs] == [True]
-    assert _ranges(runs) == [(changed, changed)]  # nothing else fetched or parsed again
+    shard = harness.settings.shard_layout.of(changed)
+    assert shard_range(runs[0]) == (shard, shard)
+    assert _documents_read(runs) == 1  # nothing else fetched or parsed again
     assert harness.versions() == expected_versions(s3_client, bucket)
-    assert harness.instance.get_dynamic_partitions(DOCUMENTS_PARTITION)[-1] == changed
     assert harness.sync() == []
 
 
-def test_changes_spread_over_the_order_become_one_run(
+def test_changes_spread_over_the_key_space_become_one_run(
     harness: Harness, s3_client: Any, bucket: str
 ) -> None:
     rng = random.Random(2)
-    for i in range(12):
-        s3_client.put_object(Bucket=bucket, Key=f"d/{i:02d}.md", Body=text(rng, 2).encode())
+    # Three changed documents in shards 1, 5 and 9: idle shards between them are bridged.
+    keys = _keys_in_shards(harness, bucket, [f"{i:x}" for i in range(16)])
+    for key in keys:
+        s3_client.put_object(Bucket=bucket, Key=key, Body=text(rng, 2).encode())
     harness.sync()
     for i in (1, 5, 9):
-        s3_client.put_object(Bucket=bucket, Key=f"d/{i:02d}.md", Body=text(rng, 2).encode())
+        s3_client.put_object(Bucket=bucket, Key=keys[i], Body=text(rng, 2).encode())
     runs = harness.sync()
     assert len(runs) == 1 and runs[0].success
+    assert shard_range(runs[0]) == ("1", "9") and _documents_read(runs) == 3
     assert harness.versions() == expected_versions(s3_client, bucket)
 
 
-def test_a_deleted_object_leaves_qdrant_then_its_partition_goes(
+def _latest_shard_metadata(harness: Harness, shard: str) -> dict[str, Any]:
+    records = harness.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("qdrant_collection"), asset_partitions=[shard]),
+        limit=1,
+    ).records
+    mat = records[0].asset_materialization
+    assert mat is not None
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
+def test_a_deleted_object_leaves_qdrant_in_one_reconcile(
     harness: Harness, s3_client: Any, bucket: str
 ) -> None:
     rng = random.Random(3)
@@ -121,19 +101,32 @@ def test_a_deleted_object_leaves_qdrant_then_its_partition_goes(
     dropped = partition_key(bucket, "drop.md")
     s3_client.delete_object(Bucket=bucket, Key="drop.md")
     (removal,) = harness.sync()
-    assert removal.success and removal.dagster_run.job_name == "remove_documents"
+    assert removal.success and removal.dagster_run.job_name == "ingest_documents"
     assert {d for d, _, _ in harness.versions()} == {partition_key(bucket, "keep.md")}
-    observations = harness.instance.fetch_observations(
-        dg.AssetRecordsFilter(
-            asset_key=dg.AssetKey("qdrant_collection"), asset_partitions=[dropped]
-        ),
-        limit=5,
-    ).records
-    assert observations[0].asset_observation.metadata["status"].value == "removed"  # type: ignore[union-attr]
-    assert harness.registry.lookup([dropped])[dropped].status == "removed"
-    assert harness.sync() == []  # this tick drops the partition and the row
-    assert dropped not in harness.instance.get_dynamic_partitions(DOCUMENTS_PARTITION)
-    assert harness.registry.lookup([dropped]) == {}
+    meta = _latest_shard_metadata(harness, harness.settings.shard_layout.of(dropped))
+    assert meta["removed"] == 1 and "drop.md" in meta["changes"]
+    record = harness.registry.lookup([dropped])[dropped]
+    assert record.status == "removed"
+    assert [e.event for e in harness.registry.history(dropped)][-2:] == ["deleted", "removed"]
+    assert harness.sync() == []
+
+
+def test_deleted_recreated_and_deleted_again_converges(
+    harness: Harness, s3_client: Any, bucket: str
+) -> None:
+    rng = random.Random(6)
+    s3_client.put_object(Bucket=bucket, Key="x.md", Body=text(rng, 2).encode())
+    harness.sync()
+    for _ in range(2):
+        s3_client.delete_object(Bucket=bucket, Key="x.md")
+        assert all(r.success for r in harness.sync())
+        assert harness.versions() == set()
+        s3_client.put_object(Bucket=bucket, Key="x.md", Body=text(rng, 2).encode())
+        assert all(r.success for r in harness.sync())
+        assert harness.versions() == expected_versions(s3_client, bucket) != set()
+    s3_client.delete_object(Bucket=bucket, Key="x.md")
+    (run,) = harness.sync()  # the third removal gets its run too (no reused run key)
+    assert run.success and harness.versions() == set()
 
 
 def test_recreated_keys_same_content_new_key_and_double_modification(
@@ -146,7 +139,6 @@ def test_recreated_keys_same_content_new_key_and_double_modification(
     # Re-created after its removal ran.
     body_a = s3_client.get_object(Bucket=bucket, Key="a.md")["Body"].read()
     s3_client.delete_object(Bucket=bucket, Key="a.md")
-    harness.sync()
     harness.sync()
     s3_client.put_object(Bucket=bucket, Key="a.md", Body=body_a)
     # Re-created before the removal ran: the removal run must leave it alone.
@@ -168,34 +160,61 @@ def test_recreated_keys_same_content_new_key_and_double_modification(
     assert {partition_key(bucket, k) for k in ("a.md", "b.md", "copy-of-a.md", "c.md")} == docs
 
 
+def _slow_run_up_to_embeddings(harness: Harness, shard: str, run_id: str) -> None:
+    """The first three steps of a run over ``shard``; its last step has not run yet."""
+    job = harness.job("ingest_documents")
+    result = job.execute_in_process(
+        instance=harness.instance,
+        run_id=run_id,
+        tags={
+            "dagster/asset_partition_range_start": shard,
+            "dagster/asset_partition_range_end": shard,
+        },
+        asset_selection=[dg.AssetKey(a) for a in ("raw_documents", "chunks", "embeddings")],
+        run_config={"ops": {"raw_documents": {"config": {"force": True}}}},
+    )
+    assert result.success
+
+
+def _late_last_step(harness: Harness, shard: str, slow_run: str) -> dg.ExecuteInProcessResult:
+    """The slow run's qdrant_collection step, reaching Qdrant after a newer version did (a
+    run of its own that reads the slow run's files, as a re-execution would)."""
+    late = str(uuid.uuid4())
+    store = harness.resources["storage"].store  # type: ignore[attr-defined]
+    for asset in ("chunks", "embeddings"):
+        store.write(run_path(late, asset), store.read(run_path(slow_run, asset)))
+    return harness.job("ingest_documents").execute_in_process(
+        instance=harness.instance,
+        run_id=late,
+        tags={
+            "dagster/asset_partition_range_start": shard,
+            "dagster/asset_partition_range_end": shard,
+        },
+        asset_selection=[dg.AssetKey("qdrant_collection")],
+    )
+
+
+@pytest.mark.parametrize("same_second", [False, True])
 def test_an_older_version_finishing_last_does_not_overwrite_the_newer(
-    harness: Harness, s3_client: Any, bucket: str
+    harness: Harness, s3_client: Any, bucket: str, same_second: bool
 ) -> None:
     rng = random.Random(5)
     s3_client.put_object(Bucket=bucket, Key="v.md", Body=text(rng, 6).encode())
     harness.sync()
-    doc_id = partition_key(bucket, "v.md")
-    storage = Path(harness.resources["storage"].base)  # type: ignore[attr-defined]
-    stale = {a: (storage / a / f"{doc_id}.parquet").read_bytes() for a in ("chunks", "embeddings")}
-    # LastModified has 1-second resolution and versions within one second are unordered (see
-    # docs/architecture.md, Limits); with a warm model the first sync can finish inside it.
-    time.sleep(1.1)
+    shard = harness.settings.shard_layout.of(partition_key(bucket, "v.md"))
+    slow = str(uuid.uuid4())
+    _slow_run_up_to_embeddings(harness, shard, slow)
+    if not same_second:
+        time.sleep(1.1)  # the newer version gets a later LastModified
+    # Either way the registry's current ETag decides: any other version is superseded.
     s3_client.put_object(Bucket=bucket, Key="v.md", Body=text(rng, 2).encode())
     harness.sync()
     newer = harness.versions()
-    for asset, data in stale.items():  # the slow run of the old version reaches Qdrant now
-        (storage / asset / f"{doc_id}.parquet").write_bytes(data)
-    job = harness.job("ingest_documents")
-    late = job.execute_in_process(
-        instance=harness.instance,
-        partition_key=doc_id,
-        asset_selection=[dg.AssetKey("qdrant_collection")],
-    )
+    late = _late_last_step(harness, shard, slow)
     assert late.success
     assert harness.versions() == newer == expected_versions(s3_client, bucket)
-    event = harness.instance.get_latest_materialization_event(dg.AssetKey("qdrant_collection"))
-    assert event is not None and event.asset_materialization is not None
-    assert "newer version" in str(event.asset_materialization.metadata["skipped"].value)
+    meta = _latest_shard_metadata(harness, shard)
+    assert meta["superseded"] == 1 and "newer version" in meta["changes"]
 
 
 _EMBED_CALLS = itertools.count()
@@ -222,12 +241,12 @@ def test_randomized_walk_keeps_qdrant_equal_to_s3(
     steps = int(os.environ.get("RAG_SOAK_STEPS", "12"))
     seed = int(os.environ.get("RAG_SOAK_SEED", "20261128"))
     rng = random.Random(seed)
-    resources = make_resources(s3_endpoint, bucket, tmp_path)
-    resources["embedder"] = FlakyEmbedder(failure_rate=0.25, seed=seed)
+    settings = make_settings(bucket, tmp_path, documents_per_run=3)
+    embedder = FlakyEmbedder(failure_rate=0.25, seed=seed)
     live: set[str] = set()
     gone: set[str] = set()
     with dg.instance_for_test() as instance:
-        harness = Harness(instance, resources, partitions_per_run=3)
+        harness = Harness(instance, settings, make_resources(s3_endpoint, settings, embedder))
         for step in range(steps):
             for _ in range(rng.randint(1, 4)):
                 op = rng.choice(["add", "add", "modify", "delete", "recreate", "bad"])
@@ -253,10 +272,10 @@ def test_randomized_walk_keeps_qdrant_equal_to_s3(
                     key = f"bad/{step}-{rng.randint(0, 99)}.txt"
                     s3_client.put_object(Bucket=bucket, Key=key, Body=b"\xff\xfe\x00bad")
                     live.add(key)
-            for _ in range(2):  # a second tick finishes removals and retries nothing else
+            for _ in range(2):  # a second tick finds nothing left to do
                 runs = harness.sync(retries=4)
                 assert all(r.success for r in runs), f"step {step}: a run failed 5 times"
             assert harness.versions() == expected_versions(s3_client, bucket), f"step {step}"
             statuses = harness.registry.status_counts()
-            assert set(statuses) <= {"ok", "failed"}, statuses
+            assert set(statuses) <= {"ok", "failed", "removed"}, statuses
         assert harness.failed_attempts > 0  # the faults really happened and were recovered

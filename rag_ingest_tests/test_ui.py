@@ -14,9 +14,9 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from rag_ingest.partitions import DOCUMENTS_PARTITION
 
 from rag_ingest.core.keys import partition_key
-from rag_ingest.partitions import DOCUMENTS_PARTITION
 from rag_ingest_tests.browser import (
     chromium,
     dagster_webserver,

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modal_functions.constants import GPU
+
 # Modal's published per-second GPU prices (USD), snapshots of Apr–Jun 2026. Override per
 # deployment (``--prices prices.json``): prices change and differ per plan and region.
 MODAL_GPU_PRICE_PER_SECOND: dict[str, float] = {
@@ -98,7 +100,7 @@ class CostReport:
 
 def price_workload(
     workload: Workload,
-    gpu: str = "A10G",
+    gpu: str = GPU,
     prices: PriceTable | None = None,
     assumed_tokens_per_gpu_second: float | None = None,
 ) -> CostReport:

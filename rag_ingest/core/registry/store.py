@@ -260,7 +260,7 @@ class Registry(TargetsMixin):
     ) -> dict[int, tuple[int, int]]:
         """Per shard index (``key_hash // width``): documents needing work and their highest
         change number."""
-        shard = (documents.c.key_hash / width).label("shard")
+        shard = (documents.c.key_hash // width).label("shard")
         stmt = (
             sa.select(shard, sa.func.count(), sa.func.max(documents.c.seq))
             .where(scope_condition(scope), work_condition(target_id))
@@ -313,7 +313,7 @@ class Registry(TargetsMixin):
         self, scope: Scope, hashes: tuple[int, int], width: int
     ) -> dict[int, int]:
         """Live documents per shard index in a key-hash range."""
-        shard = (documents.c.key_hash / width).label("shard")
+        shard = (documents.c.key_hash // width).label("shard")
         stmt = (
             sa.select(shard, sa.func.count())
             .where(

@@ -17,21 +17,14 @@ from pydantic import PrivateAttr, field_validator
 
 from modal_functions.constants import APP_NAME, CLASS_NAME, DEPLOY_COMMAND, GPU
 from rag_ingest.core.cost import MODAL_GPU_PRICE_PER_SECOND, gpu_cost_usd
-from rag_ingest.embedders import Embedder, EmbedStats
+from rag_ingest.core.encoder import vector_space
+from rag_ingest.resources.embedders import Embedder, EmbeddingError, EmbedStats
 
 logger = dg.get_dagster_logger(__name__)
 
 
 class ModalSetupError(RuntimeError):
     """Modal cannot be used as configured (credentials, deployment, reachability)."""
-
-
-class EmbeddingError(RuntimeError):
-    """Some batches failed for good; ``failed_spans`` are their (start, end) text indices."""
-
-    def __init__(self, message: str, failed_spans: Sequence[tuple[int, int]]) -> None:
-        super().__init__(message)
-        self.failed_spans = list(failed_spans)
 
 
 def modal_credentials_present() -> bool:
@@ -84,6 +77,11 @@ class ModalEmbedder(Embedder):
         # Fail before any work: missing credentials, app not deployed, Modal unreachable.
         self._remote = None
         self._lookup()
+
+    @property
+    def vector_space(self) -> str:
+        # The deployed class runs sentence-transformers (torch) in float32 (half=False).
+        return vector_space("torch")
 
     def _price(self) -> float:
         if self.price_per_second is not None:

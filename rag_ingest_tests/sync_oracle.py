@@ -1,0 +1,54 @@
+"""What the collection must hold: generated documents and the oracle the sync tests compare with."""
+
+import random
+from typing import Any
+
+from rag_ingest.core.chunking import chunk_blocks
+from rag_ingest.core.extract import ExtractionError, extract
+from rag_ingest.core.keys import partition_key
+from rag_ingest.core.s3 import list_objects
+
+WORDS = [
+    "river",
+    "mountain",
+    "glacier",
+    "honey",
+    "bread",
+    "chess",
+    "ocean",
+    "tide",
+    "forest",
+    "desert",
+    "volcano",
+    "comet",
+    "library",
+    "engine",
+    "garden",
+    "lantern",
+    "harbor",
+    "meadow",
+    "orbit",
+    "puzzle",
+]
+
+
+def text(rng: random.Random, paragraphs: int) -> str:
+    body = "\n\n".join(
+        " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 120))) + "."
+        for _ in range(paragraphs)
+    )
+    return f"# Doc {rng.randint(0, 10**6)}\n\n{body}\n"
+
+
+def expected_versions(client: Any, bucket: str) -> set[tuple[str, str, int]]:
+    """What the collection must hold: every chunk of every valid object now in S3."""
+    triples = set()
+    for obj in list_objects(client, bucket, ""):
+        data = client.get_object(Bucket=bucket, Key=obj.key)["Body"].read()
+        try:
+            blocks = extract(obj.key, data).blocks
+        except ExtractionError:
+            continue
+        doc_id = partition_key(bucket, obj.key)
+        triples |= {(doc_id, obj.etag, c.index) for c in chunk_blocks(blocks)}
+    return triples
