@@ -49,7 +49,6 @@ def _chain(length: int, public_metadata: bool) -> list[Any]:
     """``length`` chained assets named as the project's; per-partition metadata attached with
     Dagster's ``add_asset_metadata`` (``public_metadata``) or the project's collector."""
     import dagster as dg
-
     from rag_ingest.assets import BACKFILL_POLICY
     from rag_ingest.partition_metadata import PartitionMetadata
     from rag_ingest.partitions import documents_partitions
@@ -83,7 +82,6 @@ def _chain(length: int, public_metadata: bool) -> list[Any]:
 
 def _run_ranges(instance: Any, assets: list[Any], keys: list[str], per_run: int) -> int:
     import dagster as dg
-
     from rag_ingest.sensors import RANGE_END_TAG, RANGE_START_TAG
 
     from .pipeline import QUIET_LOGS
@@ -108,7 +106,6 @@ def run_floor(documents: int, per_run: int, subset_planned: bool = False) -> Flo
     ``subset_planned``: with :data:`SUBSET_PLANNED_ENV` set (one planned event per asset).
     """
     import dagster as dg
-
     from rag_ingest.partitions import DOCUMENTS_PARTITION
 
     keys = [f"floor-{i:07d}" for i in range(documents)]
@@ -125,7 +122,6 @@ def run_floor(documents: int, per_run: int, subset_planned: bool = False) -> Flo
 def run_metadata(registered: int, partitions: int) -> MetadataMeasure:
     """One asset, one run of ``partitions`` keys, on an instance holding ``registered`` keys."""
     import dagster as dg
-
     from rag_ingest.partitions import DOCUMENTS_PARTITION
 
     keys = [f"meta-{i:07d}" for i in range(max(registered, partitions))]

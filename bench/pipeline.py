@@ -16,17 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-
 from rag_ingest.assets import ingestion_assets
 from rag_ingest.checks import ingestion_checks
-from rag_ingest.core import records as rec
-from rag_ingest.core.blobstore import BlobNotFound, open_blobstore
 from rag_ingest.embedders import LocalEmbedder
 from rag_ingest.jobs import ingest_job
 from rag_ingest.partitions import DOCUMENTS_PARTITION
 from rag_ingest.removal import remove_documents_job
-from rag_ingest.resources import DocumentRegistry, IntermediateStore, QdrantResource, S3Source
 from rag_ingest.sensors import evaluate_tick
+
+from rag_ingest.core import records as rec
+from rag_ingest.core.blobstore import BlobNotFound, open_blobstore
+from rag_ingest.resources import DocumentRegistry, IntermediateStore, QdrantResource, S3Source
 
 from .common import REGION
 

@@ -107,7 +107,6 @@ def run_scale(
     asset and partition (~800 for 200 partitions), seconds apiece on SQLite, so the rest are
     extrapolated from this sample."""
     import dagster as dg
-
     from rag_ingest.partitions import DOCUMENTS_PARTITION
 
     bucket = "bench-sensor-scale"
@@ -206,11 +205,11 @@ def submit_runs(instance: Any, samples: list[list[dict[str, Any]]]) -> tuple[flo
 def _child_main(args: argparse.Namespace) -> None:
     """Runs in the child process: one listing or one sensor tick; prints a JSON line."""
     import dagster as dg
+    from rag_ingest.sensors import evaluate_tick
 
     from rag_ingest.core.registry import Registry
     from rag_ingest.core.s3 import list_objects, make_client
     from rag_ingest.resources import S3Source
-    from rag_ingest.sensors import evaluate_tick
 
     before = proc_status_mb("VmRSS")
     result: dict[str, Any] = {"runs": []}

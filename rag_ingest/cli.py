@@ -1,4 +1,5 @@
-"""The `rag-ingest` command: `dev` (what `make dev` runs), `search`, `cost`, `health`."""
+"""The `rag-ingest` command: `dev` (what `make dev` runs), `status`, `search`, `health`,
+`cost`, `index`."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("dev", help="local S3 with the sample corpus + Dagster UI and daemon")
     add_parsers(sub)
     parsed = parser.parse_args(args)
+    # Read once per command, like a code location reads them once per process.
+    from rag_ingest.core.config import Settings
+
+    parsed.settings = Settings.from_env()
     return int(parsed.func(parsed))
 
 

@@ -17,16 +17,17 @@ from typing import Any
 
 import dagster as dg
 
-from rag_ingest.core.config import load_settings
+from rag_ingest.core.config import Settings
 
 SNIPPET_CHARS = 240
 
 
 @contextlib.contextmanager
-def _resources(*names: str) -> Iterator[Any]:
+def resources(settings: Settings, *names: str) -> Iterator[Any]:
+    """The code location's resources for ``settings``, initialized as a run would."""
     from rag_ingest.defs.resources import build_resources
 
-    wired = build_resources(load_settings())
+    wired = build_resources(settings)
     with dg.build_resources({name: wired[name] for name in names}) as resources:
         yield resources
 
@@ -43,8 +44,8 @@ def _when(timestamp: float | None) -> str:
 
 
 def status(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    with _resources("registry") as res:
+    settings: Settings = args.settings
+    with resources(settings, "registry") as res:
         reg = res.registry.registry
         records = reg.find(args.ref)
         if not records:
@@ -86,7 +87,7 @@ def status(args: argparse.Namespace) -> int:
 def search(args: argparse.Namespace) -> int:
     from rag_ingest.core.search import search_collection
 
-    with _resources("vectors", "embedder") as res, res.vectors.open() as store:
+    with resources(args.settings, "vectors", "embedder") as res, res.vectors.open() as store:
         collection = args.collection or res.vectors.collection
         vectors, _ = res.embedder.embed([args.query])
         hits = search_collection(store, collection, vectors[0], args.k)
@@ -127,7 +128,7 @@ def health(args: argparse.Namespace) -> int:
     from rag_ingest.core.audit import audit_collection
     from rag_ingest.core.health import norm_outliers
 
-    settings = load_settings()
+    settings: Settings = args.settings
     bars: dict[str, Any] = {}
 
     def progress(stage: str, n: int) -> None:
@@ -136,7 +137,8 @@ def health(args: argparse.Namespace) -> int:
         bars[stage].update(n)
 
     started = time.perf_counter()
-    with _resources("vectors", "registry", "s3_source") as res, res.vectors.open() as store:
+    names = ("vectors", "registry", "s3_source")
+    with resources(settings, *names) as res, res.vectors.open() as store:
         reg = res.registry.registry
         collection = store.resolve(settings.collection) or settings.physical_collection
         audit = audit_collection(

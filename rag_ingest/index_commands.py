@@ -11,7 +11,7 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
-from rag_ingest.core.config import load_settings
+from rag_ingest.core.config import Settings
 from rag_ingest.core.fingerprint import Fingerprint
 
 
@@ -22,11 +22,11 @@ def _when(timestamp: float | None) -> str:
 
 
 def index(args: argparse.Namespace) -> int:
-    from rag_ingest.commands import _resources
+    from rag_ingest.commands import resources
     from rag_ingest.core import versions
 
-    settings = load_settings()
-    with _resources("vectors", "registry") as res, res.vectors.open() as store:
+    settings: Settings = args.settings
+    with resources(settings, "vectors", "registry") as res, res.vectors.open() as store:
         reg = res.registry.registry
         alias = settings.collection
         if args.action == "list":

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
-from rag_ingest_tests.conftest import REPO, free_port
+from rag_ingest_tests.helpers import REPO, free_port
 
 if TYPE_CHECKING:  # selenium is imported lazily: collection works without it
     from selenium.webdriver.remote.webdriver import WebDriver

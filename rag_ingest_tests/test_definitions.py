@@ -4,9 +4,12 @@ import sys
 
 import dagster as dg
 
+import pytest
+
 from rag_ingest.core.config import Settings
 from rag_ingest.definitions import build_definitions
-from rag_ingest_tests.conftest import REPO
+from rag_ingest.resources import LocalEmbedder
+from rag_ingest_tests.helpers import REPO
 
 
 def test_definitions_load_with_one_sensor_per_prefix(monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -21,12 +24,75 @@ def test_definitions_load_with_one_sensor_per_prefix(monkeypatch) -> None:  # ty
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     ingestion = {"raw_documents", "chunks", "embeddings", "qdrant_collection"}
-    assert keys == ingestion | {"collection_health", "embedding_cost_report"}
+    assert keys == ingestion | {"collection_health", "embedding_cost_report", "intermediate_files"}
     assert graph.get(dg.AssetKey("qdrant_collection")).parent_keys == {dg.AssetKey("embeddings")}
     for name in ingestion:
         node = graph.get(dg.AssetKey(name))
         assert node.partitions_def is not None and node.backfill_policy is not None
-        assert node.backfill_policy.max_partitions_per_run == 200
+        assert node.partitions_def.get_partition_keys() == [f"{i:02x}" for i in range(256)]
+        assert node.backfill_policy.max_partitions_per_run == 16
+
+
+def test_every_setting_reaches_the_definitions_built_from_it() -> None:
+    settings = Settings(
+        bucket="b",
+        prefixes=("x/",),
+        shards=16,
+        shards_per_backfill_run=4,
+        sensor_interval_seconds=7,
+        monitor_cron="5 4 * * *",
+        collection="kb",
+        embed_backend="onnx",
+    )
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    node = graph.get(dg.AssetKey("raw_documents"))
+    assert node.partitions_def is not None and node.backfill_policy is not None
+    assert len(node.partitions_def.get_partition_keys()) == 16
+    assert node.backfill_policy.max_partitions_per_run == 4
+    [sensor] = defs.sensors or []
+    assert sensor.name == "s3_sensor_x" and sensor.minimum_interval_seconds == 7
+    [schedule] = defs.schedules or []
+    assert isinstance(schedule, dg.ScheduleDefinition) and schedule.cron_schedule == "5 4 * * *"
+    resources = defs.resources or {}
+    assert resources["vectors"].collection == "kb"
+    assert isinstance(resources["embedder"], LocalEmbedder)
+    assert resources["embedder"].backend == "onnx"
+
+
+def test_dg_loads_the_same_definitions_as_build_definitions(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("RAG_S3_BUCKET", "b")
+    monkeypatch.setenv("RAG_S3_PREFIXES", "docs/")
+    monkeypatch.setenv("RAG_SHARDS", "16")
+    code = (
+        "import json\n"
+        "from rag_ingest.definitions import defs\n"
+        "d = defs()\n"
+        "print(json.dumps({'assets': sorted(k.to_user_string() for k in "
+        "d.resolve_all_asset_keys()), 'jobs': sorted(j.name for j in d.resolve_all_job_defs()), "
+        "'sensors': sorted(s.name for s in d.sensors or []), "
+        "'resources': sorted(d.resources or {})}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+        timeout=180,
+        env=dict(os.environ),
+    )
+    import json
+
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    built = build_definitions(Settings.from_env())
+    assert loaded == {
+        "assets": sorted(k.to_user_string() for k in built.resolve_all_asset_keys()),
+        "jobs": sorted(j.name for j in built.resolve_all_job_defs()),
+        "sensors": sorted(s.name for s in built.sensors or []),
+        "resources": sorted(built.resources or {}),
+    }
+    assert "reingest_documents" in loaded["jobs"] and loaded["sensors"] == ["s3_sensor_docs"]
 
 
 def test_secrets_and_locations_are_env_vars_not_literals(monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -34,7 +100,8 @@ def test_secrets_and_locations_are_env_vars_not_literals(monkeypatch) -> None:  
     monkeypatch.setenv("RAG_QDRANT_URL", "https://qdrant.example:6333")
     monkeypatch.setenv("RAG_QDRANT_API_KEY", "very-secret-key")
     defs = build_definitions(Settings.from_env())
-    qdrant = defs.resources["qdrant"]  # type: ignore[index]
+    qdrant = defs.resources["vectors"]  # type: ignore[index]
+    assert qdrant.engine == "server" and isinstance(qdrant.url, dg.EnvVar)
     assert (
         isinstance(qdrant.api_key, dg.EnvVar)
         and qdrant.api_key.env_var_name == "RAG_QDRANT_API_KEY"
@@ -64,12 +131,22 @@ def test_loading_the_code_location_does_not_import_the_model_stack() -> None:
 
 
 def test_bad_settings_fail_loudly() -> None:
-    import pytest
-
     with pytest.raises(ValueError, match="RAG_SENSOR_INTERVAL_SECONDS"):
         Settings.from_env({"RAG_SENSOR_INTERVAL_SECONDS": "soon"})
     with pytest.raises(ValueError, match="RAG_EMBEDDER"):
         Settings.from_env({"RAG_EMBEDDER": "gpu-please"})
+    with pytest.raises(ValueError, match="RAG_SHARDS"):
+        Settings.from_env({"RAG_SHARDS": "100"})
+    with pytest.raises(ValueError, match="RAG_STORAGE_BASE"):
+        Settings.from_env(
+            {"RAG_S3_BUCKET": "b", "RAG_S3_PREFIXES": "in/", "RAG_STORAGE_BASE": "s3://b/in/tmp"}
+        )
+    # The same bucket outside the watched prefixes is fine.
+    Settings.from_env(
+        {"RAG_S3_BUCKET": "b", "RAG_S3_PREFIXES": "in/", "RAG_STORAGE_BASE": "s3://b/work"}
+    )
+    with pytest.raises(ValueError, match="RAG_QDRANT_COLLECTION"):
+        Settings.from_env({"RAG_QDRANT_COLLECTION": "no spaces please"})
 
 
 def test_monitoring_schedule_is_daily_by_default_and_configurable(monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -86,17 +163,11 @@ def test_monitoring_schedule_is_daily_by_default_and_configurable(monkeypatch) -
 
 
 def test_embed_backend_is_wired_from_the_environment(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from rag_ingest.embedders import LocalEmbedder
-
     monkeypatch.setenv("RAG_S3_BUCKET", "my-bucket")
     monkeypatch.setenv("RAG_EMBEDDER", "local")
     monkeypatch.setenv("RAG_EMBED_BACKEND", "openvino")
     embedder = (build_definitions(Settings.from_env()).resources or {})["embedder"]
     assert isinstance(embedder, LocalEmbedder) and embedder.backend == "openvino"
     monkeypatch.setenv("RAG_EMBED_BACKEND", "cuda-please")
-    try:
+    with pytest.raises(ValueError, match="allowed: torch, onnx"):
         Settings.from_env()
-    except ValueError as exc:
-        assert "allowed: torch, onnx" in str(exc)
-    else:
-        raise AssertionError("an unknown backend must be refused")

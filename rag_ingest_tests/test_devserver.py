@@ -13,7 +13,7 @@ import pytest
 from qdrant_client import QdrantClient
 
 from rag_ingest.core.registry import Registry, default_url
-from rag_ingest_tests.conftest import REPO, SAMPLE_CORPUS, free_port
+from rag_ingest_tests.helpers import REPO, SAMPLE_CORPUS, free_port
 
 
 def _processes_with(marker: str) -> list[int]:

@@ -131,7 +131,7 @@ def test_unknown_backend_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_local_embedder_backend_field(export_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from rag_ingest.embedders import LocalEmbedder
+    from rag_ingest.resources import LocalEmbedder
 
     with pytest.raises(Exception, match="allowed: torch, onnx, onnx-int8, openvino"):
         LocalEmbedder(backend="onnx-fp16")

@@ -4,7 +4,7 @@ import io
 import pytest
 
 from rag_ingest.core.extract import ExtractionError, extract, gunzip_bounded
-from rag_ingest_tests.conftest import SAMPLE_CORPUS
+from rag_ingest_tests.helpers import SAMPLE_CORPUS
 
 
 def _raises(status: str, key: str, data: bytes, **kwargs: object) -> str:

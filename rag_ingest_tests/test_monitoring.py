@@ -8,13 +8,15 @@ from typing import Any
 import dagster as dg
 import numpy as np
 import pytest
-from qdrant_client import QdrantClient, models
-from rag_ingest.embedders import EmbedStats, LocalEmbedder
-from rag_ingest.usage import embedding_workload
 
 from rag_ingest.cli import main as cli_main
+from rag_ingest.core.chunking import Chunk
 from rag_ingest.core.keys import partition_key
-from rag_ingest_tests.helpers import Harness, make_resources
+from rag_ingest.core.records import DocumentInfo
+from rag_ingest.core.vectorstore import DocumentPoints, open_vector_store
+from rag_ingest.defs.monitoring.usage import embedding_workload
+from rag_ingest.resources import EmbedStats, LocalEmbedder
+from rag_ingest_tests.helpers import Harness, make_resources, make_settings
 
 KITCHEN = {
     "kitchen/bread.md": "# Bread\n\nKnead the dough for ten minutes, let it rise, then bake.",
@@ -68,14 +70,24 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 @pytest.fixture()
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, s3_endpoint: str, bucket: str) -> Path:
-    """The environment a deployment would set, pointing at this test's services."""
-    monkeypatch.delenv("RAG_S3_PREFIXES", raising=False)
-    monkeypatch.delenv("RAG_QDRANT_URL", raising=False)
+    """The environment a deployment would set, pointing at this test's services (the same
+    settings :func:`_harness` uses, so the CLI reads what the runs wrote)."""
+    for name in ("RAG_S3_PREFIXES", "RAG_QDRANT_URL", "RAG_QDRANT_PATH", "RAG_REGISTRY_URL"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("RAG_S3_BUCKET", bucket)
     monkeypatch.setenv("RAG_S3_ENDPOINT_URL", s3_endpoint)
     monkeypatch.setenv("RAG_EMBEDDER", "local")
+    monkeypatch.setenv("RAG_SHARDS", "16")
+    monkeypatch.setenv("RAG_FULL_RECONCILE_HOURS", "0")
     return tmp_path
+
+
+def _harness(
+    instance: dg.DagsterInstance, endpoint: str, bucket: str, data: Path, embedder: Any = None
+) -> Harness:
+    settings = make_settings(bucket, data)
+    return Harness(instance, settings, make_resources(endpoint, settings, embedder))
 
 
 def test_checks_health_drift_orphans_cost_and_cli(
@@ -87,15 +99,16 @@ def test_checks_health_drift_orphans_cost_and_cli(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     _put(s3_client, bucket, KITCHEN)
-    harness = Harness(instance, make_resources(s3_endpoint, bucket, env))
-    [run] = harness.sync()
-    assert run.success
-    assert _checks(run) == {
+    harness = _harness(instance, s3_endpoint, bucket, env)
+    runs = harness.sync()
+    assert runs and all(run.success for run in runs)
+    assert _checks(runs[-1]) == {
         "vectors_match_chunks": True,
         "documents_with_zero_chunks": True,
         "dimension_matches_collection": True,
         "no_duplicate_point_ids": True,
         "points_match_chunks": True,
+        "shards_match_registry": True,
         "documents_not_ingested": True,
     }
 
@@ -107,6 +120,7 @@ def test_checks_health_drift_orphans_cost_and_cli(
             "no_orphan_points",
             "vectors_are_sane",
             "embedding_drift_within_threshold",
+            "live_version_is_current",
         ],
         True,
     )
@@ -127,18 +141,12 @@ def test_checks_health_drift_orphans_cost_and_cli(
     s3_client.delete_object(Bucket=bucket, Key="kitchen/soup.txt")
     soup = partition_key(bucket, "kitchen/soup.txt")
     soup_points = sum(1 for p in harness.points() if p.payload["metadata"]["doc_id"] == soup)
-    with harness.resources["qdrant"].get_client() as client:  # type: ignore[attr-defined]
-        client.upsert(
-            "documents",
-            points=[
-                models.PointStruct(
-                    id=1,
-                    vector=[1.0] + [0.0] * 383,
-                    payload={"page_content": "stray", "metadata": {"doc_id": "stray"}},
-                )
-            ],
-            wait=True,
-        )
+    stray = partition_key("another-bucket", "stray.txt")
+    info = DocumentInfo(stray, "another-bucket", "stray.txt", "e", 5, "")
+    chunk = Chunk(index=0, text="stray", char_start=0, char_end=5, token_count=1)
+    with harness.store() as store:
+        unit = np.array([[1.0] + [0.0] * 383], dtype=np.float32)
+        store.replace_documents("documents", [DocumentPoints(info, [chunk], unit)])
     meta, checks = _monitor(harness, sample_documents=len(NOISE))
     assert checks["no_orphan_points"] is False
     assert meta["orphan_points"] == soup_points + 1
@@ -147,7 +155,7 @@ def test_checks_health_drift_orphans_cost_and_cli(
     # The CLI audit sees the same, with a non-zero exit code.
     assert cli_main(["health"]) == 1
     out = capsys.readouterr().out
-    assert "orphan: stray" in out and f"orphan: {soup}" in out
+    assert f"orphan: {stray}" in out and f"orphan: {soup}" in out
 
     # Search finds the bread recipe for a baking question.
     assert cli_main(["search", "how long should I knead dough", "-k", "2"]) == 0
@@ -157,8 +165,12 @@ def test_checks_health_drift_orphans_cost_and_cli(
 
     # Cost: the recorded work of both ingestion runs, counted once per run.
     workload = embedding_workload(instance, window_hours=1)
-    chunks = sum(n for n in harness.registry.recorded_chunks().values())
-    assert workload.runs == 2 and workload.texts == chunks and workload.tokens > 0
+    runs = len(harness.runs)
+    with harness.store() as store:
+        target = harness.registry.target(store.location, harness.settings.physical_collection)
+    assert target is not None
+    chunks = sum(harness.registry.ingested_chunks(target.id).values())
+    assert workload.runs == runs and workload.texts == chunks and workload.tokens > 0
     assert workload.gpu_seconds == 0.0 and workload.backends == ("LocalEmbedder",)
     result = harness.job("monitor_collection").execute_in_process(
         instance=instance,
@@ -175,7 +187,7 @@ def test_checks_health_drift_orphans_cost_and_cli(
         for m in result.get_asset_materialization_events()
         if m.asset_key == dg.AssetKey("embedding_cost_report")
     ]
-    assert cost["embedding_runs"].value == 2
+    assert cost["embedding_runs"].value == runs
     assert cost["gpu_seconds"].value == pytest.approx(workload.tokens / 1000.0, abs=1e-3)
     assert "| Modal A10G, per second |" in str(cost["report"].value)
 
@@ -194,12 +206,13 @@ def test_cost_cli_reads_the_instance_in_dagster_home(
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     _put(s3_client, bucket, dict(list(KITCHEN.items())[:2]))
     with dg.DagsterInstance.get() as instance:
-        harness = Harness(instance, make_resources(s3_endpoint, bucket, env))
-        assert [r.success for r in harness.sync()] == [True]
+        harness = _harness(instance, s3_endpoint, bucket, env)
+        runs = harness.sync()
+        assert runs and all(r.success for r in runs)
         tokens = embedding_workload(instance, 1).tokens
     assert cli_main(["cost", "--hours", "1", "--assume-tokens-per-second", "500"]) == 0
     out = capsys.readouterr().out
-    assert "1 embedding runs" in out and f"{tokens:,} tokens" in out
+    assert f"{len(runs)} embedding runs" in out and f"{tokens:,} tokens" in out
     assert f"{tokens / 500:,.1f}" in out
 
 
@@ -207,15 +220,15 @@ def test_bad_vectors_are_blocked_before_qdrant(
     s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
     _put(s3_client, bucket, dict(list(KITCHEN.items())[:2]))
-    resources = make_resources(s3_endpoint, bucket, tmp_path)
-    resources["embedder"] = DoublingEmbedder()
-    harness = Harness(instance, resources)
-    [run] = harness.sync()
-    assert _checks(run)["vectors_match_chunks"] is False
-    assert not any(
-        m.asset_key == dg.AssetKey("qdrant_collection")
-        for m in run.get_asset_materialization_events()
-    )
+    harness = _harness(instance, s3_endpoint, bucket, tmp_path, DoublingEmbedder())
+    runs = harness.sync()
+    assert runs
+    for run in runs:
+        assert _checks(run)["vectors_match_chunks"] is False
+        assert not any(
+            m.asset_key == dg.AssetKey("qdrant_collection")
+            for m in run.get_asset_materialization_events()
+        )
     assert harness.points() == []
     assert set(harness.registry.status_counts()) == {"pending"}
 
@@ -224,13 +237,14 @@ def test_a_collection_of_another_dimension_fails_the_check_and_is_left_alone(
     s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
     _put(s3_client, bucket, dict(list(KITCHEN.items())[:1]))
-    client = QdrantClient(path=str(tmp_path / "qdrant"))
-    client.create_collection(
-        "documents", vectors_config=models.VectorParams(size=8, distance=models.Distance.COSINE)
-    )
-    client.close()
-    harness = Harness(instance, make_resources(s3_endpoint, bucket, tmp_path))
+    harness = _harness(instance, s3_endpoint, bucket, tmp_path)
+    physical = harness.settings.physical_collection
+    with open_vector_store("edge", path=harness.settings.qdrant_path) as store:
+        store.ensure_collection(physical, 8)
     [run] = harness.sync()
     assert not run.success
     assert _checks(run)["dimension_matches_collection"] is False
-    assert harness.points() == []
+    failure = next(e for e in run.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "another size" in str(failure.event_specific_data.error)  # type: ignore[union-attr]
+    with harness.store() as store:
+        assert store.dimension(physical) == 8 and store.count(physical) == 0

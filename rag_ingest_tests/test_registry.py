@@ -1,64 +1,133 @@
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rag_ingest.core.keys import partition_key
-from rag_ingest.core.registry import Known, Outcome, Registry
+import sqlalchemy as sa
+
+from rag_ingest.core.keys import key_hash, partition_key
+from rag_ingest.core.registry import Known, Outcome, Registry, Scope
 from rag_ingest.core.s3 import S3Object
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
+ALL = (0, 65535)
 
 
 def _obj(key: str, etag: str = "e1") -> S3Object:
     return S3Object("bkt", key, etag, 10, NOW)
 
 
-def test_register_lookup_and_outcomes(tmp_path: Path) -> None:
-    registry = Registry(f"sqlite:///{tmp_path / 'r.sqlite'}")
+def _registry(tmp_path: Path) -> Registry:
+    return Registry(f"sqlite:///{tmp_path / 'r.sqlite'}")
+
+
+def test_register_lookup_and_outcomes_in_a_target(tmp_path: Path) -> None:
+    registry = _registry(tmp_path)
     ids = registry.register([_obj("a/1.md"), _obj("a/2.md"), _obj("b/3.md")])
     assert ids == [partition_key("bkt", k) for k in ("a/1.md", "a/2.md", "b/3.md")]
+    iso = NOW.isoformat()
     assert registry.known("bkt", "a/") == {
-        "a/1.md": Known(ids[0], "e1", "pending"),
-        "a/2.md": Known(ids[1], "e1", "pending"),
+        "a/1.md": Known(ids[0], "e1", "pending", iso),
+        "a/2.md": Known(ids[1], "e1", "pending", iso),
     }
-    assert [doc for doc, _, _ in registry.requested_after(0, "bkt", "")] == ids
-    assert [doc for doc, _, _ in registry.requested_after(1, "bkt", "a/")] == [ids[1]]
-    assert registry.max_seq() == 3
-
-    registry.record(
-        [Outcome(ids[0], "ok", etag="e1", chunk_count=4), Outcome(ids[1], "failed", "corrupt PDF")]
+    target = registry.new_target("edge:/x", "documents__fp", "documents", "fp", "{}")
+    scope = Scope("bkt")
+    assert registry.work_count(scope, target.id) == 3
+    applied = registry.record(
+        [
+            Outcome(ids[0], "ok", etag="e1", chunk_count=4),
+            Outcome(ids[1], "failed", "corrupt PDF", "e1"),
+        ],
+        target.id,
+        "run-1",
     )
+    assert applied == {ids[0], ids[1]}
     found = registry.lookup([ids[0], ids[1], "unknown~0000000000000000"])
     assert set(found) == {ids[0], ids[1]}
     assert found[ids[0]].status == "ok" and found[ids[0]].chunk_count == 4
+    assert found[ids[0]].target_id == target.id and found[ids[0]].key_hash == key_hash(ids[0])
     assert found[ids[1]].reason == "corrupt PDF"
     assert registry.status_counts() == {"ok": 1, "failed": 1, "pending": 1}
     assert [r.key for r in registry.by_status(["failed"])] == ["a/2.md"]
+    # Done in this target: only the pending one is left; in another target, everything.
+    assert registry.work_count(scope, target.id) == 1
+    other = registry.new_target("edge:/x", "documents__other", "documents", "other", "{}")
+    assert registry.work_count(scope, other.id) == 3
+    assert registry.ingested_chunks(target.id) == {ids[0]: 4}
+    assert [e.event for e in registry.history(ids[0])] == ["registered", "ingested"]
 
 
-def test_prefix_match_is_literal_not_a_like_pattern(tmp_path: Path) -> None:
-    registry = Registry(f"sqlite:///{tmp_path / 'r.sqlite'}")
-    registry.register([_obj("100%_done/x.md"), _obj("100abc/y.md")])
+def test_an_outcome_for_an_older_version_is_not_applied(tmp_path: Path) -> None:
+    registry = _registry(tmp_path)
+    (doc,) = registry.register([_obj("v.md", "e1")])
+    registry.requeue([_obj("v.md", "e2")])
+    assert registry.record([Outcome(doc, "ok", etag="e1", chunk_count=2)], 1) == set()
+    record = registry.lookup([doc])[doc]
+    assert (record.etag, record.status, record.ingested_etag) == ("e2", "pending", None)
+    registry.mark_deleting([doc])
+    assert registry.record([Outcome(doc, "ok", etag="e2", chunk_count=2)], 1) == set()
+    assert registry.mark_removed([doc]) == {doc}
+    assert registry.lookup([doc])[doc].status == "removed"
+
+
+def test_prefix_match_is_literal_and_case_sensitive(tmp_path: Path) -> None:
+    registry = _registry(tmp_path)
+    registry.register(
+        [_obj("100%_done/x.md"), _obj("100abc/y.md"), _obj("docs/a.md"), _obj("Docs/b.md")]
+    )
     assert list(registry.known("bkt", "100%_")) == ["100%_done/x.md"]
+    assert list(registry.known("bkt", "docs/")) == ["docs/a.md"]
+    assert list(registry.known("bkt", "Docs/")) == ["Docs/b.md"]
+    assert len(registry.live_doc_ids(Scope("bkt", ("docs/",)))) == 1
 
 
-def test_two_registries_on_one_file_share_the_sequence(tmp_path: Path) -> None:
+def test_two_registries_on_one_file_share_the_change_numbers(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'r.sqlite'}"
     first, second = Registry(url), Registry(url)
     first.register([_obj("x.md")])
     second.register([_obj("y.md")])
-    assert sorted(seq for _, seq, _ in first.requested_after(0, "bkt", "")) == [1, 2]
+    seqs = sorted(
+        r.seq for r in first.lookup(second.select(Scope("bkt"), ["x.md", "y.md"])).values()
+    )
+    assert seqs == [1, 2]
 
 
-def test_changes_and_deletions_get_new_change_numbers(tmp_path: Path) -> None:
-    registry = Registry(f"sqlite:///{tmp_path / 'r.sqlite'}")
-    (a, b) = registry.register([_obj("a.md"), _obj("b.md")])
-    registry.record([Outcome(a, "ok", etag="e1", chunk_count=1)])
-    assert registry.requeue([_obj("a.md", etag="e2")]) == [a]
-    registry.mark_deleting([b])
-    assert registry.requested_after(2, "bkt", "") == [(a, 3, "pending"), (b, 4, "deleting")]
-    assert registry.lookup([a])[a].etag == "e2"
-    registry.mark_removed([b])
-    assert registry.removed("bkt", "") == [b]
-    assert registry.max_seq() == 4  # marking removed is no new request
-    registry.forget([b])
-    assert registry.lookup([a, b]).keys() == {a}
+def test_work_per_shard_counts_and_change_numbers(tmp_path: Path) -> None:
+    registry = _registry(tmp_path)
+    ids = registry.register([_obj(f"k/{i}.md") for i in range(200)])
+    width = 65536 // 16
+    work = registry.work_by_hash_bucket(Scope("bkt"), None, width)
+    assert sum(n for n, _ in work.values()) == 200
+    assert set(work) == {key_hash(d) // width for d in ids}
+    per_shard = registry.count_by_hash_bucket(Scope("bkt"), ALL, width)
+    assert per_shard == {s: n for s, (n, _) in work.items()}
+    registry.requeue([_obj("k/0.md", "e2")])
+    shard = key_hash(ids[0]) // width
+    assert registry.work_by_hash_bucket(Scope("bkt"), None, width)[shard][1] == 2
+
+
+def test_a_registry_of_the_first_release_is_upgraded_in_place(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = sa.create_engine(url)
+    doc = partition_key("bkt", "old.md")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE TABLE documents (doc_id VARCHAR(64) PRIMARY KEY, bucket VARCHAR(255) NOT "
+                "NULL, key VARCHAR(1024) NOT NULL, etag VARCHAR(128) NOT NULL, size BIGINT NOT "
+                "NULL, last_modified VARCHAR(40) NOT NULL, seq BIGINT NOT NULL, status "
+                "VARCHAR(16) NOT NULL, reason TEXT, ingested_etag VARCHAR(128), chunk_count "
+                "INTEGER, updated_at FLOAT NOT NULL, UNIQUE (bucket, key))"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO documents VALUES (:d, 'bkt', 'old.md', 'e1', 1, :lm, 1, 'ok', NULL, "
+                "'e1', 3, 0)"
+            ),
+            {"d": doc, "lm": NOW.isoformat()},
+        )
+    engine.dispose()
+    registry = Registry(url)
+    record = registry.lookup([doc])[doc]
+    assert record.key_hash == key_hash(doc) and record.target_id is None
+    # Not ingested in any target yet: the next reconcile re-checks it.
+    assert registry.work_count(Scope("bkt"), 1) == 1

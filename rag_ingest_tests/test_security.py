@@ -7,9 +7,8 @@ import dagster as dg
 import pytest
 
 from rag_ingest.core.config import Settings
-from rag_ingest.definitions import build_resources
-from rag_ingest_tests.conftest import SAMPLE_CORPUS, upload_corpus
-from rag_ingest_tests.helpers import Harness
+from rag_ingest.defs.resources import build_resources
+from rag_ingest_tests.helpers import SAMPLE_CORPUS, Harness, upload_corpus
 
 SECRETS = {
     "AWS_SECRET_ACCESS_KEY": "SeCrEt-aws-7f3a9c1d",
@@ -38,11 +37,13 @@ def test_no_credential_appears_in_logs_metadata_or_files(
     monkeypatch.setenv("RAG_S3_BUCKET", bucket)
     monkeypatch.setenv("RAG_S3_ENDPOINT_URL", s3_endpoint)
     monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
-    resources = build_resources(Settings.from_env())  # wired exactly as in production
+    monkeypatch.setenv("RAG_SHARDS", "16")
+    settings = Settings.from_env()
+    resources = build_resources(settings)  # wired exactly as in production
     (tmp_path / "instance").mkdir()
     (tmp_path / "instance" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     with dg.instance_for_test(temp_dir=str(tmp_path / "instance")) as instance:
-        harness = Harness(instance, resources)
+        harness = Harness(instance, settings, resources)
         runs = harness.sync()
         assert runs and all(r.success for r in runs)
         needles = [v.encode() for v in SECRETS.values()]

@@ -79,7 +79,7 @@ def decide(
                 continue
         eligible[index] = max(docs, 1)
         requests[index] = ShardRequest(sig, attempts, now)
-    ranges = plan_ranges(layout, eligible, max_documents)
+    ranges = plan_ranges(layout, eligible, max_documents, skip=sorted(in_flight))
     return Decision(ranges, requests, waiting)
 
 

@@ -24,7 +24,7 @@ class DocumentProcessor:
     def __init__(self, limits: DocumentLimits, workers: int = 2) -> None:
         self.limits = limits
 
-    def __enter__(self) -> "DocumentProcessor":
+    def __enter__(self) -> DocumentProcessor:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,8 +1,8 @@
 """The ``Embedder`` resource interface and its local (in-process) implementation."""
 
 import time
-from collections.abc import Sequence
 from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dagster as dg

@@ -8,7 +8,6 @@ finite values; only the batches that failed are re-sent, each batch being sent a
 import os
 import threading
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg

@@ -184,7 +184,7 @@ def build_qdrant_collection(
         registry: DocumentRegistry,
         storage: IntermediateStore,
         embedder: Embedder,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         started = time.perf_counter()
         scope = run_scope(context, settings)
         reg = registry.registry
@@ -196,6 +196,7 @@ def build_qdrant_collection(
                 raise dg.Failure(str(exc)) from exc
             dim_check = dimension_result(existing, embedder.dimension)
             if not dim_check.passed:
+                yield dim_check
                 raise dg.Failure(
                     description=f"collection {settings.physical_collection!r} holds vectors of "
                     f"another size than the embedder's {embedder.dimension}",
@@ -227,7 +228,7 @@ def build_qdrant_collection(
         # Written: the run's intermediate files have served their purpose.
         storage.store.delete_tree(f"{RUNS}/{scope.storage_run}")
         totals = writer.report.totals()
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 "collection": target.collection,
                 "alias": settings.collection,

@@ -12,7 +12,7 @@ from rag_ingest.core.audit import audit_collection
 from rag_ingest.core.blobstore import BlobNotFound
 from rag_ingest.core.config import Settings
 from rag_ingest.core.health import Drift, VectorSample, drift, norm_outliers
-from rag_ingest.defs.checks import HEALTH_CHECKS, WARN, ERROR, examples_json, result
+from rag_ingest.defs.checks import ERROR, HEALTH_CHECKS, WARN, examples_json, result
 from rag_ingest.resources import (
     DocumentRegistry,
     Embedder,

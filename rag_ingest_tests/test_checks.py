@@ -1,11 +1,13 @@
 """The per-run check results, on hand-made inputs."""
 
 import numpy as np
-from rag_ingest.materialization_checks import (
+
+from rag_ingest.defs.checks import (
     EmbeddingAudit,
     dimension_result,
     duplicate_ids_result,
     points_match_result,
+    shards_match_result,
 )
 
 
@@ -43,3 +45,6 @@ def test_dimension_duplicates_and_point_counts() -> None:
     wrong = points_match_result({"d1": 2, "d2": 1}, {"d1": 3})
     assert not wrong.passed
     assert wrong.metadata["documents_mismatched"].value == 2
+    assert shards_match_result(16, [], 0, 0).passed
+    mismatch = shards_match_result(16, ["0a: 1 wrong, 0 orphan documents"], 1, 0)
+    assert not mismatch.passed and mismatch.metadata["documents_requeued"].value == 1

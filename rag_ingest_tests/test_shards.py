@@ -1,0 +1,82 @@
+"""Key-space shards and which ranges of them the sensors request (pure logic)."""
+
+import pytest
+
+from rag_ingest.core.keys import key_hash, partition_key
+from rag_ingest.core.requests import ShardRequest, decide, run_key, signature
+from rag_ingest.core.shards import Shards, plan_ranges
+
+
+def test_shards_split_the_key_space_into_equal_contiguous_ranges() -> None:
+    for count in (16, 256, 4096):
+        layout = Shards(count)
+        keys = layout.keys()
+        assert len(keys) == count and keys == sorted(keys) and len(set(keys)) == count
+        assert layout.hash_range(keys[0]) == (0, 65536 // count - 1)
+        assert layout.hash_range(keys[0], keys[-1]) == (0, 65535)
+    layout = Shards(256)
+    doc = partition_key("bucket", "some/key.md")
+    lo, hi = layout.hash_range(layout.of(doc))
+    assert lo <= key_hash(doc) <= hi and layout.of(doc) == doc[-16:][:2]
+    with pytest.raises(ValueError):
+        Shards(100)
+    with pytest.raises(ValueError):
+        layout.index("fff")
+
+
+def test_ranges_bridge_short_gaps_cap_documents_and_never_split_a_shard() -> None:
+    layout = Shards(16)
+    assert plan_ranges(layout, {}, 100) == []
+    ranges = plan_ranges(layout, {1: 10, 5: 10, 9: 10}, 100)
+    assert [(r.first, r.last, r.documents) for r in ranges] == [("1", "9", 30)]
+    far = plan_ranges(layout, {0: 1, 15: 1}, 100, max_gap=8)
+    assert [(r.first, r.last) for r in far] == [("0", "0"), ("f", "f")]
+    capped = plan_ranges(layout, {i: 40 for i in range(6)}, 100)
+    assert [(r.first, r.last, r.documents) for r in capped] == [
+        ("0", "1", 80),
+        ("2", "3", 80),
+        ("4", "5", 80),
+    ]
+    assert [r.documents for r in plan_ranges(layout, {3: 500}, 100)] == [500]
+    skipped = plan_ranges(layout, {1: 1, 2: 1, 3: 1}, 100, skip=[2])
+    assert [(r.first, r.last) for r in skipped] == [("1", "1"), ("3", "3")]
+
+
+def test_requests_skip_shards_in_flight_and_back_off_when_work_is_unchanged() -> None:
+    layout = Shards(16)
+    work = {2: (5, 7), 3: (1, 7)}
+    first = decide(layout, work, {}, set(), now=1000.0, interval=30, max_documents=100)
+    assert [(r.first, r.last) for r in first.ranges] == [("2", "3")]
+    assert first.requests[2] == ShardRequest(signature(5, 7), 0, 1000.0)
+    # A run holds shard 3: only shard 2 is requested.
+    held = decide(layout, work, {}, {3}, now=1000.0, interval=30, max_documents=100)
+    assert [(r.first, r.last) for r in held.ranges] == [("2", "2")]
+    # The same work again, nothing in flight: the last run did not clear it. Back off.
+    soon = decide(layout, work, first.requests, set(), 1030.0, 30, 100)
+    assert soon.ranges == [] and soon.waiting[2] == pytest.approx(30.0)
+    later = decide(layout, work, first.requests, set(), 1061.0, 30, 100)
+    assert later.requests[2].attempts == 1 and later.ranges
+    assert run_key(layout, later.ranges[0], later.requests) != run_key(
+        layout, first.ranges[0], first.requests
+    )
+    # New work (a new change number) is requested at once, attempts reset.
+    changed = decide(layout, {2: (6, 8)}, later.requests, set(), 1062.0, 30, 100)
+    assert changed.requests[2].attempts == 0 and changed.ranges
+    # Back-off doubles and is capped.
+    many = {2: ShardRequest(signature(5, 7), 20, 0.0)}
+    assert decide(layout, work, many, set(), 3599.0, 30, 100).waiting[2] > 0
+    assert decide(layout, work, many, set(), 3601.0, 30, 100).ranges
+
+
+def test_a_full_reconcile_covers_every_shard_not_in_flight() -> None:
+    layout = Shards(16)
+    full = decide(layout, {4: (3, 1)}, {}, {9}, 0.0, 30, 2000, full=True)
+    covered = {s for r in full.ranges for s in layout.span(r.first, r.last)}
+    assert covered == set(layout.keys()) - {"9"}
+
+
+def test_the_same_work_gives_the_same_run_key() -> None:
+    layout = Shards(16)
+    a = decide(layout, {1: (2, 3)}, {}, set(), 5.0, 30, 100)
+    b = decide(layout, {1: (2, 3)}, {}, set(), 9.0, 30, 100)
+    assert run_key(layout, a.ranges[0], a.requests) == run_key(layout, b.ranges[0], b.requests)
