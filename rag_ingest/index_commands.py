@@ -22,6 +22,14 @@ def _when(timestamp: float | None) -> str:
 
 
 def index(args: argparse.Namespace) -> int:
+    try:
+        return _index(args)
+    except ValueError as exc:  # refused operations (drop the live version, nothing to roll back)
+        print(str(exc))
+        return 1
+
+
+def _index(args: argparse.Namespace) -> int:
     from rag_ingest.commands import resources
     from rag_ingest.core import versions
 

@@ -40,8 +40,14 @@ def text(rng: random.Random, paragraphs: int) -> str:
     return f"# Doc {rng.randint(0, 10**6)}\n\n{body}\n"
 
 
-def expected_versions(client: Any, bucket: str) -> set[tuple[str, str, int]]:
-    """What the collection must hold: every chunk of every valid object now in S3."""
+def expected_versions(client: Any, bucket: str, settings: Any = None) -> set[tuple[str, str, int]]:
+    """What the collection must hold: every chunk of every valid object now in S3 (chunked
+    with ``settings``' chunk sizes when given, else the defaults)."""
+    sizes = (
+        {"max_tokens": settings.chunk_max_tokens, "overlap": settings.chunk_overlap_tokens}
+        if settings is not None
+        else {}
+    )
     triples = set()
     for obj in list_objects(client, bucket, ""):
         data = client.get_object(Bucket=bucket, Key=obj.key)["Body"].read()
@@ -50,5 +56,5 @@ def expected_versions(client: Any, bucket: str) -> set[tuple[str, str, int]]:
         except ExtractionError:
             continue
         doc_id = partition_key(bucket, obj.key)
-        triples |= {(doc_id, obj.etag, c.index) for c in chunk_blocks(blocks)}
+        triples |= {(doc_id, obj.etag, c.index) for c in chunk_blocks(blocks, **sizes)}
     return triples

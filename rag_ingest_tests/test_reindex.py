@@ -1,0 +1,188 @@
+"""Zero-downtime re-index on a chunking or model change: versioned collections behind the alias,
+a reader querying throughout, an interrupted build resuming, promotion and rollback."""
+
+import random
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from rag_ingest.cli import main as cli_main
+from rag_ingest.core.config import Settings
+from rag_ingest.core.encoder import shared_encoder
+from rag_ingest.core.vectorstore import StoreLocked
+from rag_ingest.core.versions import rollback
+from rag_ingest.resources import LocalEmbedder
+from rag_ingest_tests.helpers import Harness, make_resources, make_settings
+from rag_ingest_tests.sync_oracle import expected_versions, text
+
+QUERIES = ["glacier and river", "honey bread", "chess puzzle engine", "comet orbit lantern"]
+
+
+class BrokenEmbedder(LocalEmbedder):
+    def embed(self, texts: list[str]) -> Any:
+        raise RuntimeError("GPU worker lost")
+
+
+class Reader(threading.Thread):
+    """Queries the alias as a RAG application would, for as long as the test runs."""
+
+    def __init__(self, harness: Harness) -> None:
+        super().__init__(daemon=True)
+        self.harness = harness
+        self.stop = threading.Event()
+        self.answers: list[tuple[str, list[str]]] = []
+        self.errors: list[str] = []
+        self.vectors = shared_encoder("cpu").encode(QUERIES)
+
+    def run(self) -> None:
+        i = 0
+        while not self.stop.is_set():
+            try:
+                with self.harness.store() as store:
+                    live = store.resolve("documents") or ""
+                    hits = store.search("documents", self.vectors[i % len(QUERIES)], 3)
+                self.answers.append((live, [h.payload["page_content"] for h in hits]))
+            except StoreLocked:
+                continue  # a writer holds the embedded store: wait and ask again
+            except Exception as exc:  # any other failure is what the test looks for
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+            i += 1
+            self.stop.wait(0.05)
+
+
+def _texts(harness: Harness, collection: str) -> set[str]:
+    return {p.payload["page_content"] for p in harness.points(collection)}
+
+
+def _answers(harness: Harness) -> list[list[str]]:
+    vectors = shared_encoder("cpu").encode(QUERIES)
+    with harness.store() as store:
+        return [[h.id for h in store.search("documents", v, 3)] for v in vectors]
+
+
+@pytest.fixture()
+def corpus(s3_client: Any, bucket: str) -> str:
+    rng = random.Random(11)
+    for i in range(8):
+        s3_client.put_object(Bucket=bucket, Key=f"kb/{i}.md", Body=text(rng, 4).encode())
+    return bucket
+
+
+def test_a_chunking_change_reindexes_in_the_background_and_rolls_back(
+    s3_endpoint: str,
+    s3_client: Any,
+    corpus: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    v1 = make_settings(corpus, tmp_path, documents_per_run=3)
+    v2 = replace(v1, chunk_max_tokens=64, chunk_overlap_tokens=8)
+    assert v1.physical_collection != v2.physical_collection
+    with dg.instance_for_test() as instance:
+        harness = Harness(instance, v1, make_resources(s3_endpoint, v1))
+        harness.converge()
+        old_answers = _answers(harness)
+        reader = Reader(harness)
+        reader.start()
+        try:
+            # The new settings: every document needs work in the new version's collection,
+            # in several runs (3 documents each). The alias stays on v1 meanwhile.
+            harness.settings = v2
+            healthy = harness.resources["embedder"]
+            requests = harness.tick().run_requests or []
+            assert len(requests) >= 2
+            first = harness.launch(dg.SensorResult(run_requests=requests[:1]))
+            assert first[0].success
+            with harness.store() as store:
+                assert store.resolve("documents") == v1.physical_collection
+                assert store.count(v2.physical_collection) > 0
+            # An interrupted build: the remaining runs fail ...
+            harness.resources["embedder"] = BrokenEmbedder()
+            failed = harness.launch(dg.SensorResult(run_requests=requests[1:]))
+            assert not any(r.success for r in failed)
+            with harness.store() as store:
+                assert store.resolve("documents") == v1.physical_collection
+            # ... and a later sync resumes where it stopped, then promotes the complete,
+            # verified version atomically.
+            harness.resources["embedder"] = healthy
+            harness.converge()
+            with harness.store() as store:
+                assert store.resolve("documents") == v2.physical_collection
+            assert harness.versions() == expected_versions(s3_client, corpus, v2)
+        finally:
+            reader.stop.set()
+            reader.join(timeout=30)
+        assert reader.errors == []
+        v1_texts, v2_texts = (
+            _texts(harness, v1.physical_collection),
+            _texts(harness, v2.physical_collection),
+        )
+        seen = {live for live, _ in reader.answers}
+        assert seen == {v1.physical_collection, v2.physical_collection}
+        for live, hits in reader.answers:
+            own, other = (
+                (v1_texts, v2_texts) if live == v1.physical_collection else (v2_texts, v1_texts)
+            )
+            assert all(h in own for h in hits)  # every answer from the version then live
+            assert not any(h in other and h not in own for h in hits)
+
+        # Rollback: the old version answers again, exactly as before.
+        with harness.store() as store:
+            previous = rollback(store, harness.registry, "documents")
+        assert previous.collection == v1.physical_collection
+        assert _answers(harness) == old_answers
+        # The rolled-back version is not promoted again by the next reconcile.
+        assert harness.materialize_all().success
+        with harness.store() as store:
+            assert store.resolve("documents") == v1.physical_collection
+
+        # The operator's view and commands, on the same settings.
+        for name, value in (
+            ("RAG_S3_BUCKET", corpus),
+            ("RAG_DATA_DIR", str(tmp_path)),
+            ("RAG_SHARDS", "16"),
+            ("RAG_CHUNK_MAX_TOKENS", "64"),
+            ("RAG_CHUNK_OVERLAP_TOKENS", "8"),
+        ):
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("RAG_QDRANT_URL", raising=False)
+        assert cli_main(["index", "list"]) == 0
+        listing = capsys.readouterr().out
+        assert v1.physical_collection in listing and v2.physical_collection in listing
+        assert "rolled_back" in listing
+        assert cli_main(["index", "promote"]) == 0
+        with harness.store() as store:
+            assert store.resolve("documents") == v2.physical_collection
+        assert cli_main(["index", "drop", v1.physical_collection]) == 0
+        with harness.store() as store:
+            assert not store.collection_exists(v1.physical_collection)
+        assert cli_main(["index", "drop", v2.physical_collection]) == 1  # live: refused
+        assert "is live" in capsys.readouterr().out
+
+
+def test_a_backend_change_gets_a_collection_of_its_own() -> None:
+    torch = Settings(bucket="b")
+    assert torch.fingerprint.vector_space == "torch-fp32"
+    assert Settings(bucket="b", embedder="modal").physical_collection == torch.physical_collection
+    for backend in ("onnx", "onnx-int8", "openvino", "openvino-int8"):
+        other = Settings(bucket="b", embed_backend=backend)
+        assert other.physical_collection != torch.physical_collection, backend
+
+
+def test_an_embedder_of_another_vector_space_is_refused_before_writing(
+    s3_endpoint: str, corpus: str, tmp_path: Path
+) -> None:
+    settings = make_settings(corpus, tmp_path)
+    with dg.instance_for_test() as instance:
+        resources = make_resources(s3_endpoint, settings, LocalEmbedder(backend="onnx-int8"))
+        harness = Harness(instance, settings, resources)
+        runs = harness.sync()
+        assert runs and not any(r.success for r in runs)
+        failure = next(e for e in runs[0].all_events if e.event_type_value == "STEP_FAILURE")
+        assert "onnx-int8" in str(failure.event_specific_data.error)  # type: ignore[union-attr]
+        assert harness.points() == []
