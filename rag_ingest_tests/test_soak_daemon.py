@@ -1,0 +1,271 @@
+"""A soak of the real daemon and run launcher: sensor ticks, concurrent run workers, pools,
+run retries and run monitoring, over a seeded walk of adds, modifies (two writes in one
+LastModified second too), deletes, delete → re-create → delete, failed runs, killed runs and
+an emptied collection. After quiescence the vector store equals S3 exactly.
+
+``RAG_SOAK_DAEMON_STEPS`` lengthens the walk; ``RAG_SOAK_SEED`` changes it.
+"""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from rag_ingest.core.config import Settings
+from rag_ingest.core.registry import Registry, default_url
+from rag_ingest.core.vectorstore import open_vector_store
+from rag_ingest_tests.helpers import REPO
+from rag_ingest_tests.soak_location import FAULT_FLAG_ENV
+from rag_ingest_tests.sync_oracle import expected_versions, text
+
+INSTANCE = """\
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 3
+  pools:
+    default_limit: 1
+run_retries:
+  enabled: true
+  max_retries: 1
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 120
+  poll_interval_seconds: 5
+"""
+WORKSPACE = """\
+load_from:
+  - python_module:
+      module_name: rag_ingest_tests.soak_location
+      location_name: soak
+"""
+_ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def _stored(settings: Settings) -> set[tuple[str, str, int]]:
+    """(doc_id, etag, chunk_index) of every point readers see (waits for the store's lock)."""
+    with open_vector_store("edge", path=settings.qdrant_path, lock_wait_seconds=300) as store:
+        live = store.resolve(settings.collection)
+        if live is None:
+            return set()
+        return {
+            (
+                p.payload["metadata"]["doc_id"],
+                p.payload["metadata"]["etag"],
+                p.payload["metadata"]["chunk_index"],
+            )
+            for p in store.scroll(live)
+        }
+
+
+def _worker_pids(run_id: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if run_id.encode() in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+class Soak:
+    def __init__(self, client: Any, bucket: str, home: Path, settings: Settings, flag: Path):
+        self.client, self.bucket, self.home, self.settings, self.flag = (
+            client,
+            bucket,
+            home,
+            settings,
+            flag,
+        )
+        self.killed = 0
+
+    def instance(self) -> dg.DagsterInstance:
+        return dg.DagsterInstance.from_config(str(self.home))
+
+    def active_runs(self) -> list[dg.DagsterRun]:
+        with self.instance() as instance:
+            return list(instance.get_runs(dg.RunsFilter(statuses=_ACTIVE)))
+
+    def kill_a_run(self, within: float = 90.0) -> bool:
+        """SIGKILL the worker of the first run seen started."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            with self.instance() as instance:
+                started = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+            for run in started:
+                for pid in _worker_pids(run.run_id):
+                    os.kill(pid, signal.SIGKILL)
+                    self.killed += 1
+                    return True
+            time.sleep(0.5)
+        return False
+
+    def work_left(self) -> int:
+        registry = Registry(default_url(self.settings.data_dir))
+        try:
+            location = f"edge:{self.settings.qdrant_path}"
+            target = registry.target(location, self.settings.physical_collection)
+            return registry.work_count(self.settings.scope, target.id if target else None)
+        finally:
+            registry.close()
+
+    def quiescent(self, timeout: float) -> set[tuple[str, str, int]]:
+        """Wait until the registry has no work left and the store equals S3, twice in a row.
+
+        Periodic full reconciles keep verify-only runs coming, so "no run active" is not the
+        criterion: the data being at rest is.
+        """
+        expected = expected_versions(self.client, self.bucket)
+        deadline = time.monotonic() + timeout
+        stable = 0
+        stored: set[tuple[str, str, int]] = set()
+        while time.monotonic() < deadline:
+            time.sleep(3)
+            if self.work_left():
+                stable = 0
+                continue
+            stored = _stored(self.settings)
+            stable = stable + 1 if stored == expected else 0
+            if stable >= 2:
+                return stored
+        missing, extra = expected - stored, stored - expected
+        raise AssertionError(
+            f"not converged after {timeout}s: {len(missing)} missing, {len(extra)} extra; "
+            f"active runs {len(self.active_runs())}"
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3000)
+def test_the_daemon_converges_over_a_seeded_walk_with_faults(
+    s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    steps = int(os.environ.get("RAG_SOAK_DAEMON_STEPS", "6"))
+    rng = random.Random(int(os.environ.get("RAG_SOAK_SEED", "20261130")))
+    home, data = tmp_path / "home", tmp_path / "data"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(INSTANCE)
+    (tmp_path / "workspace.yaml").write_text(WORKSPACE)
+    flag = tmp_path / "embedder-outage"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(
+        DAGSTER_HOME=str(home),
+        PYTHONPATH=str(REPO),
+        RAG_S3_BUCKET=bucket,
+        RAG_S3_ENDPOINT_URL=s3_endpoint,
+        RAG_DATA_DIR=str(data),
+        RAG_SHARDS="16",
+        RAG_DOCUMENTS_PER_RUN="6",
+        RAG_SENSOR_INTERVAL_SECONDS="2",
+        RAG_FULL_RECONCILE_HOURS="0.03",  # every 108 s: an emptied collection gets noticed
+        RAG_EXTRACT_WORKERS="1",
+        **{FAULT_FLAG_ENV: str(flag)},
+    )
+    settings = Settings.from_env(env)
+    soak = Soak(s3_client, bucket, home, settings, flag)
+    log = (tmp_path / "daemon.log").open("w")
+    daemon = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "dagster-daemon"),
+            "run",
+            "-w",
+            str(tmp_path / "workspace.yaml"),
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    live: set[str] = set()
+    gone: set[str] = set()
+
+    def put(key: str, paragraphs: int = 2) -> None:
+        s3_client.put_object(Bucket=bucket, Key=key, Body=text(rng, paragraphs).encode())
+        live.add(key)
+        gone.discard(key)
+
+    def delete(key: str) -> None:
+        s3_client.delete_object(Bucket=bucket, Key=key)
+        live.discard(key)
+        gone.add(key)
+
+    try:
+        for i in range(8):
+            put(f"soak/base-{i}.md")
+        soak.quiescent(timeout=420)
+        for step in range(steps):
+            event = ["faults", "kill", "burst", "same-second", "flip", "empty"][step % 6]
+            for _ in range(rng.randint(2, 4)):
+                op = rng.choice(["add", "modify", "delete"]) if live else "add"
+                if op == "add":
+                    put(f"soak/{step}-{rng.randint(0, 999)}.md")
+                elif op == "modify":
+                    put(rng.choice(sorted(live)), rng.randint(1, 4))
+                else:
+                    delete(rng.choice(sorted(live)))
+            if event == "faults":  # runs fail (and their retries) until the outage ends
+                flag.touch()
+                time.sleep(15)
+                flag.unlink()
+            elif event == "kill":
+                assert soak.kill_a_run(), "no run was started to kill"
+            elif event == "burst":
+                for j in range(10):
+                    put(f"soak/burst-{step}-{j}.md")
+            elif event == "same-second":  # two versions inside one LastModified second
+                key = rng.choice(sorted(live))
+                put(key, 3)
+                put(key, 1)
+            elif event == "flip":  # delete → re-create → delete
+                key = rng.choice(sorted(live))
+                delete(key)
+                time.sleep(3)
+                put(key)
+                time.sleep(3)
+                delete(key)
+            else:  # the collection is emptied behind the pipeline's back
+                soak.quiescent(timeout=420)
+                with open_vector_store(
+                    "edge", path=settings.qdrant_path, lock_wait_seconds=300
+                ) as store:
+                    live_collection = store.resolve(settings.collection)
+                    assert live_collection is not None
+                    store.delete_documents(
+                        live_collection, list(store.points_per_document(live_collection))
+                    )
+            stored = soak.quiescent(timeout=600)
+            assert stored == expected_versions(s3_client, bucket), f"step {step} ({event})"
+        with soak.instance() as instance:
+            runs = instance.get_runs()
+            statuses = [r.status for r in runs]
+        assert dg.DagsterRunStatus.FAILURE in statuses  # the faults really happened
+        assert soak.killed >= 1 or steps < 2
+        assert len(runs) >= 8
+    finally:
+        if flag.exists():
+            flag.unlink()
+        os.killpg(daemon.pid, signal.SIGTERM)
+        try:
+            daemon.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemon.pid, signal.SIGKILL)
+        log.close()
+        for pid in _worker_pids(str(home)):
+            os.kill(pid, signal.SIGKILL)
