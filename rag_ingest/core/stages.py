@@ -1,14 +1,33 @@
-"""Per-document work of each asset, free of Dagster: fetch + extract, chunk."""
+"""Per-document work of each asset, free of Dagster: fetch + extract, chunk.
+
+Bad input never fails a run: whatever one document causes (vanished object, too large,
+undecodable, corrupt, a parser stuck or out of memory, a chunking bug) is recorded on its
+:class:`DocumentInfo` as a status and reason. S3 failures that outlast the client's retries
+propagate, because they say nothing about the document.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rag_ingest.core import s3
-from rag_ingest.core.chunking import Chunk, chunk_blocks
+from rag_ingest.core.chunking import CHUNKER_VERSION, Chunk, chunk_blocks, chunk_stats
 from rag_ingest.core.extract import Block, ExtractionError, extract
+from rag_ingest.core.isolation import DocumentProcessor, Outcome
+from rag_ingest.core.limits import DocumentLimits
 from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.registry import DocumentRecord
+
+__all__ = [
+    "CHUNKER_VERSION",
+    "DocumentLimits",
+    "DocumentProcessor",
+    "Outcome",
+    "chunk_document",
+    "chunk_stats",
+    "load_document",
+    "unknown_document",
+]
 
 
 def unknown_document(doc_id: str) -> DocumentInfo:
@@ -24,15 +43,33 @@ def unknown_document(doc_id: str) -> DocumentInfo:
     )
 
 
-def load_document(
-    client: Any, record: DocumentRecord, max_bytes: int
-) -> tuple[DocumentInfo, list[Block]]:
-    """Fetch one object and extract its text.
+def _extract_in_process(
+    key: str, body: bytes, content_type: str | None, encoding: str | None, limits: DocumentLimits
+) -> tuple[str, str | None, Any]:
+    try:
+        return "ok", None, extract(key, body, content_type, encoding, limits=limits)
+    except ExtractionError as exc:
+        return exc.status, exc.reason, None
+    except Exception as exc:  # a parser bug on odd input must not sink the other documents
+        return "failed", f"parser error: {type(exc).__name__}: {exc}", None
 
-    Bad input (too large, undecodable, corrupt, unsupported, vanished) is returned as a status
-    and reason on the :class:`DocumentInfo`; S3 failures that outlast the client's retries
-    propagate, because they say nothing about the document.
+
+def load_document(
+    client: Any,
+    record: DocumentRecord,
+    processor: DocumentProcessor | int,
+    limits: DocumentLimits | None = None,
+) -> tuple[DocumentInfo, list[Block]]:
+    """Fetch one object (in the calling thread) and extract its text in ``processor``.
+
+    Transitional: an ``int`` in place of the processor is the former ``max_bytes`` argument and
+    extracts in this process, without the timeout and memory cap; it goes once the Dagster
+    layer passes a :class:`DocumentProcessor`.
     """
+    if isinstance(processor, int):
+        limits = DocumentLimits(max_object_bytes=processor, max_decompressed_bytes=processor)
+    elif limits is None:
+        limits = processor.limits
     info = DocumentInfo(
         doc_id=record.doc_id,
         bucket=record.bucket,
@@ -42,7 +79,7 @@ def load_document(
         last_modified=record.last_modified,
     )
     try:
-        fetched = s3.fetch(client, record.bucket, record.key, max_bytes)
+        fetched = s3.fetch(client, record.bucket, record.key, limits.max_object_bytes)
     except s3.ObjectMissing:
         info.status, info.reason = "missing", "object no longer exists in S3"
         return info, []
@@ -53,19 +90,13 @@ def load_document(
     info.size = fetched.obj.size
     info.last_modified = fetched.obj.last_modified.isoformat()
     info.content_type = fetched.content_type
-    try:
-        doc = extract(
-            record.key,
-            fetched.body,
-            fetched.content_type,
-            fetched.content_encoding,
-            max_bytes=max_bytes,
-        )
-    except ExtractionError as exc:
-        info.status, info.reason = exc.status, exc.reason
-        return info, []
-    except Exception as exc:  # a parser bug on odd input must not sink the other documents
-        info.status, info.reason = "failed", f"parser error: {type(exc).__name__}: {exc}"
+    args = (record.key, fetched.body, fetched.content_type, fetched.content_encoding)
+    if isinstance(processor, int):
+        status, reason, doc = _extract_in_process(*args, limits)
+    else:
+        status, reason, doc = processor.extract(*args)
+    if doc is None:
+        info.status, info.reason = status, reason
         return info, []
     info.format, info.title, info.pages, info.compressed = (
         doc.format,
@@ -79,10 +110,20 @@ def load_document(
 def chunk_document(
     info: DocumentInfo, blocks: list[Block], max_tokens: int, overlap: int
 ) -> list[Chunk]:
-    """Chunks of a successfully extracted document; none for any other status."""
+    """Chunks of a successfully extracted document; none for any other status.
+
+    Never raises for document content: a failure while chunking sets ``info.status`` to
+    ``failed`` with the reason, and a document without tokens becomes ``empty``. Invalid
+    settings (``max_tokens``, ``overlap``) still raise ValueError: they are configuration.
+    """
     if info.status != "ok":
         return []
-    chunks = chunk_blocks(blocks, max_tokens=max_tokens, overlap=overlap)
+    chunk_blocks([], max_tokens=max_tokens, overlap=overlap)  # settings errors raise here
+    try:
+        chunks = chunk_blocks(blocks, max_tokens=max_tokens, overlap=overlap)
+    except Exception as exc:
+        info.status, info.reason = "failed", f"chunking failed: {type(exc).__name__}: {exc}"
+        return []
     if not chunks:
         info.status, info.reason = "empty", "no chunks: the extracted text has no tokens"
     return chunks
