@@ -246,7 +246,8 @@ def chunk_blocks(
     Args:
         blocks: the extracted document's blocks.
         max_tokens: word pieces per chunk, 16 up to the model's window less special tokens.
-        overlap: word pieces repeated between neighbouring chunks of one block.
+        overlap: word pieces repeated between neighbouring chunks of one block (at most half
+            a window's pieces and an eighth of ``max_chars``).
         tokenizer: defaults to the embedding model's tokenizer.
         max_chars: characters per chunk, at least 256.
     """

@@ -12,6 +12,7 @@ from typing import Any
 
 from rag_ingest.core import s3
 from rag_ingest.core.chunking import CHUNKER_VERSION, Chunk, chunk_blocks, chunk_stats
+from rag_ingest.core.decode import replace_surrogates
 from rag_ingest.core.extract import Block, ExtractionError, extract
 from rag_ingest.core.isolation import DocumentProcessor, Outcome
 from rag_ingest.core.limits import DocumentLimits
@@ -67,7 +68,9 @@ def load_document(
     layer passes a :class:`DocumentProcessor`.
     """
     if isinstance(processor, int):
-        limits = DocumentLimits(max_object_bytes=processor, max_decompressed_bytes=processor)
+        limits = DocumentLimits(
+            max_object_bytes=processor, max_decompressed_bytes=processor, max_text_chars=processor
+        )
     elif limits is None:
         limits = processor.limits
     info = DocumentInfo(
@@ -96,7 +99,8 @@ def load_document(
     else:
         status, reason, doc = processor.extract(*args)
     if doc is None:
-        info.status, info.reason = status, reason
+        # Reasons quote parser messages, which may quote the document: keep them storable.
+        info.status, info.reason = status, replace_surrogates(reason or "") or None
         return info, []
     info.format, info.title, info.pages, info.compressed = (
         doc.format,
@@ -122,7 +126,8 @@ def chunk_document(
     try:
         chunks = chunk_blocks(blocks, max_tokens=max_tokens, overlap=overlap)
     except Exception as exc:
-        info.status, info.reason = "failed", f"chunking failed: {type(exc).__name__}: {exc}"
+        reason = replace_surrogates(f"chunking failed: {type(exc).__name__}: {exc}")
+        info.status, info.reason = "failed", reason[:500]
         return []
     if not chunks:
         info.status, info.reason = "empty", "no chunks: the extracted text has no tokens"
