@@ -16,7 +16,10 @@ import functools
 import gzip
 import random
 import string
+import time
 import zlib
+from collections.abc import Callable
+from typing import TypeVar
 
 from rag_ingest.core.limits import DocumentLimits, MiB
 
@@ -24,6 +27,7 @@ from rag_ingest.core.limits import DocumentLimits, MiB
 HOSTILE_LIMITS = DocumentLimits(timeout_seconds=20.0, memory_bytes=256 * MiB)
 
 Corpus = dict[str, tuple[bytes, str | None]]
+T = TypeVar("T")
 
 _FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
 
@@ -307,20 +311,15 @@ def peak_rss_growth_mb(setup: str, work: str, timeout: float = 300) -> float:
     return float(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def growth_ratio(run: object, small: object, large: object, repeat: int = 3) -> float:
+def growth_ratio(run: Callable[[T], object], small: T, large: T, repeat: int = 3) -> float:
     """Best-of-``repeat`` time of ``run(large)`` over ``run(small)``: ~4 for linear work on a
     4x input, ~16 for quadratic."""
-    import time
-    from collections.abc import Callable
 
-    assert callable(run)
-    fn: Callable[[object], object] = run
-
-    def best(arg: object) -> float:
+    def best(arg: T) -> float:
         times = []
         for _ in range(repeat):
             start = time.perf_counter()
-            fn(arg)
+            run(arg)
             times.append(time.perf_counter() - start)
         return min(times)
 

@@ -51,7 +51,10 @@ def _cap_memory(memory_bytes: int) -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
         memory_bytes = min(memory_bytes, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, hard))
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, hard))
+    except (ValueError, OSError) as exc:  # e.g. macOS, which does not enforce RLIMIT_AS
+        print(f"rag_ingest worker: no memory cap ({exc})", file=sys.stderr)
 
 
 def pack(doc: Extracted) -> tuple[Any, ...]:
