@@ -312,8 +312,8 @@ def peak_rss_growth_mb(setup: str, work: str, timeout: float = 300) -> float:
 
 
 def growth_ratio(run: Callable[[T], object], small: T, large: T, repeat: int = 3) -> float:
-    """Best-of-``repeat`` time of ``run(large)`` over ``run(small)``: ~4 for linear work on a
-    4x input, ~16 for quadratic."""
+    """Best-of-``repeat`` time of ``run(large)`` over ``run(small)``: about k for linear work
+    on a k-times larger input, k² for quadratic."""
 
     def best(arg: T) -> float:
         times = []

@@ -1,6 +1,6 @@
 """Extraction is bounded whatever the bytes: decompressed size, text, memory, and no
-super-linear step. Growth is checked as the time ratio of a 4x larger input (linear ~4,
-quadratic ~16), never as an absolute time."""
+super-linear step. Growth is checked as the time ratio of a 16x larger input (linear ~16,
+quadratic ~256), never as an absolute time."""
 
 import gzip
 
@@ -17,7 +17,9 @@ from rag_ingest_tests.hostile import (
     text_bomb_pdf,
 )
 
-LINEAR = 8.0  # generous: linear work on a 4x input measures 3.5-5
+# Generous: linear work on a 16x input measured 14-34 (allocator and cache effects); the
+# former code measured 24x for 4x (Markdown headings) and 14x for 4x (gzip members).
+LINEAR = 64.0
 
 
 def _fails(key: str, data: bytes, limits: DocumentLimits | None = None) -> str:
@@ -31,7 +33,7 @@ def test_many_tiny_gzip_members_decompress_in_linear_time() -> None:
     def members(n: int) -> bytes:
         return gzip.compress(b"x") * n
 
-    small, large = members(20_000), members(80_000)
+    small, large = members(5_000), members(80_000)
     assert gunzip_bounded(large, 10 * MiB) == b"x" * 80_000
     assert growth_ratio(lambda d: gunzip_bounded(d, 10 * MiB), small, large) < LINEAR
 
@@ -68,7 +70,7 @@ def test_a_long_markdown_heading_line_is_linear() -> None:
 
     sections = split_markdown(line(10))
     assert sections[0][2] == "a" + " #" * 10 + "x"
-    assert growth_ratio(split_markdown, line(125_000), line(500_000)) < LINEAR
+    assert growth_ratio(split_markdown, line(50_000), line(800_000), repeat=5) < LINEAR
 
 
 def test_markdown_headings_follow_commonmark_and_build_paths() -> None:
@@ -96,8 +98,8 @@ def test_html_whitespace_and_element_floods_are_linear() -> None:
         return "<html><body>" + "<i>x</i>" * n
 
     assert extract_html(blanks(1000)).text == "x"
-    assert growth_ratio(extract_html, blanks(50_000), blanks(200_000)) < LINEAR
-    assert growth_ratio(extract_html, elements(25_000), elements(100_000)) < LINEAR
+    assert growth_ratio(extract_html, blanks(12_500), blanks(200_000)) < LINEAR
+    assert growth_ratio(extract_html, elements(6_250), elements(100_000)) < LINEAR
 
 
 def test_deeply_nested_html_is_read_without_a_tree() -> None:
