@@ -3,7 +3,6 @@ import subprocess
 import sys
 
 import dagster as dg
-
 import pytest
 
 from rag_ingest.core.config import Settings

@@ -114,3 +114,24 @@ def test_encrypted_pdf_is_recorded_as_failed() -> None:
 def test_pdf_magic_wins_over_a_misleading_extension() -> None:
     data = (SAMPLE_CORPUS / "reports" / "black-holes.pdf").read_bytes()
     assert extract("misnamed.txt", data).format == "pdf"
+
+
+def test_html_headings_give_paths_and_a_trailing_heading_joins_the_last_section() -> None:
+    page = (
+        "<html><head><title>T</title></head><body><p>intro</p><h1>A</h1><p>x</p>"
+        "<h2>B</h2><h3>C</h3><p>y</p><h2>D</h2></body></html>"
+    )
+    doc = extract("p.html", page.encode())
+    assert [(b.heading, b.heading_path) for b in doc.blocks] == [
+        ("T", ()),
+        ("A", ("A",)),
+        ("C", ("A", "B", "C")),
+    ]
+    assert doc.blocks[-1].text == "B\n\nC\n\ny\n\nD"
+
+
+def test_headings_and_titles_are_bounded_for_payloads() -> None:
+    doc = extract("h.md", ("# " + "long " * 1000 + "\n\nbody").encode())
+    heading = doc.blocks[0].heading or ""
+    assert len(heading) == 200 and heading.endswith("…")
+    assert doc.blocks[0].text.startswith("# long long")  # the text itself is untouched

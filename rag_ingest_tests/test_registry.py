@@ -131,3 +131,26 @@ def test_a_registry_of_the_first_release_is_upgraded_in_place(tmp_path: Path) ->
     assert record.key_hash == key_hash(doc) and record.target_id is None
     # Not ingested in any target yet: the next reconcile re-checks it.
     assert registry.work_count(Scope("bkt"), 1) == 1
+
+
+def test_processes_opening_a_new_registry_at_once_all_succeed(tmp_path: Path) -> None:
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'race.sqlite'}"
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def open_it() -> None:
+        start.wait()
+        try:
+            Registry(url).register([_obj(f"{threading.get_ident()}.md")])
+        except BaseException as exc:  # collected: the assertion below names it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(Registry(url).known("bkt", "")) == 6

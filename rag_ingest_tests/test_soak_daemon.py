@@ -145,9 +145,16 @@ class Soak:
             if stable >= 2:
                 return stored
         missing, extra = expected - stored, stored - expected
+        registry = Registry(default_url(self.settings.data_dir))
+        states = {
+            (r.key, r.status, r.target_id)
+            for r in registry.lookup({doc for doc, _, _ in missing}).values()
+        }
+        registry.close()
         raise AssertionError(
             f"not converged after {timeout}s: {len(missing)} missing, {len(extra)} extra; "
-            f"active runs {len(self.active_runs())}"
+            f"work left {self.work_left()}, active runs {len(self.active_runs())}; missing "
+            f"documents in the registry: {sorted(states)[:10]}"
         )
 
 
@@ -250,6 +257,7 @@ def test_the_daemon_converges_over_a_seeded_walk_with_faults(
                     store.delete_documents(
                         live_collection, list(store.points_per_document(live_collection))
                     )
+            print(f"step {step}: {event}", flush=True)
             stored = soak.quiescent(timeout=600)
             assert stored == expected_versions(s3_client, bucket), f"step {step} ({event})"
         with soak.instance() as instance:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag_ingest.core.chunking import CHUNKER_VERSION, MAX_CHUNK_TOKENS
+from rag_ingest.core.chunking import CHUNKER_VERSION, MAX_CHUNK_TOKENS, MIN_CHUNK_TOKENS
 from rag_ingest.core.encoder import (
     DEFAULT_BACKEND,
     DIMENSION,
@@ -25,6 +25,7 @@ from rag_ingest.core.encoder import (
     vector_space,
 )
 from rag_ingest.core.fingerprint import Fingerprint, physical_collection
+from rag_ingest.core.limits import DocumentLimits
 from rag_ingest.core.registry.model import Scope
 from rag_ingest.core.shards import ALLOWED_COUNTS, DEFAULT_SHARDS, Shards
 
@@ -103,6 +104,7 @@ class Settings:
     auto_promote: bool = True
     storage_base: str = ""
     document_timeout_seconds: float = 120.0
+    document_memory_mb: int = 2048
     max_object_bytes: int = 64 * 1024 * 1024
     extract_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     events_queue_url: str = ""
@@ -120,9 +122,10 @@ class Settings:
             raise ValueError(
                 f"RAG_QDRANT_COLLECTION must be 1-200 of [A-Za-z0-9_-], got {self.collection!r}"
             )
-        if not 0 < self.chunk_max_tokens <= MAX_CHUNK_TOKENS:
+        if not MIN_CHUNK_TOKENS <= self.chunk_max_tokens <= MAX_CHUNK_TOKENS:
             raise ValueError(
-                f"RAG_CHUNK_MAX_TOKENS must be in 1..{MAX_CHUNK_TOKENS}, got {self.chunk_max_tokens}"
+                f"RAG_CHUNK_MAX_TOKENS must be in {MIN_CHUNK_TOKENS}..{MAX_CHUNK_TOKENS}, got "
+                f"{self.chunk_max_tokens}"
             )
         if not 0 <= self.chunk_overlap_tokens < self.chunk_max_tokens // 2:
             raise ValueError(
@@ -184,6 +187,19 @@ class Settings:
         return self.data_dir / ("qdrant-edge" if self.qdrant_engine == "edge" else "qdrant")
 
     @property
+    def document_limits(self) -> DocumentLimits:
+        """Per-document bounds of fetching and extraction (see ``core.limits``)."""
+        return DocumentLimits(
+            max_object_bytes=self.max_object_bytes,
+            max_decompressed_bytes=max(
+                self.max_object_bytes, DocumentLimits.max_decompressed_bytes
+            ),
+            max_text_chars=max(self.max_object_bytes, DocumentLimits.max_text_chars),
+            timeout_seconds=self.document_timeout_seconds,
+            memory_bytes=self.document_memory_mb * 1024 * 1024,
+        )
+
+    @property
     def intermediate_base(self) -> str:
         return self.storage_base or str(self.data_dir / "storage")
 
@@ -222,6 +238,7 @@ class Settings:
             auto_promote=_bool(env, "RAG_AUTO_PROMOTE", True),
             storage_base=env.get("RAG_STORAGE_BASE", "").strip(),
             document_timeout_seconds=_float(env, "RAG_DOCUMENT_TIMEOUT_SECONDS", 120.0, 1.0),
+            document_memory_mb=_int(env, "RAG_DOCUMENT_MEMORY_MB", 2048, minimum=256),
             max_object_bytes=_int(env, "RAG_MAX_OBJECT_BYTES", 64 * 1024 * 1024),
             extract_workers=_int(env, "RAG_EXTRACT_WORKERS", os.cpu_count() or 1),
             events_queue_url=queue,

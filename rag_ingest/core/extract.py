@@ -1,16 +1,23 @@
 """Bytes of an S3 object → plain text split into blocks (pages, sections) with offsets.
 
 Every outcome is either an :class:`Extracted` document or an :class:`ExtractionError` carrying
-a status (``empty``, ``unsupported``, ``failed``) and a reason a person can act on.
+a status (``empty``, ``unsupported``, ``failed``) and a reason a person can act on. Work and
+memory are bounded by :class:`~rag_ingest.core.limits.DocumentLimits` whatever the bytes are:
+decompression stops at ``max_decompressed_bytes``, every format stops at ``max_text_chars``,
+and no step is super-linear in its input. This is the pure function an extraction worker runs
+(:mod:`rag_ingest.core.isolation` adds the wall-clock and memory limits).
 """
 
 from __future__ import annotations
 
-import codecs
+import functools
 import re
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
+
+from rag_ingest.core.decode import DecodeError, decode_bytes, replace_surrogates
+from rag_ingest.core.limits import DocumentLimits
 
 Status = Literal["ok", "empty", "unsupported", "failed"]
 Format = Literal["text", "markdown", "html", "pdf"]
@@ -54,7 +61,13 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"ID3", "MP3 audio"),
 )
 _GZIP_MAGIC = b"\x1f\x8b"
-_HEADING_TAGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+_NOT_NUL = re.compile(b"[^\\x00]")
+# Headings and titles ride in every chunk's payload; the full text stays in the chunk itself.
+MAX_HEADING_CHARS = 200
+MAX_TITLE_CHARS = 500
+
+# (text, page, heading, heading path) of one block before offsets are assigned.
+Part = tuple[str, int | None, str | None, tuple[str, ...]]
 
 
 class ExtractionError(Exception):
@@ -70,13 +83,16 @@ class ExtractionError(Exception):
 class Block:
     """A run of text with one page number and one nearest heading.
 
-    ``start`` is the offset of ``text`` in :attr:`Extracted.text`.
+    ``start`` is the offset of ``text`` in :attr:`Extracted.text`; ``heading_path`` is the chain
+    of headings above the block, outermost first (``("Guide", "Install", "Linux")``), when the
+    format has a hierarchy (Markdown, HTML).
     """
 
     text: str
     start: int
     page: int | None = None
     heading: str | None = None
+    heading_path: tuple[str, ...] = ()
 
 
 @dataclass
@@ -86,75 +102,117 @@ class Extracted:
     title: str | None = None
     pages: int | None = None
     compressed: bool = False
-    text: str = field(default="", init=False)
 
-    def __post_init__(self) -> None:
-        self.text = "\n\n".join(b.text for b in self.blocks)
+    @functools.cached_property
+    def text(self) -> str:
+        """The document's text: its blocks joined by blank lines (built on first use)."""
+        return "\n\n".join(b.text for b in self.blocks)
 
 
-def assemble_blocks(parts: list[tuple[str, int | None, str | None]]) -> list[Block]:
-    """Drop empty parts and give each block its offset in the joined document text."""
+class TextBudget:
+    """Counts extracted characters and fails the document once they pass ``limit``."""
+
+    def __init__(self, limit: int, what: str = "extracted text") -> None:
+        self.limit = limit
+        self.used = 0
+        self.what = what
+
+    def exceeded(self) -> ExtractionError:
+        return ExtractionError(
+            "failed",
+            f"{self.what} exceeds the {self.limit:,}-character limit "
+            "(DocumentLimits.max_text_chars)",
+        )
+
+    def take(self, chars: int) -> None:
+        self.used += chars
+        if self.used > self.limit:
+            raise self.exceeded()
+
+
+def _short(text: str | None, limit: int) -> str | None:
+    if text is None:
+        return None
+    text = replace_surrogates(" ".join(text[: 4 * limit].split()))
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def clean_title(title: str | None) -> str | None:
+    """A document title fit for every chunk's payload: one line, bounded, serialisable."""
+    return _short(title, MAX_TITLE_CHARS) or None
+
+
+def assemble_blocks(parts: list[Part]) -> list[Block]:
+    """Drop empty parts and give each block its offset in the joined document text.
+
+    Text is made serialisable here (lone surrogates, which some PDFs' font maps produce, become
+    U+FFFD without changing any length); headings are bounded to ``MAX_HEADING_CHARS``.
+    """
     blocks: list[Block] = []
     offset = 0
-    for text, page, heading in parts:
-        text = text.strip()
+    for text, page, heading, path in parts:
+        text = replace_surrogates(text.strip())
         if not text:
             continue
-        blocks.append(Block(text=text, start=offset, page=page, heading=heading))
+        blocks.append(
+            Block(
+                text=text,
+                start=offset,
+                page=page,
+                heading=_short(heading, MAX_HEADING_CHARS),
+                heading_path=tuple(_short(h, MAX_HEADING_CHARS) or "" for h in path),
+            )
+        )
         offset += len(text) + 2  # the "\n\n" joiner of Extracted.text
     return blocks
 
 
 def gunzip_bounded(data: bytes, limit: int) -> bytes:
-    """Decompress gzip (all members) without ever holding more than ``limit`` bytes of output."""
+    """Decompress gzip (all members) without ever holding more than ``limit`` bytes of output.
+
+    Input goes to zlib in pieces that start small and double, so finding where one member ends
+    copies at most about that member's size (zlib copies the unread input after a stream's end):
+    many tiny members cost linear time, not the quadratic time of handing zlib the whole rest.
+    """
     out = bytearray()
-    rest = data
-    while rest:
+    view = memoryview(data)
+    pos, size = 0, len(data)
+    while pos < size:
         decomp = zlib.decompressobj(wbits=31)
+        step = 256
         try:
-            out += decomp.decompress(rest, limit + 1 - len(out))
-            if decomp.unconsumed_tail or len(out) > limit:
-                raise ExtractionError(
-                    "failed", f"gzip content expands beyond the {limit:,}-byte limit"
-                )
+            while not decomp.eof:
+                if pos >= size:
+                    raise ExtractionError("failed", "truncated gzip data")
+                piece = view[pos : pos + step]
+                pending: bytes | memoryview = piece
+                while pending:
+                    # Output in slices of at most 1 MiB: a bomb never lands as one huge chunk.
+                    out += decomp.decompress(pending, min(limit + 1 - len(out), 1 << 20))
+                    if len(out) > limit:
+                        raise ExtractionError(
+                            "failed", f"gzip content expands beyond the {limit:,}-byte limit"
+                        )
+                    pending = decomp.unconsumed_tail
+                pos += len(piece) - len(decomp.unused_data)
+                step = min(2 * step, 1 << 20)
             out += decomp.flush()
         except zlib.error as exc:
             raise ExtractionError("failed", f"corrupt gzip data: {exc}") from exc
-        if not decomp.eof:
-            raise ExtractionError("failed", "truncated gzip data")
-        rest = decomp.unused_data.lstrip(b"\0")
-    if len(out) > limit:
-        raise ExtractionError("failed", f"gzip content expands beyond the {limit:,}-byte limit")
+        if len(out) > limit:
+            raise ExtractionError("failed", f"gzip content expands beyond the {limit:,}-byte limit")
+        padding = _NOT_NUL.search(data, pos)  # NUL padding between members (tape-style)
+        pos = padding.start() if padding else size
     return bytes(out)
 
 
-def _charset(content_type: str | None) -> str | None:
-    match = re.search(r"charset=\"?([\w.:-]+)", content_type or "", re.I)
-    return match.group(1) if match else None
-
-
-def decode_text(data: bytes, charset: str | None = None) -> str:
-    """UTF-8 (BOM allowed), UTF-16 with a BOM, or the charset the object declares."""
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8) :]
-    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError as exc:
-            raise ExtractionError("failed", f"invalid UTF-16 text: {exc.reason}") from exc
-    if b"\0" in data[:8192]:
-        raise ExtractionError("unsupported", "binary content (NUL bytes in the first 8 KiB)")
+def decode_text(data: bytes, content_type: str | None = None, html: bool = False) -> str:
+    """Text as its source declares it (see :mod:`rag_ingest.core.decode`)."""
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if charset and codecs.lookup(charset).name != "utf-8":
-            try:
-                return data.decode(charset)
-            except (UnicodeDecodeError, LookupError):
-                pass
-        raise ExtractionError(
-            "failed", f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
-        ) from exc
+        return decode_bytes(data, content_type, html).text
+    except DecodeError as exc:
+        status: Status = "unsupported" if exc.status == "unsupported" else "failed"
+        raise ExtractionError(status, exc.reason) from exc
 
 
 def detect_format(key: str, content_type: str | None, data: bytes) -> Format:
@@ -186,13 +244,23 @@ def extract(
     data: bytes,
     content_type: str | None = None,
     content_encoding: str | None = None,
-    max_bytes: int = 64 * 1024 * 1024,
+    max_bytes: int | None = None,
+    limits: DocumentLimits | None = None,
 ) -> Extracted:
     """Turn one object's bytes into blocks of text.
 
+    ``limits`` bounds the work (``max_bytes`` alone is the older spelling of its
+    ``max_decompressed_bytes``).
+
     Raises:
-        ExtractionError: for empty, unsupported, undecodable or corrupt input.
+        ExtractionError: for empty, unsupported, undecodable, corrupt or oversized input.
     """
+    if limits is None:
+        limits = (
+            DocumentLimits()
+            if max_bytes is None
+            else DocumentLimits(max_decompressed_bytes=max_bytes)
+        )
     if not data:
         raise ExtractionError("empty", "empty object (0 bytes)")
     compressed = False
@@ -203,7 +271,7 @@ def extract(
     ):
         if not data.startswith(_GZIP_MAGIC):
             raise ExtractionError("failed", "key ends in .gz but the content is not gzip")
-        data = gunzip_bounded(data, max_bytes)
+        data = gunzip_bounded(data, limits.max_decompressed_bytes)
         compressed = True
         key = key[:-3] if key.lower().endswith(".gz") else key
         content_type = None if (content_type or "").endswith("gzip") else content_type
@@ -213,81 +281,26 @@ def extract(
     if fmt == "pdf":
         from rag_ingest.core.pdf import extract_pdf
 
-        result = extract_pdf(data)
+        budget = TextBudget(limits.pdf_text_chars(len(data)))
+        result = extract_pdf(data, budget, limits.max_decompressed_bytes)
     else:
-        text = decode_text(data, _charset(content_type)).replace("\r\n", "\n").replace("\r", "\n")
-        text = text.replace("\0", "")
+        text = decode_text(data, content_type, html=fmt == "html")
+        budget = TextBudget(limits.max_text_chars)
         if fmt == "html":
             from rag_ingest.core.html import extract_html
 
-            result = extract_html(text)
-        elif fmt == "markdown":
-            result = Extracted("markdown", assemble_blocks(split_markdown(text)))
+            result = extract_html(text, budget)
         else:
-            result = Extracted("text", assemble_blocks([(text, None, None)]))
+            budget.take(len(text))
+            text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\0", "")
+            if fmt == "markdown":
+                from rag_ingest.core.markdown import split_markdown
+
+                result = Extracted("markdown", assemble_blocks(split_markdown(text)))
+            else:
+                result = Extracted("text", assemble_blocks([(text, None, None, ())]))
     if not result.blocks:
         raise ExtractionError("empty", f"no text found in the {fmt} document")
     result.compressed = compressed
+    result.title = clean_title(result.title)
     return result
-
-
-_ATX = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t#]*$")
-_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-
-
-def split_markdown(text: str) -> list[tuple[str, int | None, str | None]]:
-    """Split Markdown into sections at ATX and setext headings (not inside fenced code)."""
-    sections: list[tuple[str, int | None, str | None]] = []
-    lines = text.split("\n")
-    heading: str | None = None
-    current: list[str] = []
-    carry: list[str] = []
-    fence: str | None = None
-
-    def flush() -> None:
-        # A heading with no body of its own (e.g. "# Title" right before "## Part") is carried
-        # into the next section instead of becoming a chunk of its own.
-        if current and heading is not None and all(not line.strip() for line in current[1:]):
-            carry.extend(line for line in current if line.strip())
-        elif any(line.strip() for line in current):
-            sections.append(("\n\n".join([*carry, "\n".join(current)]), None, heading))
-            carry.clear()
-        current.clear()
-
-    for line in lines:
-        fence_match = _FENCE.match(line)
-        if fence_match:
-            marker = fence_match.group(1)
-            if fence is None:
-                fence = marker[0] * 3
-            elif marker.startswith(fence):
-                fence = None
-            current.append(line)
-            continue
-        if fence is None:
-            atx = _ATX.match(line)
-            if atx:
-                flush()
-                heading = atx.group(2).strip()
-                current.append(line)
-                continue
-            setext = _SETEXT.match(line)
-            # A one-line paragraph underlined with === or --- is a heading; "---" under a
-            # longer paragraph is read as a rule, which costs nothing but a missed heading.
-            if (
-                setext
-                and current
-                and current[-1].strip()
-                and (len(current) < 2 or not current[-2].strip())
-            ):
-                title = current.pop()
-                flush()
-                heading = title.strip()
-                current.extend([title, line])
-                continue
-        current.append(line)
-    flush()
-    if carry:
-        sections.append(("\n\n".join(carry), None, heading))
-    return sections

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rag_ingest.core.chunking import Chunk
+from rag_ingest.core.decode import replace_surrogates
 from rag_ingest.core.extract import Block
 
 _META_KEY = b"rag_ingest"
@@ -81,9 +82,18 @@ def _load(data: bytes) -> tuple[pa.Table, DocumentInfo]:
     return table, DocumentInfo(**json.loads(raw))
 
 
+def _clean(text: str | None) -> str | None:
+    # Arrow strings are UTF-8, which has no lone surrogates (some PDFs' font maps produce
+    # them); U+FFFD keeps every length, so offsets stay valid. Extraction already does this.
+    return None if text is None else replace_surrogates(text)
+
+
 def dump_blocks(info: DocumentInfo, blocks: list[Block]) -> bytes:
-    table = pa.Table.from_pylist([dataclasses.asdict(b) for b in blocks], schema=_BLOCKS)
-    return _dump(table, info)
+    rows = [
+        {"text": _clean(b.text), "start": b.start, "page": b.page, "heading": _clean(b.heading)}
+        for b in blocks
+    ]
+    return _dump(pa.Table.from_pylist(rows, schema=_BLOCKS), info)
 
 
 def load_blocks(data: bytes) -> tuple[DocumentInfo, list[Block]]:
@@ -95,12 +105,12 @@ def dump_chunks(info: DocumentInfo, chunks: list[Chunk]) -> bytes:
     rows = [
         {
             "chunk_index": c.index,
-            "text": c.text,
+            "text": _clean(c.text),
             "char_start": c.char_start,
             "char_end": c.char_end,
             "token_count": c.token_count,
             "page": c.page,
-            "heading": c.heading,
+            "heading": _clean(c.heading),
         }
         for c in chunks
     ]

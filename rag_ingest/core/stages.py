@@ -1,46 +1,58 @@
-"""Per-document work of each asset, free of Dagster: fetch + extract, chunk."""
+"""Per-document work of each asset, free of Dagster: fetch + extract, chunk.
+
+Bad input never fails a run: whatever one document causes (vanished object, too large,
+undecodable, corrupt, a parser stuck or out of memory, a chunking bug) is recorded on its
+:class:`DocumentInfo` as a status and reason. S3 failures that outlast the client's retries
+propagate, because they say nothing about the document.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from rag_ingest.core import s3
-from rag_ingest.core.chunking import Chunk, chunk_blocks
-from rag_ingest.core.extract import Block, ExtractionError, extract
+from rag_ingest.core.chunking import CHUNKER_VERSION, Chunk, chunk_blocks, chunk_stats
+from rag_ingest.core.decode import replace_surrogates
+from rag_ingest.core.extract import Block
+from rag_ingest.core.isolation import DocumentProcessor, Outcome
+from rag_ingest.core.limits import DocumentLimits
 from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.registry import DocumentRecord
 
+__all__ = [
+    "CHUNKER_VERSION",
+    "DocumentLimits",
+    "DocumentProcessor",
+    "Outcome",
+    "chunk_document",
+    "chunk_stats",
+    "load_document",
+    "unknown_document",
+]
 
-@dataclass(frozen=True)
-class DocumentLimits:
-    max_object_bytes: int = 64 * 1024 * 1024
-    timeout_seconds: float = 120.0
 
-
-class DocumentProcessor:
-    """Extracts documents (interim: in the calling thread)."""
-
-    def __init__(self, limits: DocumentLimits, workers: int = 2) -> None:
-        self.limits = limits
-
-    def __enter__(self) -> DocumentProcessor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
+def unknown_document(doc_id: str) -> DocumentInfo:
+    return DocumentInfo(
+        doc_id=doc_id,
+        bucket="",
+        key="",
+        etag="",
+        size=0,
+        last_modified="",
+        status="failed",
+        reason="partition key is not in the document registry (partition added by hand?)",
+    )
 
 
 def load_document(
-    client: Any, record: DocumentRecord, processor: DocumentProcessor, limits: DocumentLimits
+    client: Any,
+    record: DocumentRecord,
+    processor: DocumentProcessor,
+    limits: DocumentLimits | None = None,
 ) -> tuple[DocumentInfo, list[Block]]:
-    """Fetch one object and extract its text.
-
-    Bad input (too large, undecodable, corrupt, unsupported, vanished) is returned as a status
-    and reason on the :class:`DocumentInfo`; S3 failures that outlast the client's retries
-    propagate, because they say nothing about the document.
-    """
-    max_bytes = limits.max_object_bytes
+    """Fetch one object (in the calling thread) and extract its text in ``processor``'s
+    worker processes (timeout and memory cap per document)."""
+    limits = limits or processor.limits
     info = DocumentInfo(
         doc_id=record.doc_id,
         bucket=record.bucket,
@@ -50,7 +62,7 @@ def load_document(
         last_modified=record.last_modified,
     )
     try:
-        fetched = s3.fetch(client, record.bucket, record.key, max_bytes)
+        fetched = s3.fetch(client, record.bucket, record.key, limits.max_object_bytes)
     except s3.ObjectMissing:
         info.status, info.reason = "missing", "object no longer exists in S3"
         return info, []
@@ -61,19 +73,12 @@ def load_document(
     info.size = fetched.obj.size
     info.last_modified = fetched.obj.last_modified.isoformat()
     info.content_type = fetched.content_type
-    try:
-        doc = extract(
-            record.key,
-            fetched.body,
-            fetched.content_type,
-            fetched.content_encoding,
-            max_bytes=max_bytes,
-        )
-    except ExtractionError as exc:
-        info.status, info.reason = exc.status, exc.reason
-        return info, []
-    except Exception as exc:  # a parser bug on odd input must not sink the other documents
-        info.status, info.reason = "failed", f"parser error: {type(exc).__name__}: {exc}"
+    status, reason, doc = processor.extract(
+        record.key, fetched.body, fetched.content_type, fetched.content_encoding
+    )
+    if doc is None:
+        # Reasons quote parser messages, which may quote the document: keep them storable.
+        info.status, info.reason = status, replace_surrogates(reason or "") or None
         return info, []
     info.format, info.title, info.pages, info.compressed = (
         doc.format,
@@ -87,10 +92,21 @@ def load_document(
 def chunk_document(
     info: DocumentInfo, blocks: list[Block], max_tokens: int, overlap: int
 ) -> list[Chunk]:
-    """Chunks of a successfully extracted document; none for any other status."""
+    """Chunks of a successfully extracted document; none for any other status.
+
+    Never raises for document content: a failure while chunking sets ``info.status`` to
+    ``failed`` with the reason, and a document without tokens becomes ``empty``. Invalid
+    settings (``max_tokens``, ``overlap``) still raise ValueError: they are configuration.
+    """
     if info.status != "ok":
         return []
-    chunks = chunk_blocks(blocks, max_tokens=max_tokens, overlap=overlap)
+    chunk_blocks([], max_tokens=max_tokens, overlap=overlap)  # settings errors raise here
+    try:
+        chunks = chunk_blocks(blocks, max_tokens=max_tokens, overlap=overlap)
+    except Exception as exc:
+        reason = replace_surrogates(f"chunking failed: {type(exc).__name__}: {exc}")
+        info.status, info.reason = "failed", reason[:500]
+        return []
     if not chunks:
         info.status, info.reason = "empty", "no chunks: the extracted text has no tokens"
     return chunks

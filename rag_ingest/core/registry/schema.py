@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import sqlalchemy as sa
 
 from rag_ingest.core.keys import key_hash
@@ -79,12 +81,25 @@ counters = sa.Table(
 _ADDED = ("key_hash", "target_id", "run_id")
 
 
-def upgrade(engine: sa.Engine) -> None:
+def upgrade(engine: sa.Engine, attempts: int = 5) -> None:
     """Create missing tables; add and fill columns an older registry lacks.
 
     Rows of an older registry have no target: every document counts as not ingested in the
-    current target, so the next reconcile re-checks it (writes are idempotent).
+    current target, so the next reconcile re-checks it (writes are idempotent). Processes that
+    open a new registry at the same moment race to create it; the losers' "already exists"
+    errors are retried, and the retry finds everything in place.
     """
+    for attempt in range(attempts):
+        try:
+            _upgrade(engine)
+            return
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+def _upgrade(engine: sa.Engine) -> None:
     meta.create_all(engine)
     present = {c["name"] for c in sa.inspect(engine).get_columns("documents")}
     missing = [name for name in _ADDED if name not in present]

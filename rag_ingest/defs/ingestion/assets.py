@@ -19,7 +19,12 @@ from rag_ingest.core.config import Settings
 from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.registry import DocumentRecord
 from rag_ingest.core.runfiles import DocumentRow, run_path, write_rows
-from rag_ingest.core.stages import DocumentLimits, DocumentProcessor, chunk_document, load_document
+from rag_ingest.core.stages import (
+    DocumentProcessor,
+    chunk_document,
+    chunk_stats,
+    load_document,
+)
 from rag_ingest.core.windows import affected, ordered_map, windows
 from rag_ingest.defs.checks import EMBEDDING_CHECKS, EmbeddingAudit
 from rag_ingest.defs.ingestion.partitions import shard_partitions
@@ -68,10 +73,7 @@ def _deleting(record: DocumentRecord) -> DocumentInfo:
 def build_ingestion_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     partitions = shard_partitions(settings)
     policy = dg.BackfillPolicy.multi_run(settings.shards_per_backfill_run)
-    limits = DocumentLimits(
-        max_object_bytes=settings.max_object_bytes,
-        timeout_seconds=settings.document_timeout_seconds,
-    )
+    limits = settings.document_limits
 
     @dg.asset(
         partitions_def=partitions,
@@ -159,8 +161,14 @@ def build_ingestion_assets(settings: Settings) -> list[dg.AssetsDefinition]:
             for row in read_upstream(context, scope, storage, "raw_documents"):
                 info = row.info
                 doc_chunks = chunk_document(info, row.blocks, budget, settings.chunk_overlap_tokens)
-                tokens = sum(c.token_count for c in doc_chunks)
-                report.count(info.doc_id, documents=1, chunks=len(doc_chunks), tokens=tokens)
+                stats = chunk_stats(doc_chunks, budget)
+                report.count(
+                    info.doc_id,
+                    documents=1,
+                    chunks=len(doc_chunks),
+                    tokens=sum(c.token_count for c in doc_chunks),
+                    unrepresented_chars=int(stats["unrepresented_chars"]),
+                )
                 if info.status == "ok" and not doc_chunks:
                     report.add(info.doc_id, info.source, info.status, "no chunks")
                 elif info.status not in ("ok", "deleting"):
@@ -179,6 +187,7 @@ def build_ingestion_assets(settings: Settings) -> list[dg.AssetsDefinition]:
                 "run_documents": written,
                 "run_chunks": totals["chunks"],
                 "run_tokens": totals["tokens"],
+                "run_unrepresented_chars": totals["unrepresented_chars"],
                 "run_chunks_per_document": dg.MetadataValue.float(
                     round(totals["chunks"] / written, 3) if written else 0.0
                 ),
