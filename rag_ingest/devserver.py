@@ -56,23 +56,74 @@ def start_local_s3(corpus: Path) -> tuple[Any, str]:
     return server, endpoint
 
 
-def _watch(
-    registry_url: str, expected: int | None, done: threading.Event, stop: threading.Event
-) -> None:
-    """Print registry progress; set ``done`` once ``expected`` documents left 'pending'."""
-    from rag_ingest.core.registry import Registry
+def _runs_in_flight(dagster_home: str) -> int:
+    """Runs of the dev instance that are queued or not finished yet."""
+    import dagster as dg
 
-    registry = Registry(registry_url)
-    last: dict[str, int] = {}
-    while not stop.wait(3.0):
-        counts = registry.status_counts()
-        if counts != last:
-            print(f"[dev] documents by status: {dict(sorted(counts.items()))}", flush=True)
-            last = counts
-        settled = sum(n for status, n in counts.items() if status != "pending")
-        if expected is not None and settled >= expected and not counts.get("pending"):
-            done.set()
-    registry.close()
+    instance = dg.DagsterInstance.from_config(dagster_home)
+    try:
+        return instance.get_runs_count(
+            dg.RunsFilter(
+                statuses=[
+                    dg.DagsterRunStatus.QUEUED,
+                    dg.DagsterRunStatus.NOT_STARTED,
+                    dg.DagsterRunStatus.STARTING,
+                    dg.DagsterRunStatus.STARTED,
+                    dg.DagsterRunStatus.CANCELING,
+                ]
+            )
+        )
+    finally:
+        instance.dispose()
+
+
+def _watch(
+    env: dict[str, str], expected: int | None, done: threading.Event, stop: threading.Event
+) -> None:
+    """Print registry progress; set ``done`` once ``expected`` documents are registered, none
+    has work left in the collection the pipeline writes now, and no run is still going.
+
+    A document counts as done only in the target (Qdrant location + collection) it was
+    ingested into, so a registry left by an earlier setup (another engine or fingerprint)
+    is not mistaken for a finished ingestion. Runs record their documents' outcomes before
+    they verify, promote and report their shards: stopping then would interrupt the last run.
+    """
+    from rag_ingest.core.config import Settings
+    from rag_ingest.core.registry import GONE_STATUSES, Registry, default_url
+    from rag_ingest.resources import VectorStoreResource
+
+    settings = Settings.from_env(env)
+    location = VectorStoreResource(
+        engine=settings.qdrant_engine,
+        url=env.get("RAG_QDRANT_URL") or None,
+        path=str(settings.qdrant_path),
+    ).location
+    registry = Registry(env.get("RAG_REGISTRY_URL") or default_url(settings.data_dir))
+    last: tuple[dict[str, int], int] | None = None
+    try:
+        while not stop.wait(3.0):
+            counts = registry.status_counts(settings.scope)
+            target = registry.target(location, settings.physical_collection)
+            waiting = registry.work_count(settings.scope, target.id if target else None)
+            if (counts, waiting) != last:
+                print(
+                    f"[dev] documents by status: {dict(sorted(counts.items()))}; "
+                    f"{waiting} with work left in {settings.physical_collection}",
+                    flush=True,
+                )
+                last = (counts, waiting)
+            live = sum(n for status, n in counts.items() if status not in GONE_STATUSES)
+            if (
+                expected is not None
+                and not done.is_set()
+                and live >= expected
+                and target is not None
+                and not waiting
+                and not _runs_in_flight(env["DAGSTER_HOME"])
+            ):
+                done.set()
+    finally:
+        registry.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,12 +200,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    from rag_ingest.core.registry import default_url
-
-    registry_url = env.get("RAG_REGISTRY_URL") or default_url(env["RAG_DATA_DIR"])
-    watcher = threading.Thread(
-        target=_watch, args=(registry_url, expected, done, stopping), daemon=True
-    )
+    watcher = threading.Thread(target=_watch, args=(env, expected, done, stopping), daemon=True)
     watcher.start()
     deadline = time.monotonic() + args.timeout if args.timeout else None
     code = 0

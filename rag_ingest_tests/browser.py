@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -28,7 +29,8 @@ if TYPE_CHECKING:  # selenium is imported lazily: collection works without it
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-WEBSERVER = REPO / ".venv" / "bin" / "dagster-webserver"
+# The webserver of the interpreter running the tests (a worktree has no .venv of its own).
+WEBSERVER = [sys.executable, "-m", "dagster_webserver"]
 T = TypeVar("T")
 
 
@@ -76,7 +78,7 @@ def dagster_webserver(
     whole group is killed on exit."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [str(WEBSERVER), "-h", "127.0.0.1", "-p", str(port), "-m", module]
+    command = [*WEBSERVER, "-h", "127.0.0.1", "-p", str(port), "-m", module]
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

@@ -220,16 +220,19 @@ _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
 @contextmanager
-def scratch_database(server: PgServer) -> Iterator[PgServer]:
+def scratch_database(server: PgServer, own: bool = False) -> Iterator[PgServer]:
     """A new empty database on ``server``, dropped afterwards.
 
-    Falls back to ``server``'s own database when the user may not create databases.
+    Falls back to ``server``'s own database when the user may not create databases, unless
+    ``own`` (the caller needs an empty database of its own): then PostgresUnavailable.
     """
     name = f"rag_test_{secrets.token_hex(6)}"
     assert _DB_NAME.match(name)
     try:
         server.query(f'CREATE DATABASE "{name}"')
-    except psycopg2.errors.InsufficientPrivilege:
+    except psycopg2.errors.InsufficientPrivilege as exc:
+        if own:
+            raise PostgresUnavailable(f"user {server.user!r} may not create databases") from exc
         yield server
         return
     try:

@@ -1,21 +1,26 @@
 """The Dagster UI in a real headless browser shows what an ingestion materialized.
 
-An ingestion of three short documents runs on a persistent instance in a temporary
-DAGSTER_HOME; a separate ``dagster-webserver`` reads that instance and headless Chromium
-(Debian's ``chromium`` + ``chromium-driver``, driven by Selenium) checks the asset graph and the
-partitions of ``qdrant_collection``. Screenshots land in the test's ``tmp_path``.
+An ingestion of three short documents (one sensor tick and its runs) runs on a persistent
+instance in a temporary DAGSTER_HOME; a separate ``dagster-webserver`` reads that instance with
+the same shard count, and headless Chromium (Debian's ``chromium`` + ``chromium-driver``,
+driven by Selenium) checks the asset graph and the shard partitions of ``qdrant_collection``:
+the shards the runs covered are materialized, the others missing. Screenshots land in the
+test's ``tmp_path``; how long each page took to render is printed.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 import pytest
-from rag_ingest.partitions import DOCUMENTS_PARTITION
 
+from rag_ingest.core.config import Settings
 from rag_ingest.core.keys import partition_key
 from rag_ingest_tests.browser import (
     chromium,
@@ -25,7 +30,7 @@ from rag_ingest_tests.browser import (
     require_chromium,
     wait_for,
 )
-from rag_ingest_tests.helpers import Harness, make_resources
+from rag_ingest_tests.helpers import Harness, make_resources, make_settings, shard_range
 
 ASSETS = ("raw_documents", "chunks", "embeddings", "qdrant_collection")
 DOCUMENTS = {
@@ -36,31 +41,38 @@ DOCUMENTS = {
 # The code location's name under `dagster-webserver -m rag_ingest.definitions`.
 GROUP_URL = "/locations/__repository__@rag_ingest.definitions/asset-groups/ingestion"
 UI_TIMEOUT = 180.0  # first load of the React app can take tens of seconds on 2 busy cores
+T = TypeVar("T")
 
 
-def _ingest(home: Path, data: Path, endpoint: str, bucket: str) -> list[str]:
-    """One sensor tick and its runs, recorded in the instance at ``home``."""
+def _ingest(home: Path, settings: Settings, endpoint: str) -> list[str]:
+    """One sensor tick and its runs, recorded in the instance at ``home``; returns the shards
+    the runs materialized, in key order."""
     instance = dg.DagsterInstance.from_config(str(home))
     try:
-        harness = Harness(instance, make_resources(endpoint, bucket, data))
+        harness = Harness(instance, settings, make_resources(endpoint, settings))
         runs = harness.sync()
         assert runs and all(run.success for run in runs)
-        keys = sorted(instance.get_dynamic_partitions(DOCUMENTS_PARTITION))
         assert len(harness.points()) >= len(DOCUMENTS)
+        materialized = instance.get_materialized_partitions(dg.AssetKey("qdrant_collection"))
     finally:
         # Not the context manager: its __exit__ leaks the state storage into later tests.
         instance.dispose()
-    assert keys == sorted(partition_key(bucket, key) for key in DOCUMENTS)
-    return keys
+    layout = settings.shard_layout
+    covered = {shard for run in runs for shard in layout.span(*shard_range(run))}
+    assert materialized == covered
+    assert {layout.of(partition_key(settings.bucket, key)) for key in DOCUMENTS} <= covered
+    return sorted(covered, key=layout.index)
 
 
-def _webserver_env(home: Path, data: Path, endpoint: str, bucket: str) -> dict[str, str]:
+def _webserver_env(home: Path, settings: Settings, endpoint: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "DAGSTER_"))}
     env.update(
         DAGSTER_HOME=str(home),
-        RAG_S3_BUCKET=bucket,
+        RAG_S3_BUCKET=settings.bucket,
         RAG_S3_ENDPOINT_URL=endpoint,
-        RAG_DATA_DIR=str(data),
+        RAG_DATA_DIR=str(settings.data_dir),
+        # The same partitions as the ingestion: the shard count shapes the definitions.
+        RAG_SHARDS=str(settings.shards),
         AWS_ACCESS_KEY_ID=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
         AWS_SECRET_ACCESS_KEY=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
         AWS_DEFAULT_REGION="us-east-1",
@@ -75,20 +87,26 @@ def _graph_node(name: str) -> str:
     return f"//*[local-name()='foreignObject'][.//*{label}]"
 
 
-def _filled_node(name: str, partitions: int) -> str:
-    """XPath of ``name``'s graph node once it shows every one of ``partitions`` materialized."""
+def _filled_node(name: str, materialized: int, partitions: int) -> str:
+    """XPath of ``name``'s graph node once it shows ``materialized`` of its ``partitions``
+    filled (the UI rounds the percentage down)."""
+    percent = materialized * 100 // partitions
     return (
         _graph_node(name)
-        + f"[.//a[@href='/assets/{name}?view=partitions'][normalize-space()='100% filled']]"
+        + f"[.//a[@href='/assets/{name}?view=partitions'][normalize-space()='{percent}% filled']]"
         + f"[.//*[normalize-space()='{partitions} partitions']]"
     )
 
 
+def _partition_row(key: str) -> str:
+    """XPath of the partition list's row for ``key``."""
+    return f"//div[@data-tooltip='{key}'][.//div[@title='{key}']]"
+
+
 def _materialized_row(key: str) -> str:
-    """XPath of the partition list's row for ``key`` with its green (materialized) status dot."""
+    """XPath of ``key``'s row with its green (materialized) status dot."""
     return (
-        f"//div[@data-tooltip='{key}'][.//div[@title='{key}']]"
-        "/following-sibling::div[contains(@style, '--color-accent-green')]"
+        _partition_row(key) + "/following-sibling::div[1][contains(@style, '--color-accent-green')]"
     )
 
 
@@ -99,8 +117,17 @@ def _assert_screenshot(driver: Any, path: Path) -> None:
     assert path.stat().st_size > 20_000, f"{path} is suspiciously small (a blank page?)"
 
 
+def _timed(timings: dict[str, float], what: str, step: Callable[[], T]) -> T:
+    """Run ``step`` and print (not assert) how long it took."""
+    started = time.monotonic()
+    result = step()
+    timings[what] = time.monotonic() - started
+    print(f"[ui timing] {what}: {timings[what]:.1f}s", flush=True)
+    return result
+
+
 @pytest.mark.slow
-def test_the_ui_shows_the_asset_graph_and_materialized_partitions(
+def test_the_ui_shows_the_asset_graph_and_materialized_shards(
     tmp_path: Path, s3_endpoint: str, s3_client: Any, bucket: str
 ) -> None:
     require_chromium()
@@ -109,72 +136,119 @@ def test_the_ui_shows_the_asset_graph_and_materialized_partitions(
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
-    data = tmp_path / "data"
-    keys = _ingest(home, data, s3_endpoint, bucket)
+    settings = make_settings(bucket, tmp_path / "data")
+    layout = settings.shard_layout
+    shards = _ingest(home, settings, s3_endpoint)
+    missing = sorted(set(layout.keys()) - set(shards), key=layout.index)
+    timings: dict[str, float] = {}
 
-    env = _webserver_env(home, data, s3_endpoint, bucket)
-    with dagster_webserver(env, tmp_path / "webserver.log") as server, chromium() as driver:
-        # The ingestion group's lineage graph: the four assets, each with all partitions filled.
-        driver.get(server.url + GROUP_URL)
-        for name in ASSETS:
-            wait_for(
-                driver,
-                lambda d, name=name: displayed(d, _graph_node(name)),
-                f"the asset graph node {name!r}",
-                tmp_path / "timeout-asset-graph",
-                UI_TIMEOUT,
-            )
-        for name in ASSETS:
-            wait_for(
-                driver,
-                lambda d, name=name: displayed(d, _filled_node(name, len(keys))),
-                f"{name!r} with {len(keys)} partitions, 100% filled",
-                tmp_path / "timeout-asset-graph",
-                UI_TIMEOUT,
-            )
+    env = _webserver_env(home, settings, s3_endpoint)
+    with ExitStack() as stack:
+        server = _timed(
+            timings,
+            "webserver up",
+            lambda: stack.enter_context(dagster_webserver(env, tmp_path / "webserver.log")),
+        )
+        driver = stack.enter_context(chromium())
+
+        # The ingestion group's lineage graph: the four assets, each with the shards the runs
+        # covered filled, out of the fixed shard partitions.
+        def graph() -> None:
+            driver.get(server.url + GROUP_URL)
+            for name in ASSETS:
+                wait_for(
+                    driver,
+                    lambda d, name=name: displayed(d, _graph_node(name)),
+                    f"the asset graph node {name!r}",
+                    tmp_path / "timeout-asset-graph",
+                    UI_TIMEOUT,
+                )
+
+        def graph_filled() -> None:
+            for name in ASSETS:
+                wait_for(
+                    driver,
+                    lambda d, name=name: displayed(
+                        d, _filled_node(name, len(shards), layout.count)
+                    ),
+                    f"{name!r} with {len(shards)} of {layout.count} partitions filled",
+                    tmp_path / "timeout-asset-graph",
+                    UI_TIMEOUT,
+                )
+
+        _timed(timings, "asset graph: nodes", graph)
+        _timed(timings, "asset graph: partition fill", graph_filled)
         _assert_screenshot(driver, tmp_path / "asset-graph.png")
 
-        # qdrant_collection's partitions: every ingested document materialized, none missing.
-        driver.get(f"{server.url}/assets/qdrant_collection?view=partitions")
-        for label in (f"Materialized ({len(keys)})", "Missing (0)", "Failed (0)"):
-            wait_for(
-                driver,
-                lambda d, label=label: displayed(d, f"//label[normalize-space()='{label}']"),
-                f"the status filter {label!r}",
-                tmp_path / "timeout-partitions",
-                UI_TIMEOUT,
-            )
-        for key in keys:
-            wait_for(
-                driver,
-                lambda d, key=key: displayed(d, _materialized_row(key)),
-                f"partition {key!r} marked materialized",
-                tmp_path / "timeout-partitions",
-                UI_TIMEOUT,
-            )
+        # qdrant_collection's partitions: the covered shards materialized, the others missing.
+        def partitions() -> None:
+            driver.get(f"{server.url}/assets/qdrant_collection?view=partitions")
+            for label in (
+                f"Materialized ({len(shards)})",
+                f"Missing ({len(missing)})",
+                "Failed (0)",
+            ):
+                wait_for(
+                    driver,
+                    lambda d, label=label: displayed(d, f"//label[normalize-space()='{label}']"),
+                    f"the status filter {label!r}",
+                    tmp_path / "timeout-partitions",
+                    UI_TIMEOUT,
+                )
+            for key in shards:
+                wait_for(
+                    driver,
+                    lambda d, key=key: displayed(d, _materialized_row(key)),
+                    f"shard {key!r} marked materialized",
+                    tmp_path / "timeout-partitions",
+                    UI_TIMEOUT,
+                )
+
+        _timed(timings, "qdrant_collection partitions", partitions)
+        for key in missing:
+            assert displayed(driver, _partition_row(key)), f"shard {key!r} is not listed"
+            assert not displayed(driver, _materialized_row(key)), f"{key!r} shown materialized"
         _assert_screenshot(driver, tmp_path / "qdrant_collection-partitions.png")
 
-        # One partition's detail: materialized from its S3 object by a run that is linked.
-        doc = next(k for k in DOCUMENTS if partition_key(bucket, k) == keys[0])
-        displayed(driver, f"//div[@title='{keys[0]}']/span")[0].click()
-        wait_for(
-            driver,
-            lambda d: displayed(d, f"//*[normalize-space()='s3://{bucket}/{doc}']"),
-            f"the source metadata of partition {keys[0]!r}",
-            tmp_path / "timeout-partition-detail",
-            UI_TIMEOUT,
-        )
-        run_link = wait_for(
-            driver,
-            lambda d: displayed(
-                d,
-                "//*[normalize-space()='Latest materialization']"
-                "/following::a[starts-with(@href, '/runs/')]",
-            ),
-            f"the run that materialized partition {keys[0]!r}",
-            tmp_path / "timeout-partition-detail",
-            UI_TIMEOUT,
-        )
-        assert run_link
+        # One shard's detail: what its latest materialization changed (the document's S3
+        # object), by a run that is linked.
+        doc = next(iter(DOCUMENTS))
+        shard = layout.of(partition_key(bucket, doc))
+        source = f"s3://{bucket}/{doc}"
+
+        def detail() -> None:
+            displayed(driver, f"{_partition_row(shard)}//div[@title='{shard}']")[0].click()
+            wait_for(
+                driver,
+                lambda d: displayed(
+                    d,
+                    "//*[normalize-space()='Latest materialization']"
+                    "/following::a[starts-with(@href, '/runs/')]",
+                ),
+                f"the run that materialized shard {shard!r}",
+                tmp_path / "timeout-partition-detail",
+                UI_TIMEOUT,
+            )
+            # The "changes" metadata: a Markdown table, rendered inline while it is short.
+            row = wait_for(
+                driver,
+                lambda d: displayed(
+                    d,
+                    "//tr[td[normalize-space()='changes']]//tr"
+                    f"[td[1][normalize-space()='added']][td[2][normalize-space()='{source}']]"
+                    "[td[3][normalize-space()='ok']]",
+                ),
+                f"{source} added by the latest materialization of shard {shard!r}",
+                tmp_path / "timeout-partition-detail",
+                UI_TIMEOUT,
+            )
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", row[0])
+
+        _timed(timings, "shard detail", detail)
         _assert_screenshot(driver, tmp_path / "qdrant_collection-partition.png")
     assert server.process.poll() is not None
+    print(
+        "[ui timing] total: "
+        + ", ".join(f"{what} {seconds:.1f}s" for what, seconds in timings.items()),
+        flush=True,
+    )
