@@ -77,8 +77,8 @@ class S3EventsQueue(dg.ConfigurableResource):
         )
 
     def receive(self) -> list[QueueMessage]:
-        """Up to ``max_messages_per_tick`` messages, in batches of 10, until the queue has none
-        (one long poll of ``wait_seconds`` comes back empty) or the budget is spent."""
+        """Up to ``max_messages_per_tick`` messages, in batches of 10, until a receive comes
+        back empty or the budget is spent; only an empty queue costs a ``wait_seconds`` poll."""
         received: list[QueueMessage] = []
         started = time.monotonic()
         while len(received) < self.max_messages_per_tick:
@@ -87,7 +87,9 @@ class S3EventsQueue(dg.ConfigurableResource):
             response = self.client.receive_message(
                 QueueUrl=self.queue_url,
                 MaxNumberOfMessages=min(_SQS_BATCH, self.max_messages_per_tick - len(received)),
-                WaitTimeSeconds=self.wait_seconds,
+                # Only the first call waits: once messages came, an empty answer ends the tick
+                # at once (anything SQS did not sample this time comes with the next tick).
+                WaitTimeSeconds=0 if received else self.wait_seconds,
                 VisibilityTimeout=self.visibility_timeout_seconds,
                 MessageSystemAttributeNames=["ApproximateReceiveCount"],
             )
