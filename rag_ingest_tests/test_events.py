@@ -1,9 +1,10 @@
-"""S3 event notifications through SQS: the parser, and the event sensor on moto's S3 and SQS
-(real bucket notifications) with a real Dagster instance and real runs."""
+"""The event sensor on moto's S3 and SQS (real bucket notifications) with a real Dagster
+instance and real runs: latency path, changes and deletes, duplicates and reordering, message
+deletion only after the registry write, scope, races with the listing. Bodies: see
+``test_events_parsing``."""
 
 from __future__ import annotations
 
-import json
 import random
 import time
 import uuid
@@ -16,140 +17,14 @@ import dagster as dg
 import pytest
 
 from rag_ingest.core.config import Settings
-from rag_ingest.core.events import (
-    IGNORED,
-    MALFORMED,
-    S3_EVENTS,
-    TEST_EVENT,
-    ObjectEvent,
-    parse_body,
-    reduce_events,
-)
 from rag_ingest.core.keys import partition_key
-from rag_ingest.core.registry import Registry, Scope
+from rag_ingest.core.registry import Registry
 from rag_ingest.defs.ingestion.events import EVENTS_SENSOR, apply_messages, build_events_sensor
 from rag_ingest.defs.ingestion.sensors import RANGE_END_TAG, RANGE_START_TAG
-from rag_ingest.resources.events import QueueMessage, S3EventsQueue, region_from_url
+from rag_ingest.resources.events import QueueMessage, S3EventsQueue
 from rag_ingest_tests.helpers import Harness, make_resources, make_settings
 from rag_ingest_tests.sync_oracle import expected_versions, text
-
-# --- the parser ------------------------------------------------------------------------------
-
-
-def _record(key: str, bucket: str = "bkt", name: str = "ObjectCreated:Put", seq: str = "") -> dict:
-    obj: dict[str, Any] = {"key": key, "size": 12, "eTag": "abc"}
-    if seq:
-        obj["sequencer"] = seq
-    return {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "eventTime": "2026-01-02T03:04:05.678Z",
-        "eventName": name,
-        "s3": {"bucket": {"name": bucket}, "object": obj},
-    }
-
-
-def _body(*records: dict) -> str:
-    return json.dumps({"Records": list(records)})
-
-
-def _sns(message: str) -> str:
-    return json.dumps(
-        {
-            "Type": "Notification",
-            "MessageId": "m-1",
-            "TopicArn": "arn:aws:sns:us-east-1:123456789012:uploads",
-            "Subject": "Amazon S3 Notification",
-            "Message": message,
-        }
-    )
-
-
-def test_direct_notifications_decode_url_encoded_keys() -> None:
-    body = _body(
-        _record("docs/a+b+c.md", seq="0055AED6DCD90281E5"),
-        _record("docs%2Fr%C3%A9sum%C3%A9+2026.pdf", name="ObjectRemoved:Delete"),
-        _record("docs/100%25+done%2B.txt"),
-    )
-    parsed = parse_body(body)
-    assert parsed.kind == S3_EVENTS and parsed.problem is None
-    assert [e.key for e in parsed.events] == [
-        "docs/a b c.md",
-        "docs/résumé 2026.pdf",
-        "docs/100% done+.txt",
-    ]
-    first = parsed.events[0]
-    assert (first.bucket, first.etag, first.size) == ("bkt", "abc", 12)
-    assert (first.name, first.sequencer) == ("ObjectCreated:Put", "0055AED6DCD90281E5")
-
-
-def test_sns_wrapped_and_raw_delivered_notifications_read_the_same() -> None:
-    inner = _body(_record("docs/x+y.md"))
-    direct, wrapped = parse_body(inner), parse_body(_sns(inner))
-    assert direct == wrapped and [e.key for e in wrapped.events] == ["docs/x y.md"]
-    test_event = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "bkt"})
-    assert parse_body(test_event).kind == TEST_EVENT
-    assert parse_body(_sns(test_event)).kind == TEST_EVENT
-    confirmation = json.dumps({"Type": "SubscriptionConfirmation", "Message": "confirm"})
-    assert parse_body(confirmation).kind == IGNORED
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        "not json",
-        "[1, 2]",
-        "null",
-        json.dumps({"Records": []}),
-        json.dumps({"Records": "x"}),
-        json.dumps({"hello": "world"}),
-        _body({"s3": {"bucket": {"name": "bkt"}}}),
-        _body({"s3": {"bucket": {"name": "bkt"}, "object": {"key": ""}}}),
-        _sns("{not json"),
-    ],
-)
-def test_malformed_bodies_are_reported_not_raised(body: str) -> None:
-    parsed = parse_body(body)
-    assert parsed.kind == MALFORMED and parsed.problem and not parsed.events
-
-
-def test_a_body_with_one_broken_record_keeps_the_readable_ones() -> None:
-    parsed = parse_body(_body(_record("docs/ok.md"), {"s3": None}))
-    assert parsed.kind == S3_EVENTS and [e.key for e in parsed.events] == ["docs/ok.md"]
-    assert parsed.problem and "record 1" in parsed.problem
-
-
-def test_a_batch_keeps_one_event_per_key_the_highest_sequencer() -> None:
-    def ev(key: str, seq: str, name: str = "ObjectCreated:Put", bucket: str = "bkt") -> ObjectEvent:
-        return ObjectEvent(bucket, key, name, seq)
-
-    events = [
-        ev("docs/a.md", "FF"),
-        ev("docs/a.md", "0100", "ObjectRemoved:Delete"),  # longer, and later: 0x100 > 0xFF
-        ev("docs/a.md", "0FE"),  # older, delivered last
-        ev("docs/b.md", "9"),
-        ev("docs/b.md", "10", "ObjectRemoved:Delete"),  # "10" < "9" as text, 0x10 > 0x9
-        ev("docs/c.md", ""),
-        ev("docs/c.md", "", "ObjectRemoved:Delete"),  # no sequencers: the later delivery
-        ev("other/d.md", "1"),  # outside the watched prefix
-        ev("docs/e.md", "1", bucket="elsewhere"),  # another bucket
-    ]
-    batch = reduce_events(events, Scope("bkt", ("docs/",)))
-    assert {k: e.name for (_, k), e in batch.latest.items()} == {
-        "docs/a.md": "ObjectRemoved:Delete",
-        "docs/b.md": "ObjectRemoved:Delete",
-        "docs/c.md": "ObjectRemoved:Delete",
-    }
-    assert (batch.out_of_scope, batch.duplicates) == (2, 4)
-
-
-def test_the_region_comes_from_an_aws_queue_url() -> None:
-    assert region_from_url("https://sqs.eu-west-1.amazonaws.com/123456789012/q") == "eu-west-1"
-    assert region_from_url("https://us-east-2.queue.amazonaws.com/123456789012/q") == "us-east-2"
-    assert region_from_url("http://127.0.0.1:5000/123456789012/q") is None
-
-
-# --- the sensor on moto ----------------------------------------------------------------------
+from rag_ingest_tests.test_events_parsing import notification, s3_record, sns_envelope
 
 
 @pytest.fixture()
@@ -275,9 +150,9 @@ def test_duplicate_and_out_of_order_events_converge_on_what_s3_holds(
     old = s3_client.put_object(Bucket=bucket, Key="r.md", Body=text(rng, 2).encode())["ETag"]
     time.sleep(1.1)  # LastModified has 1-second resolution
     new = s3_client.put_object(Bucket=bucket, Key="r.md", Body=text(rng, 2).encode())["ETag"]
-    put_old = _body({**_record("r.md", bucket, seq="0A"), "s3": _s3(bucket, "r.md", old, "0A")})
-    put_new = _body({**_record("r.md", bucket, seq="0B"), "s3": _s3(bucket, "r.md", new, "0B")})
-    gone = _body(_record("gone.md", bucket, "ObjectRemoved:Delete", seq="0C"))
+    put_old = notification(s3_record("r.md", bucket, seq="0A", etag=old))
+    put_new = notification(s3_record("r.md", bucket, seq="0B", etag=new))
+    gone = notification(s3_record("gone.md", bucket, "ObjectRemoved:Delete", seq="0C"))
     _send_raw(sqs, queue_url, put_new, put_new, gone, put_old)  # a duplicate, the old one last
     with _harness(s3_endpoint, bucket, queue_url, tmp_path) as harness:
         runs = harness.launch(harness.events_tick())
@@ -286,16 +161,11 @@ def test_duplicate_and_out_of_order_events_converge_on_what_s3_holds(
         assert record.etag == new.strip('"') and record.status == "ok"
         assert harness.registry.find("gone.md") == []  # a delete of an unknown key: nothing
         # The old version's event, delivered late and twice: HEAD says nothing changed.
-        _send_raw(sqs, queue_url, put_old, _sns(put_old))
+        _send_raw(sqs, queue_url, put_old, sns_envelope(put_old))
         assert harness.events_tick().run_requests == []
         assert _queued(sqs, queue_url) == (0, 0)
         assert _history(harness, bucket, "r.md") == ["registered", "ingested"]
         assert harness.versions() == expected_versions(s3_client, bucket)
-
-
-def _s3(bucket: str, key: str, etag: str, seq: str) -> dict[str, Any]:
-    obj = {"key": key, "size": 1, "eTag": etag.strip('"'), "sequencer": seq}
-    return {"bucket": {"name": bucket}, "object": obj}
 
 
 def test_messages_are_deleted_only_after_the_registry_write(
@@ -341,7 +211,7 @@ def test_events_outside_the_watched_prefixes_are_ignored_and_deleted(
     _notify(s3_client, sqs, bucket, queue_url)  # no filter: the bucket sends every key
     for key in ("docs/in.md", "Docs/case.md", "other/out.md", "docs/folder/"):
         s3_client.put_object(Bucket=bucket, Key=key, Body=b"" if key.endswith("/") else b"x")
-    _send_raw(sqs, queue_url, _body(_record("docs/in.md", "another-bucket")), "garbage")
+    _send_raw(sqs, queue_url, notification(s3_record("docs/in.md", "another-bucket")), "garbage")
     with _harness(s3_endpoint, bucket, queue_url, tmp_path, prefixes=("docs/",)) as harness:
         harness.events_tick()
         assert set(harness.registry.known(bucket, "")) == {"docs/in.md"}
@@ -392,8 +262,10 @@ def test_a_failed_head_keeps_its_message_and_never_marks_the_key_deleted(
     reg = Registry(f"sqlite:///{tmp_path / 'registry.sqlite'}")
     reg.register([o for o in _listing(s3_client, bucket) if o.key == "bad.md"])
     messages = [
-        QueueMessage("1", "h1", _body(_record("ok.md", bucket))),
-        QueueMessage("2", "h2", _body(_record("bad.md", bucket), _record("ok.md", bucket))),
+        QueueMessage("1", "h1", notification(s3_record("ok.md", bucket))),
+        QueueMessage(
+            "2", "h2", notification(s3_record("bad.md", bucket), s3_record("ok.md", bucket))
+        ),
         QueueMessage("3", "h3", "{broken"),
     ]
     log = _Log()
