@@ -140,6 +140,24 @@ class Harness:
                 res.vectors.location,
             )
 
+    def events_tick(self) -> dg.SensorResult:
+        """One evaluation of the event sensor (needs an ``events_queue`` resource)."""
+        from rag_ingest.defs.ingestion.events import evaluate_events_tick
+
+        names = ("s3_source", "registry", "vectors", "events_queue")
+        with dg.build_sensor_context(
+            instance=self.instance, resources={k: self.resources[k] for k in names}
+        ) as context:
+            res = context.resources
+            return evaluate_events_tick(
+                context,
+                res.events_queue,
+                res.s3_source,
+                res.registry.registry,
+                self.settings,
+                res.vectors.location,
+            )
+
     def execute(
         self, job_name: str, tags: dict[str, str] | None = None, run_config: Any = None
     ) -> dg.ExecuteInProcessResult:

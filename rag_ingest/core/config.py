@@ -108,6 +108,7 @@ class Settings:
     max_object_bytes: int = 64 * 1024 * 1024
     extract_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     events_queue_url: str = ""
+    events_interval_seconds: int = 10
     monitor_cron: str = DEFAULT_MONITOR_CRON
 
     def __post_init__(self) -> None:
@@ -242,6 +243,7 @@ class Settings:
             max_object_bytes=_int(env, "RAG_MAX_OBJECT_BYTES", 64 * 1024 * 1024),
             extract_workers=_int(env, "RAG_EXTRACT_WORKERS", os.cpu_count() or 1),
             events_queue_url=queue,
+            events_interval_seconds=_int(env, "RAG_EVENTS_INTERVAL_SECONDS", 10),
             monitor_cron=env.get("RAG_MONITOR_CRON", "").strip() or DEFAULT_MONITOR_CRON,
         )
 

@@ -31,7 +31,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         )
     else:
         embedder = LocalEmbedder(backend=settings.embed_backend)
-    return {
+    resources: dict[str, dg.ConfigurableResource] = {
         "s3_source": S3Source(
             bucket=dg.EnvVar("RAG_S3_BUCKET"),
             endpoint_url=endpoint,
@@ -54,6 +54,16 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         ),
         "embedder": embedder,
     }
+    if settings.events_queue_url:
+        from rag_ingest.resources.events import S3EventsQueue
+
+        # The same endpoint as S3: moto and LocalStack serve both; on AWS it is unset.
+        resources["events_queue"] = S3EventsQueue(
+            queue_url=dg.EnvVar("RAG_S3_EVENTS_QUEUE_URL"),
+            endpoint_url=endpoint,
+            region_name=region,
+        )
+    return resources
 
 
 def resource_definitions(settings: Settings) -> dg.Definitions:

@@ -128,18 +128,47 @@ class Registry(TargetsMixin):
                 if row.key.startswith(prefix)
             }
 
+    def known_keys(self, bucket: str, keys: Iterable[str]) -> dict[str, Known]:
+        """Registered objects among exact ``keys`` of ``bucket``, by key (absent: unknown)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, Known] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                stmt = sa.select(
+                    documents.c.key,
+                    documents.c.doc_id,
+                    documents.c.etag,
+                    documents.c.status,
+                    documents.c.last_modified,
+                ).where(documents.c.bucket == bucket, documents.c.key.in_(chunk))
+                for row in conn.execute(stmt):
+                    found[row.key] = Known(row.doc_id, row.etag, row.status, row.last_modified)
+        # A case-insensitive collation (MySQL) could match another key: keep exact ones only.
+        exact = set(wanted)
+        return {k: v for k, v in found.items() if k in exact}
+
     def register(self, objects: Sequence[S3Object], run_id: str | None = None) -> list[str]:
-        """Add new objects as pending documents; returns their doc ids."""
+        """Add new objects as pending documents; returns their doc ids.
+
+        Objects registered meanwhile by another writer (the event sensor and a listing sensor
+        can both see a new key) are left as they are: their next event or listing compares
+        versions as usual.
+        """
         if not objects:
             return []
         now = time.time()
         doc_ids = [partition_key(o.bucket, o.key) for o in objects]
         with self.engine.begin() as conn:
+            # The counter update serializes registry writers (SQLite's write lock, a row lock
+            # elsewhere), so no other writer can insert between this check and our inserts.
             seq = self._next_seq(conn)
+            taken = self._existing(conn, doc_ids)
             for start in range(0, len(objects), INSERT_BATCH):
                 rows, logged = [], []
                 for i in range(start, min(start + INSERT_BATCH, len(objects))):
                     o, doc_id = objects[i], doc_ids[i]
+                    if doc_id in taken:
+                        continue
                     rows.append(
                         {
                             "doc_id": doc_id,
@@ -160,9 +189,18 @@ class Registry(TargetsMixin):
                         }
                     )
                     logged.append(_event(doc_id, now, "registered", "pending", o.etag, run_id))
-                conn.execute(documents.insert(), rows)
+                if rows:
+                    conn.execute(documents.insert(), rows)
                 self._log(conn, logged)
         return doc_ids
+
+    @staticmethod
+    def _existing(conn: sa.Connection, doc_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(doc_ids):
+            stmt = sa.select(documents.c.doc_id).where(documents.c.doc_id.in_(chunk))
+            found.update(conn.execute(stmt).scalars())
+        return found
 
     def requeue(
         self, objects: Sequence[S3Object], reason: str = "object changed in S3"
