@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from contextlib import ExitStack
+from typing import Any, NoReturn
 
 import pytest
 
+from rag_ingest.core.registry import Registry
 from rag_ingest_tests.helpers import free_port
+from rag_ingest_tests.pg import URL_ENV, PgServer, PostgresUnavailable, local_cluster
+from rag_ingest_tests.pg import scratch_database as scratch_db
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -42,3 +46,51 @@ def bucket(s3_client: Any) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"
     s3_client.create_bucket(Bucket=name)
     return name
+
+
+def _unavailable(exc: Exception) -> NoReturn:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must test on PostgreSQL: {exc}")
+    pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A real PostgreSQL server (given, or started here)."""
+    url = os.environ.get(URL_ENV, "").strip()
+    with ExitStack() as stack:
+        if url:
+            server = PgServer.from_url(url)
+        else:
+            try:
+                server = stack.enter_context(local_cluster(free_port()))
+            except PostgresUnavailable as exc:
+                _unavailable(exc)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres(pg_server: PgServer) -> Iterator[PgServer]:
+    """A scratch database for Dagster's storage."""
+    with scratch_db(pg_server) as db:
+        yield db
+
+
+@pytest.fixture()
+def registry_db(pg_server: PgServer) -> Iterator[PgServer]:
+    """An empty database of its own for the document registry."""
+    with ExitStack() as stack:
+        try:
+            db = stack.enter_context(scratch_db(pg_server, own=True))
+        except PostgresUnavailable as exc:
+            _unavailable(exc)
+        yield db
+
+
+@pytest.fixture()
+def pg_registry(registry_db: PgServer) -> Iterator[Registry]:
+    registry = Registry(registry_db.url)
+    try:
+        yield registry
+    finally:
+        registry.close()

@@ -239,3 +239,14 @@ def scratch_database(server: PgServer, own: bool = False) -> Iterator[PgServer]:
         yield replace(server, dbname=name)
     finally:
         server.query(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# The registry's tables (rag_ingest.core.registry.schema).
+REGISTRY_TABLES = {"documents", "document_events", "targets", "shard_requests", "counters"}
+
+
+def public_tables(db: PgServer) -> set[str]:
+    rows = db.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+    )
+    return {str(row[0]) for row in rows}

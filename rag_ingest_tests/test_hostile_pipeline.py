@@ -11,7 +11,6 @@ from rag_ingest.core.keys import partition_key
 from rag_ingest_tests.helpers import Harness, make_resources, make_settings
 from rag_ingest_tests.hostile import HOSTILE_LIMITS, expected_outcomes, hostile_corpus
 
-
 # Documents that are hostile by their size but still ingest (a 2 MB run of "a a a", 50,000
 # sections) make ~10,000 chunks: 12 minutes of CPU embedding. Their bounds are proven in
 # test_hostile_bounds.py; here their first bytes keep the class of input at ~1/40 of the cost.
@@ -67,10 +66,14 @@ def test_a_hostile_corpus_in_one_run_loses_nothing_good(
                 doc_id = partition_key(bucket, key)
                 mine = by_doc.get(doc_id, [])
                 assert len(mine) == records[key].chunk_count and mine, key
-                # Its own text finds it: the document is searchable.
+                # Its own text finds it (or an identical text: degenerate inputs such as
+                # 10,000 "<i>x</i>" make the same chunk as other documents).
                 probe = max(mine, key=lambda p: len(p.payload["page_content"]))
                 vector = encoder.encode([probe.payload["page_content"]])[0]
                 hits = store.search("documents", vector, 5)
-                assert doc_id in {h.payload["metadata"]["doc_id"] for h in hits}, key
+                found = {(h.payload["metadata"]["doc_id"], h.payload["page_content"]) for h in hits}
+                assert any(
+                    d == doc_id or text == probe.payload["page_content"] for d, text in found
+                ), key
         bad = [k for k, (status, _) in expected_outcomes().items() if status != "ok"]
         assert not any(partition_key(bucket, k) in by_doc for k in bad)

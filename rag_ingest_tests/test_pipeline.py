@@ -145,7 +145,7 @@ def _latest(harness: Harness, asset: str, shard: str) -> dict[str, Any]:
 def test_bad_inputs_are_recorded_with_reasons_and_in_metadata(world: dict[str, Any]) -> None:
     harness: Harness = world["harness"]
     failed = {
-        r.key: (r.status, r.reason)
+        r.key: (r.status, r.reason or "")
         for r in harness.registry.by_status(["failed", "empty", "unsupported", "missing"])
     }
     assert failed == {

@@ -130,7 +130,10 @@ class RunFileWriter:
         if payload == "vectors":
             compression |= {"dim": "zstd", "vectors": "none"}
         self._writer = pq.ParquetWriter(
-            str(local_path), self.schema, compression=compression, use_dictionary=["doc_id"]
+            str(local_path),
+            self.schema,
+            compression=compression,
+            use_dictionary=["doc_id"],  # type: ignore[arg-type]  # pyarrow accepts column names
         )
         self._pending: list[DocumentRow] = []
         self._bytes = 0

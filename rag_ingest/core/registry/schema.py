@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import sqlalchemy as sa
+from sqlalchemy import exc
 
 from rag_ingest.core.keys import key_hash
 
@@ -93,7 +94,7 @@ def upgrade(engine: sa.Engine, attempts: int = 5) -> None:
         try:
             _upgrade(engine)
             return
-        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+        except (exc.OperationalError, exc.ProgrammingError, exc.IntegrityError):
             if attempt == attempts - 1:
                 raise
             time.sleep(0.2 * (attempt + 1))

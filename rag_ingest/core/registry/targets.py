@@ -76,7 +76,9 @@ class TargetsMixin:
                     promoted_at=None,
                 )
             )
-            target_id = int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None
+            target_id = int(key[0])
         found = self.target_by_id(target_id)
         assert found is not None
         return found
