@@ -26,6 +26,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pyright
+	$(BIN)/dg check defs
 
 # Side-by-side benchmark (hours at the default size; see bench/README or README.md).
 bench: setup

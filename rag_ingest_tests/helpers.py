@@ -58,6 +58,7 @@ def make_settings(bucket: str, data_dir: Path, **changes: Any) -> Settings:
         full_reconcile_hours=0,
         extract_workers=1,
         sensor_interval_seconds=1,
+        retry_backoff_seconds=1,
     )
     return replace(base, **changes)
 
@@ -157,6 +158,13 @@ class Harness:
                 self.settings,
                 res.vectors.location,
             )
+
+    def full_reconcile_due(self) -> None:
+        """Make the next tick a periodic full reconcile (every shard, in as few runs as the
+        documents allow) — with ``full_reconcile_hours`` > 0 in the settings."""
+        from rag_ingest.defs.ingestion.sensors import FULL_RECONCILE_COUNTER
+
+        self.registry.set_counter(FULL_RECONCILE_COUNTER, 1)
 
     def execute(
         self, job_name: str, tags: dict[str, str] | None = None, run_config: Any = None

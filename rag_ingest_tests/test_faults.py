@@ -68,7 +68,9 @@ def instance() -> Any:
 def _harness(instance: Any, endpoint: str, bucket: str, data: Path, **resources: Any) -> Harness:
     # A full reconcile on the first tick puts every shard into one run.
     settings = make_settings(bucket, data, full_reconcile_hours=24)
-    return Harness(instance, settings, {**make_resources(endpoint, settings), **resources})
+    harness = Harness(instance, settings, {**make_resources(endpoint, settings), **resources})
+    harness.full_reconcile_due()
+    return harness
 
 
 def test_throttling_5xx_and_timeouts_are_retried(

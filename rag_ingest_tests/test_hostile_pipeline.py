@@ -36,13 +36,14 @@ def test_a_hostile_corpus_in_one_run_loses_nothing_good(
         bucket,
         tmp_path,
         shards=16,
-        full_reconcile_hours=24,  # the first tick's full reconcile: one run over every shard
+        full_reconcile_hours=24,  # a full reconcile on the first tick: one run, every shard
         extract_workers=2,
         document_timeout_seconds=HOSTILE_LIMITS.timeout_seconds,
         document_memory_mb=HOSTILE_LIMITS.memory_bytes // 2**20,
     )
     with dg.instance_for_test() as instance:
         harness = Harness(instance, settings, make_resources(s3_endpoint, settings))
+        harness.full_reconcile_due()
         (run,) = harness.sync()
         failures = [str(e.event_specific_data) for e in run.all_events if e.is_step_failure]
         assert run.success, failures

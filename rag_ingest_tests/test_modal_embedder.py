@@ -33,11 +33,13 @@ def modal_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def harness(s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path) -> Any:
     for key, text in DOCS.items():
         s3_client.put_object(Bucket=bucket, Key=key, Body=text.encode())
-    # The first tick's full reconcile puts every shard into one run.
+    # A full reconcile on the first tick puts every shard into one run.
     settings = make_settings(bucket, tmp_path, embedder="modal", full_reconcile_hours=24)
     embedder = ModalEmbedder(batch_size=2, retry_delay_seconds=0.0, environment_name="staging")
     with dg.instance_for_test() as instance:
-        yield Harness(instance, settings, make_resources(s3_endpoint, settings, embedder))
+        harness = Harness(instance, settings, make_resources(s3_endpoint, settings, embedder))
+        harness.full_reconcile_due()
+        yield harness
 
 
 def _points(h: Harness) -> list[Any]:

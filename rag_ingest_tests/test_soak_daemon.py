@@ -6,8 +6,10 @@ an emptied collection. After quiescence the vector store equals S3 exactly.
 ``RAG_SOAK_DAEMON_STEPS`` lengthens the walk; ``RAG_SOAK_SEED`` changes it.
 """
 
+import contextlib
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +23,7 @@ import pytest
 from rag_ingest.core.config import Settings
 from rag_ingest.core.registry import Registry, default_url
 from rag_ingest.core.vectorstore import open_vector_store
+from rag_ingest.defs.ingestion.sensors import FULL_RECONCILE_COUNTER
 from rag_ingest_tests.helpers import REPO
 from rag_ingest_tests.soak_location import FAULT_FLAG_ENV
 from rag_ingest_tests.sync_oracle import expected_versions, text
@@ -30,7 +33,7 @@ telemetry:
   enabled: false
 concurrency:
   runs:
-    max_concurrent_runs: 3
+    max_concurrent_runs: 2
   pools:
     default_limit: 1
 run_retries:
@@ -72,16 +75,26 @@ def _stored(settings: Settings) -> set[tuple[str, str, int]]:
         }
 
 
-def _worker_pids(run_id: str) -> list[int]:
+def _processes_with(marker: str) -> list[int]:
+    """PIDs (not ours) whose environment mentions ``marker`` (this test's folder)."""
     pids = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
             try:
-                if run_id.encode() in (entry / "cmdline").read_bytes():
+                if marker.encode() in (entry / "environ").read_bytes():
                     pids.append(int(entry.name))
             except OSError:
                 continue
     return pids
+
+
+def _worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    """The pid of a run's worker, from the engine event it logs when steps start."""
+    for entry in instance.all_logs(run_id):
+        match = re.search(r"Executing steps in process \(pid: (\d+)\)", entry.message or "")
+        if match:
+            return int(match.group(1))
+    return None
 
 
 class Soak:
@@ -102,19 +115,29 @@ class Soak:
         with self.instance() as instance:
             return list(instance.get_runs(dg.RunsFilter(statuses=_ACTIVE)))
 
-    def kill_a_run(self, within: float = 90.0) -> bool:
-        """SIGKILL the worker of the first run seen started."""
+    def kill_a_run(self, within: float = 120.0) -> bool:
+        """SIGKILL the worker of the first run seen executing its steps."""
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             with self.instance() as instance:
                 started = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
-            for run in started:
-                for pid in _worker_pids(run.run_id):
-                    os.kill(pid, signal.SIGKILL)
-                    self.killed += 1
-                    return True
+                pids = [_worker_pid(instance, run.run_id) for run in started]
+            for pid in pids:
+                if pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                        self.killed += 1
+                        return True
             time.sleep(0.5)
         return False
+
+    def full_reconcile_due(self) -> None:
+        """What a day of time does: the next tick reconciles (and verifies) every shard."""
+        registry = Registry(default_url(self.settings.data_dir))
+        try:
+            registry.set_counter(FULL_RECONCILE_COUNTER, 1)
+        finally:
+            registry.close()
 
     def work_left(self) -> int:
         registry = Registry(default_url(self.settings.data_dir))
@@ -178,9 +201,8 @@ def test_the_daemon_converges_over_a_seeded_walk_with_faults(
         RAG_S3_ENDPOINT_URL=s3_endpoint,
         RAG_DATA_DIR=str(data),
         RAG_SHARDS="16",
-        RAG_DOCUMENTS_PER_RUN="6",
+        RAG_DOCUMENTS_PER_RUN="10",
         RAG_SENSOR_INTERVAL_SECONDS="2",
-        RAG_FULL_RECONCILE_HOURS="0.03",  # every 108 s: an emptied collection gets noticed
         RAG_EXTRACT_WORKERS="1",
         **{FAULT_FLAG_ENV: str(flag)},
     )
@@ -257,6 +279,8 @@ def test_the_daemon_converges_over_a_seeded_walk_with_faults(
                     store.delete_documents(
                         live_collection, list(store.points_per_document(live_collection))
                     )
+                # Nothing in S3 changed; the daily full reconcile notices and repairs it.
+                soak.full_reconcile_due()
             print(f"step {step}: {event}", flush=True)
             stored = soak.quiescent(timeout=600)
             assert stored == expected_versions(s3_client, bucket), f"step {step} ({event})"
@@ -275,5 +299,6 @@ def test_the_daemon_converges_over_a_seeded_walk_with_faults(
         except subprocess.TimeoutExpired:
             os.killpg(daemon.pid, signal.SIGKILL)
         log.close()
-        for pid in _worker_pids(str(home)):
-            os.kill(pid, signal.SIGKILL)
+        for pid in _processes_with(str(home)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -94,6 +94,7 @@ class Settings:
     documents_per_run: int = 2000
     shards_per_backfill_run: int = 16
     full_reconcile_hours: float = 24.0
+    retry_backoff_seconds: float = 30.0
     embedder: str = "local"
     embed_backend: str = DEFAULT_BACKEND
     chunk_max_tokens: int = MAX_CHUNK_TOKENS
@@ -229,6 +230,7 @@ class Settings:
             documents_per_run=_int(env, "RAG_DOCUMENTS_PER_RUN", 2000),
             shards_per_backfill_run=_int(env, "RAG_SHARDS_PER_BACKFILL_RUN", 16),
             full_reconcile_hours=_float(env, "RAG_FULL_RECONCILE_HOURS", 24.0),
+            retry_backoff_seconds=_float(env, "RAG_RETRY_BACKOFF_SECONDS", 30.0, 1.0),
             embedder=env.get("RAG_EMBEDDER", "local").strip().lower() or "local",
             embed_backend=env.get("RAG_EMBED_BACKEND", "").strip().lower() or DEFAULT_BACKEND,
             chunk_max_tokens=_int(env, "RAG_CHUNK_MAX_TOKENS", MAX_CHUNK_TOKENS),

@@ -45,7 +45,7 @@ def decide(
     previous: Mapping[int, ShardRequest],
     in_flight: Set[int],
     now: float,
-    interval: float,
+    backoff: float,
     max_documents: int,
     full: bool = False,
 ) -> Decision:
@@ -55,7 +55,7 @@ def decide(
         work: per shard index, (documents needing work, highest change number).
         previous: the last request per shard.
         in_flight: shards covered by a queued or running run.
-        interval: the sensor interval; the first back-off waits two of them.
+        backoff: the back-off unit; the n-th repeated request waits ``backoff * 2**n``.
         full: a periodic full reconcile: every shard not in flight is requested (shards
             without work only verify their points against the registry).
     """
@@ -73,7 +73,7 @@ def decide(
         attempts = 0
         if last is not None and last.signature == sig and docs > 0:
             attempts = last.attempts + 1
-            delay = min(MAX_BACKOFF_SECONDS, interval * (2**attempts))
+            delay = min(MAX_BACKOFF_SECONDS, backoff * (2**attempts))
             if now - last.requested_at < delay and not full:
                 waiting[index] = delay - (now - last.requested_at)
                 continue

@@ -80,8 +80,14 @@ def request_runs(
     target = reg.target(location, settings.physical_collection)
     work = reg.work_by_hash_bucket(settings.scope, target.id if target else None, layout.width)
     now = time.time()
+    last_full = reg.counter(FULL_RECONCILE_COUNTER)
+    if not last_full:
+        # A new registry: every document is work anyway; the first full pass comes a period
+        # later instead of holding every shard in one run now.
+        reg.set_counter(FULL_RECONCILE_COUNTER, int(now))
+        last_full = int(now)
     full = settings.full_reconcile_hours > 0 and (
-        now - reg.counter(FULL_RECONCILE_COUNTER) >= settings.full_reconcile_hours * 3600
+        now - last_full >= settings.full_reconcile_hours * 3600
     )
     decision = decide(
         layout,
@@ -89,7 +95,7 @@ def request_runs(
         reg.shard_requests(layout.count),
         shards_in_flight(context.instance, layout),
         now,
-        settings.sensor_interval_seconds,
+        settings.retry_backoff_seconds,
         settings.documents_per_run,
         full,
     )

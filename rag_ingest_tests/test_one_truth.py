@@ -1,0 +1,93 @@
+"""One truth for "ingested": the registry's state belongs to a target (Qdrant location and
+collection) and a fingerprint. A new location or collection, a hand-deleted or emptied
+collection is repaired by the next reconcile with no manual step; the health job reports
+what it finds in between."""
+
+import random
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from rag_ingest.resources import VectorStoreResource
+from rag_ingest_tests.helpers import Harness, make_resources, make_settings
+from rag_ingest_tests.sync_oracle import expected_versions, text
+
+
+@pytest.fixture()
+def harness(s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path) -> Any:
+    rng = random.Random(31)
+    for i in range(6):
+        s3_client.put_object(Bucket=bucket, Key=f"t/{i}.md", Body=text(rng, 2).encode())
+    settings = make_settings(bucket, tmp_path, full_reconcile_hours=24)
+    with dg.instance_for_test() as instance:
+        h = Harness(instance, settings, make_resources(s3_endpoint, settings))
+        h.converge()
+        yield h
+
+
+def test_a_new_qdrant_path_or_collection_gets_every_document(
+    harness: Harness, s3_client: Any, s3_endpoint: str, tmp_path: Path
+) -> None:
+    bucket = harness.settings.bucket
+    expected = expected_versions(s3_client, bucket)
+    # Same registry and Dagster instance, a new embedded store: everything is work there.
+    moved = replace(harness.settings, qdrant_dir=str(tmp_path / "elsewhere"))
+    harness.settings = moved
+    harness.resources["vectors"] = VectorStoreResource(
+        path=str(moved.qdrant_path), collection=moved.collection, lock_wait_seconds=5
+    )
+    harness.converge()
+    assert harness.versions() == expected
+    # A new collection name (alias) at the same place: the same again.
+    renamed = replace(moved, collection="knowledge")
+    harness.settings = renamed
+    harness.resources["vectors"] = VectorStoreResource(
+        path=str(renamed.qdrant_path), collection="knowledge", lock_wait_seconds=5
+    )
+    harness.converge()
+    with harness.store() as store:
+        assert store.resolve("knowledge") == renamed.physical_collection
+    assert harness.versions() == expected
+
+
+def _monitor_checks(harness: Harness) -> dict[str, bool]:
+    result = harness.execute("monitor_collection")
+    assert result.success
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def test_an_emptied_collection_is_reported_and_repaired_by_the_next_full_reconcile(
+    harness: Harness, s3_client: Any
+) -> None:
+    expected = expected_versions(s3_client, harness.settings.bucket)
+    collection = harness.settings.physical_collection
+    with harness.store() as store:
+        store.delete_documents(collection, list(store.points_per_document(collection)))
+    checks = _monitor_checks(harness)
+    assert checks["points_match_recorded_chunks"] is False  # the disagreement is reported
+    assert harness.sync() == []  # S3 did not change: nothing to do, as far as work goes
+    harness.full_reconcile_due()
+    harness.converge()  # the full pass finds the shards short and re-queues their documents
+    assert harness.versions() == expected
+    assert _monitor_checks(harness)["points_match_recorded_chunks"] is True
+
+
+def test_a_hand_deleted_collection_is_recreated_and_refilled(
+    harness: Harness, s3_client: Any
+) -> None:
+    expected = expected_versions(s3_client, harness.settings.bucket)
+    with harness.store() as store:
+        store.drop_collection(harness.settings.physical_collection)
+    harness.full_reconcile_due()
+    harness.converge()
+    with harness.store() as store:
+        assert store.resolve("documents") == harness.settings.physical_collection
+    assert harness.versions() == expected
+    targets = harness.registry.targets(
+        harness.resources["vectors"].location,  # type: ignore[attr-defined]
+        "documents",
+    )
+    assert [t.state for t in targets] == ["dropped", "live"]  # the re-created one is new
