@@ -45,11 +45,11 @@ def test_ranges_bridge_short_gaps_cap_documents_and_never_split_a_shard() -> Non
 def test_requests_skip_shards_in_flight_and_back_off_when_work_is_unchanged() -> None:
     layout = Shards(16)
     work = {2: (5, 7), 3: (1, 7)}
-    first = decide(layout, work, {}, set(), now=1000.0, interval=30, max_documents=100)
+    first = decide(layout, work, {}, set(), now=1000.0, backoff=30, max_documents=100)
     assert [(r.first, r.last) for r in first.ranges] == [("2", "3")]
     assert first.requests[2] == ShardRequest(signature(5, 7), 0, 1000.0)
     # A run holds shard 3: only shard 2 is requested.
-    held = decide(layout, work, {}, {3}, now=1000.0, interval=30, max_documents=100)
+    held = decide(layout, work, {}, {3}, now=1000.0, backoff=30, max_documents=100)
     assert [(r.first, r.last) for r in held.ranges] == [("2", "2")]
     # The same work again, nothing in flight: the last run did not clear it. Back off.
     soon = decide(layout, work, first.requests, set(), 1030.0, 30, 100)
