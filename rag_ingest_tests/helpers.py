@@ -108,6 +108,7 @@ class Harness:
     resources: dict[str, dg.ConfigurableResource]
     runs: list[dg.ExecuteInProcessResult] = field(default_factory=list)
     failed_attempts: int = 0
+    run_keys: set[str] = field(default_factory=set)
 
     @property
     def defs(self) -> dg.Definitions:
@@ -175,12 +176,16 @@ class Harness:
 
     def launch(self, result: dg.SensorResult, retries: int = 0) -> list[dg.ExecuteInProcessResult]:
         """Execute every requested run; a failed run is re-executed up to ``retries`` times,
-        as the instance's run retries would."""
+        as the instance's run retries would. A run key already used is skipped, as the daemon
+        does for a sensor."""
         done = []
         for request in result.run_requests or []:
             assert isinstance(request, dg.RunRequest) and request.job_name
             tags = dict(request.tags)
             if request.run_key:
+                if request.run_key in self.run_keys:
+                    continue
+                self.run_keys.add(request.run_key)
                 tags["dagster/run_key"] = request.run_key  # as the daemon records it
             for _attempt in range(1 + retries):
                 outcome = self.execute(request.job_name, tags, request.run_config)

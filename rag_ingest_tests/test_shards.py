@@ -75,8 +75,14 @@ def test_a_full_reconcile_covers_every_shard_not_in_flight() -> None:
     assert covered == set(layout.keys()) - {"9"}
 
 
-def test_the_same_work_gives_the_same_run_key() -> None:
+def test_the_same_work_gives_the_same_run_key_but_each_full_pass_a_new_one() -> None:
     layout = Shards(16)
     a = decide(layout, {1: (2, 3)}, {}, set(), 5.0, 30, 100)
     b = decide(layout, {1: (2, 3)}, {}, set(), 9.0, 30, 100)
     assert run_key(layout, a.ranges[0], a.requests) == run_key(layout, b.ranges[0], b.requests)
+    # Idle shards have the same (empty) work every day: each full pass must still run.
+    day1 = decide(layout, {}, {}, set(), 86_400.0, 30, 100, full=True)
+    day2 = decide(layout, {}, {}, set(), 172_800.0, 30, 100, full=True)
+    assert day1.ranges == day2.ranges
+    key1 = run_key(layout, day1.ranges[0], day1.requests, 86_400)
+    assert key1 != run_key(layout, day2.ranges[0], day2.requests, 172_800)

@@ -83,10 +83,14 @@ def decide(
     return Decision(ranges, requests, waiting)
 
 
-def run_key(layout: Shards, run: RunRange, requests: Mapping[int, ShardRequest]) -> str:
+def run_key(
+    layout: Shards, run: RunRange, requests: Mapping[int, ShardRequest], full_pass: int = 0
+) -> str:
     """Stable for the same work and attempt: a tick repeated after a crash is deduplicated,
-    while new work or a new attempt gets a new key."""
-    parts = [
+    while new work or a new attempt gets a new key. ``full_pass`` (the time of a periodic full
+    reconcile) makes each pass's keys new: idle shards have the same work every day."""
+    parts = [f"full:{full_pass}"] if full_pass else []
+    parts += [
         f"{i}:{requests[i].signature}:{requests[i].attempts}"
         for i in range(layout.index(run.first), layout.index(run.last) + 1)
         if i in requests

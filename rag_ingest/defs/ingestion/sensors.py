@@ -104,7 +104,7 @@ def request_runs(
     reg.save_shard_requests(layout.count, decision.requests)
     requests = [
         dg.RunRequest(
-            run_key=run_key(layout, r, decision.requests),
+            run_key=run_key(layout, r, decision.requests, int(now) if full else 0),
             job_name=INGEST_JOB,
             tags={
                 RANGE_START_TAG: r.first,
