@@ -7,16 +7,20 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rag_ingest.core import stages
+from rag_ingest.core.blobstore import LocalBlobStore
 from rag_ingest.core.extract import Block
 from rag_ingest.core.isolation import DocumentProcessor
+from rag_ingest.core.keys import partition_key
 from rag_ingest.core.limits import DocumentLimits, MiB
-from rag_ingest.core.records import DocumentInfo, dump_blocks, dump_chunks, load_blocks
+from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.registry import DocumentRecord
+from rag_ingest.core.runfiles import DocumentRow, read_rows, write_rows
 from rag_ingest.core.stages import chunk_document, load_document
 from rag_ingest_tests.hostile import (
     HOSTILE_LIMITS,
@@ -29,7 +33,7 @@ from rag_ingest_tests.hostile import (
 
 
 def _info(key: str = "k") -> DocumentInfo:
-    return DocumentInfo(key, "b", key, "e", 1, "2026-01-01T00:00:00")
+    return DocumentInfo(partition_key("b", key), "b", key, "e", 1, "2026-01-01T00:00:00")
 
 
 def _record(bucket: str, key: str) -> DocumentRecord:
@@ -91,17 +95,26 @@ def test_workers_that_cannot_start_raise(monkeypatch: pytest.MonkeyPatch) -> Non
         pass
 
 
-def test_text_that_could_not_be_serialised_is_repaired() -> None:
+def _store(rows: list[DocumentRow], payload: str, tmp: Path) -> list[DocumentRow]:
+    """Rows written to a run file and read back."""
+    store = LocalBlobStore(tmp)
+    write_rows(store, f"runs/r/{payload}.parquet", payload, rows)
+    return list(read_rows(store, f"runs/r/{payload}.parquet"))
+
+
+def test_text_that_could_not_be_serialised_is_repaired(tmp_path: Path) -> None:
     with DocumentProcessor(workers=1) as processor:
         status, _, doc = processor.extract("s.pdf", lone_surrogate_pdf(), None, None)
     assert status == "ok" and doc is not None
     assert doc.blocks[0].text == "\ufffdB\ufffdB"
     info = _info()
     chunks = chunk_document(info, doc.blocks, 254, 32)
-    dump_chunks(info, chunks)
-    # the record writers repair text from anywhere else too, keeping every length
+    assert _store([DocumentRow(info, chunks=chunks)], "chunks", tmp_path)[0].chunks == chunks
+    # the run files repair text from anywhere else too, keeping every length
     raw = [Block("bad \ud800 text", 0, heading="h\udfff")]
-    assert load_blocks(dump_blocks(info, raw))[1][0].text == "bad \ufffd text"
+    [back] = _store([DocumentRow(info, blocks=raw)], "blocks", tmp_path)
+    assert back.info.status == "ok" and back.blocks[0].text == "bad \ufffd text"
+    assert back.blocks[0].heading == "h\ufffd"
 
 
 def test_chunking_failures_are_recorded_on_the_document(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,7 +149,7 @@ def test_load_document_records_missing_and_oversized_objects(s3_client: Any, buc
         assert info.status == "failed" and "too large" in (info.reason or "")
 
 
-def test_the_hostile_corpus_fails_document_by_document() -> None:
+def test_the_hostile_corpus_fails_document_by_document(tmp_path: Path) -> None:
     corpus = hostile_corpus()
     expected = expected_outcomes()
     assert set(corpus) == set(expected)
@@ -156,9 +169,11 @@ def test_the_hostile_corpus_fails_document_by_document() -> None:
         info = _info(key)
         info.status, info.reason = outcome.status, outcome.reason
         blocks = outcome.extracted.blocks if outcome.extracted else []
-        dump_blocks(info, blocks)
+        [stored] = _store([DocumentRow(info, blocks=blocks)], "blocks", tmp_path / key)
+        assert stored.info.status == outcome.status  # every document's record is storable
         chunks = chunk_document(info, blocks, 254, 32)
-        dump_chunks(info, chunks)
+        [stored] = _store([DocumentRow(info, chunks=chunks)], "chunks", tmp_path / key)
+        assert stored.info.status == info.status
         if key == "bad/lone-surrogate.pdf":
             assert "\ufffd" in blocks[0].text
         if status == "ok":

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from rag_ingest.core.blobstore import BlobStore
 from rag_ingest.core.chunking import Chunk
+from rag_ingest.core.decode import replace_surrogates
 from rag_ingest.core.extract import Block
 from rag_ingest.core.keys import key_hash
 from rag_ingest.core.records import DocumentInfo
@@ -75,6 +76,11 @@ class StructCodec(Generic[T]):
 
     def encode(self, item: T) -> dict[str, Any]:
         row = {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}  # type: ignore[arg-type]
+        for name, value in row.items():
+            if isinstance(value, str):
+                # Arrow strings are UTF-8, which has no lone surrogates (some PDFs' font maps
+                # produce them); U+FFFD keeps every length, so offsets stay true.
+                row[name] = replace_surrogates(value)
         for name in self.json_fields:
             row[name] = json.dumps(row[name])
         return row

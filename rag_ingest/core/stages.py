@@ -27,21 +27,7 @@ __all__ = [
     "chunk_document",
     "chunk_stats",
     "load_document",
-    "unknown_document",
 ]
-
-
-def unknown_document(doc_id: str) -> DocumentInfo:
-    return DocumentInfo(
-        doc_id=doc_id,
-        bucket="",
-        key="",
-        etag="",
-        size=0,
-        last_modified="",
-        status="failed",
-        reason="partition key is not in the document registry (partition added by hand?)",
-    )
 
 
 def load_document(
