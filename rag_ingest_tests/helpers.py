@@ -174,16 +174,18 @@ class Harness:
             instance=self.instance, tags=tags, run_config=run_config, raise_on_error=False
         )
 
-    def launch(self, result: dg.SensorResult, retries: int = 0) -> list[dg.ExecuteInProcessResult]:
+    def launch(
+        self, result: dg.SensorResult, retries: int = 0, rerun: bool = False
+    ) -> list[dg.ExecuteInProcessResult]:
         """Execute every requested run; a failed run is re-executed up to ``retries`` times,
         as the instance's run retries would. A run key already used is skipped, as the daemon
-        does for a sensor."""
+        does for a sensor, unless ``rerun`` (an operator re-executing the runs from the UI)."""
         done = []
         for request in result.run_requests or []:
             assert isinstance(request, dg.RunRequest) and request.job_name
             tags = dict(request.tags)
             if request.run_key:
-                if request.run_key in self.run_keys:
+                if request.run_key in self.run_keys and not rerun:
                     continue
                 self.run_keys.add(request.run_key)
                 tags["dagster/run_key"] = request.run_key  # as the daemon records it

@@ -95,7 +95,7 @@ def test_an_s3_outage_fails_the_run_and_a_rerun_converges(
     (failed,) = harness.launch(request)
     assert not failed.success and harness.versions() == set()
     harness.resources["s3_source"] = S3Source(bucket=bucket, endpoint_url=s3_endpoint)
-    assert [r.success for r in harness.launch(request)] == [True]
+    assert [r.success for r in harness.launch(request, rerun=True)] == [True]
     assert harness.versions() == expected_versions(s3_client, bucket)
 
 
@@ -143,7 +143,7 @@ def test_embedder_failure_leaves_no_partial_document_and_a_rerun_completes(
         assert f"s3://{bucket}/{key}" in message
     assert harness.versions() == before  # old versions whole, nothing half-written
     harness.resources["embedder"] = LocalEmbedder()
-    assert [r.success for r in harness.launch(request)] == [True]
+    assert [r.success for r in harness.launch(request, rerun=True)] == [True]
     assert harness.versions() == expected_versions(s3_client, bucket)
 
 
@@ -160,7 +160,7 @@ def test_qdrant_unavailable_then_back_converges(
     assert not failed.success
     assert {e.step_key for e in failed.all_events if e.is_step_failure} == {"qdrant_collection"}
     harness.resources["vectors"] = local
-    assert [r.success for r in harness.launch(request)] == [True]
+    assert [r.success for r in harness.launch(request, rerun=True)] == [True]
     assert harness.versions() == expected_versions(s3_client, bucket)
 
 

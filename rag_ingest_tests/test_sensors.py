@@ -144,12 +144,14 @@ def test_documents_of_a_run_that_failed_are_requested_again_after_a_back_off(
     rng = random.Random(3)
     s3_client.put_object(Bucket=bucket, Key="a.md", Body=text(rng, 2).encode())
     with dg.instance_for_test() as instance:
-        harness = _harness(instance, s3_endpoint, bucket, tmp_path, sensor_interval_seconds=60)
+        harness = _harness(
+            instance, s3_endpoint, bucket, tmp_path, retry_backoff_seconds=60
+        )
         good = harness.resources["embedder"]
         harness.resources["embedder"] = BrokenEmbedder()
         (failed,) = harness.sync(retries=1)  # failed twice: the instance's retries are spent
         assert not failed.success
-        assert harness.sync() == []  # within the back-off (2 × the interval): not yet
+        assert harness.sync() == []  # within the back-off (2 × 60 s): not yet
         # Two minutes pass (the request's time moves back instead of the test sleeping).
         reg, count = harness.registry, harness.settings.shards
         requests = reg.shard_requests(count)
