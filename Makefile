@@ -28,10 +28,10 @@ lint: setup
 	$(BIN)/pyright
 	$(BIN)/dg check defs
 
-# Side-by-side benchmark (hours at the default size; see bench/README or README.md).
+# Side-by-side benchmark (about an hour at these sizes on 2 cores; bench/RESULTS.md).
 bench: setup
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	$(BIN)/python -m bench.run --docs 2000 --repeats 3 --out bench/RESULTS.md
+	$(BIN)/python -m bench.run --docs 20000 --burst-keys 100000 --cpu-docs 200 --out bench/results/latest.md
 
 corpus: setup
 	$(BIN)/python scripts/make_sample_corpus.py

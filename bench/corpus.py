@@ -25,6 +25,9 @@ CONTENT_TYPES = {
     "pdf": "application/pdf",
 }
 MIN_BYTES, MAX_BYTES = 2_000, 20_000
+# The GPU-speed corpus: small objects (the issue's 2–5 KB), under a prefix of their own.
+SMALL_MIN_BYTES, SMALL_MAX_BYTES = 2_000, 5_000
+SMALL_PREFIX = "small/"
 
 _TOPICS = {
     "operations": (
@@ -187,6 +190,49 @@ def make_document(seed: int, index: int, version: int = 0) -> CorpusDoc:
     title = f"{rng.choice(nouns).capitalize()} notes {index}" + (f" v{version}" if version else "")
     body = _render(fmt, title, _sections(rng, nouns, target))
     key = f"corpus/{topic}/{index:06d}-{nouns[index % len(nouns)].replace(' ', '-')}.{fmt}"
+    return CorpusDoc(key=key, body=body, content_type=CONTENT_TYPES[fmt], fmt=fmt)
+
+
+def _small_layout(seed: int, index: int) -> tuple[str, str, str]:
+    """(format, topic, key) of small document ``index``: keys without rendering bodies."""
+    layout = random.Random(f"small:{seed}:{index}")
+    fmt = layout.choices([f for f, _ in FORMATS], weights=[w for _, w in FORMATS])[0]
+    topic = layout.choice(sorted(_TOPICS))
+    noun = _TOPICS[topic][index % len(_TOPICS[topic])].replace(" ", "-")
+    return fmt, topic, f"{SMALL_PREFIX}{topic}/{index:07d}-{noun}.{fmt}"
+
+
+def small_key(seed: int, index: int) -> str:
+    return _small_layout(seed, index)[2]
+
+
+def make_small_document(seed: int, index: int) -> CorpusDoc:
+    """Document ``index`` of the small corpus: the same formats and prose as
+    :func:`make_document`, each object between :data:`SMALL_MIN_BYTES` and
+    :data:`SMALL_MAX_BYTES` (paragraphs are added while the rendered object stays below the
+    cap; a PDF's own structure takes about 1.5 KB of it)."""
+    fmt, topic, key = _small_layout(seed, index)
+    rng = random.Random(f"small:{seed}:{index}:body")
+    nouns = _TOPICS[topic]
+    target = rng.randint(SMALL_MIN_BYTES, SMALL_MAX_BYTES)
+    title = f"{rng.choice(nouns).capitalize()} notes {index}"
+    heading = f"{rng.choice(list(nouns)).capitalize()} and {rng.choice(list(nouns))}"
+    paragraphs: list[str] = []
+
+    def paragraph() -> str:
+        return " ".join(_sentence(rng, nouns) for _ in range(rng.randint(2, 5)))
+
+    # Rough text budget first (rendering a PDF costs milliseconds), then exact on the bytes.
+    overhead = len(_render(fmt, title, [(heading, [])]))
+    while overhead + sum(len(p) + 2 for p in paragraphs) < target:
+        paragraphs.append(paragraph())
+    body = _render(fmt, title, [(heading, paragraphs)])
+    while len(body) < SMALL_MIN_BYTES:
+        paragraphs.append(paragraph())
+        body = _render(fmt, title, [(heading, paragraphs)])
+    while len(body) > SMALL_MAX_BYTES and len(paragraphs) > 1:
+        paragraphs.pop()
+        body = _render(fmt, title, [(heading, paragraphs)])
     return CorpusDoc(key=key, body=body, content_type=CONTENT_TYPES[fmt], fmt=fmt)
 
 

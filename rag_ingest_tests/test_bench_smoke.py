@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from bench import llamaindex_peer
 from bench.run import main
 
-DOCS = 6
-SENSOR_KEYS = 500
+DOCS = 30
+PER_RUN = 10
+BURST_KEYS = 300
+CPU_DOCS = 4
 
 
 def _row(report: str, label: str) -> list[str]:
@@ -26,60 +27,68 @@ def _row(report: str, label: str) -> list[str]:
 
 
 def _number(cell: str) -> float:
-    return float(cell.replace(",", "").rstrip("%"))
+    return float(cell.replace(",", "").replace("*", "").split()[0].rstrip("%"))
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_bench_smoke(tmp_path: Path) -> None:
     out = tmp_path / "RESULTS.md"
-    # Without the peer installed the harness skips only its scenario, and says so.
-    peer_missing = not llamaindex_peer.available()
-    argv = ["--docs", str(DOCS), "--repeats", "1", "--seed-subset", "2"]
-    argv += ["--sensor-keys", str(SENSOR_KEYS), "--sensor-submit-runs", "1", "--out", str(out)]
-    argv += ["--partitions-per-run", "4", "--metadata-registered", "50"]
+    argv = ["--docs", str(DOCS), "--documents-per-run", str(PER_RUN), "--repeats", "1"]
+    argv += ["--burst-keys", str(BURST_KEYS), "--cpu-docs", str(CPU_DOCS)]
+    argv += [
+        "--launch-sample",
+        "1",
+        "--floor-shards",
+        "1,16",
+        "--no-cost-full-run",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     report = out.read_text()
 
-    for label in (
-        "rag-ingest cold",
-        "embedding-only floor",
-        "re-ingest, nothing changed",
-        "re-ingest, 1 object(s) changed",
-        "seed approach, EXTRAPOLATED from 2 docs",
+    # GPU-speed: every document ingested, as many points as the registry's chunks.
+    counts = re.search(
+        r"gpu-speed counts: (\d+) documents, (\d+) ok, (\d+) chunks, (\d+) points", report
+    )
+    assert counts, report
+    assert int(counts[1]) == int(counts[2]) == DOCS
+    assert int(counts[3]) == int(counts[4]) > 0
+    assert "work left 0" in report
+    end_to_end = _row(report, f"gpu-speed end to end ({DOCS} documents)")
+    assert _number(end_to_end[1]) == DOCS and _number(end_to_end[3]) > 0
+    assert _number(_row(report, "bare GET loop")[1]) == DOCS
+    for stage in (
+        "listing tick(s)",
+        "S3 GET + extract",
+        "chunk",
+        "embed",
+        "vector store write",
+        "Dagster bookkeeping",
     ):
-        wall = _number(_row(report, label)[1])
-        assert wall >= 0 and wall == wall, (label, wall)
-    if peer_missing:
-        assert "LlamaIndex: not installed" in report
-        assert "| LlamaIndex IngestionPipeline" not in report
-    else:
-        for variant in ("defaults", "fitted chunks"):
-            label = f"LlamaIndex IngestionPipeline ({variant})"
-            assert _number(_row(report, label)[1]) > 0
-            assert re.search(rf"{re.escape(label)}: \d+ LlamaIndex documents", report)
+        assert _number(_row(report, stage)[1]) >= 0
+    assert "EXTRAPOLATED" in report and "ASSUMPTION" in report
 
-    assert f"- {DOCS} documents (corpus seed" in report
-    counts = re.search(r"(\d+) documents, (\d+) ok, (\d+) chunks", report)
-    assert counts and int(counts[1]) == DOCS and int(counts[2]) == DOCS and int(counts[3]) > 0
-    assert f"Embedding-only floor over {counts[3]} texts" in report
-    assert "1% changed: 1 run(s), 1 document(s)" in report
-    # 6 documents at 4 per run: the sensor asks for two runs, and so does the Dagster floor.
-    assert "Cold ingest (last repeat): 2 run(s)" in report
-    floor = _row(report, f"4 no-op assets, {DOCS} partitions in 2 range run(s)")
-    assert _number(floor[1]) > 0 and _number(floor[2]) > 0
-    subset = _row(report, "… the same with DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true")
-    assert _number(subset[1]) > 0
-    public = _row(report, "per-partition metadata, 1 asset, 4 partitions, 50 registered")
-    collector = _row(report, "… the same with rag_ingest.partition_metadata")
-    assert _number(public[1]) > 0 and _number(collector[1]) > 0
-    assert "Re-ingest unchanged: 0 run(s)" in report
+    # Run creation and floors, with and without the planned-events env.
+    for env in ("unset", "true"):
+        created = _row(report, f"run creation, sqlite, subset env={env}")
+        assert _number(created[1]) >= 1 and _number(created[2]) > 0
+        floor = _row(report, f"floor, sqlite, subset env={env}")
+        assert _number(floor[2]) > 0
 
-    assert f"first tick: registers all {SENSOR_KEYS:,}" in report
-    # One sampled submission each way (--sensor-submit-runs 1), the rest extrapolated.
-    assert _number(_row(report, "create + submit (queue) 1 run(s)")[1]) > 0
-    assert _number(_row(report, "create + submit 1 further run(s), one planned event")[1]) > 0
-    assert f"sensor tick, {SENSOR_KEYS:,} keys (steady): peak RSS MB" in report
-    for target in ("cold wall / embedding-only", "re-ingest unchanged / cold"):
-        assert re.search(
-            rf"\| {re.escape(target)} \| [\d.,%]+ \| .+ \| \*\*(met|missed)\*\* \|", report
-        )
+    # Burst: every key listed, registered and in a requested run, in one tick.
+    burst = _row(report, "burst tick (memory listing)")
+    assert _number(burst[1]) == _number(burst[2]) == BURST_KEYS
+    assert _row(report, "burst keys with runs requested in the first tick")[1] == f"{BURST_KEYS:,}"
+
+    cpu = _row(report, f"cpu cold pipeline, {CPU_DOCS} documents")
+    floor_texts = _row(report, "embedding-only, same texts")
+    assert _number(cpu[1]) == _number(floor_texts[1]) > 0
+
+    for target in (
+        "documents/s end to end",
+        "Dagster share of wall",
+        "burst tick's own work",
+        "CPU: cold wall / embedding-only",
+    ):
+        assert re.search(rf"\| {re.escape(target)}.* \| \*\*(met|missed)\*\* \|", report), target

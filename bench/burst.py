@@ -1,0 +1,203 @@
+"""Burst: N new objects, one listing tick, in a child process of its own.
+
+Each tick runs in ``python -m bench.burst`` so its peak RSS (``VmHWM``) is the tick's alone,
+not the harness's. The child times the listing apart (time spent inside the listing
+generator) from the tick's own work (registry read, diff, registration, run requests), and
+reports what the tick requested: runs and documents per run. Modes:
+
+* ``moto``: the real listing from the moto server (moto sorts the whole bucket for every
+  1,000-key page: O(n²); S3 pages in constant time), on a fresh registry; it saves the listing
+  for the next mode.
+* ``memory``: the same listing served from a file loaded before the tick (so the listing is
+  in memory, as the real tick's list of new objects is), on a fresh registry: the first tick
+  of a burst, then a steady tick (nothing new) on the same registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .common import REPO, proc_status_mb
+
+INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+
+
+@dataclass
+class TickResult:
+    mode: str
+    seconds: float
+    listing_seconds: float
+    rss_before_mb: float
+    peak_rss_mb: float
+    listed: int
+    registered: int
+    runs: int
+    documents: list[int] = field(default_factory=list)
+    steady_seconds: float = float("nan")
+    steady_listing_seconds: float = float("nan")
+    steady_runs: int = 0
+    steady_peak_rss_mb: float = float("nan")
+
+    @property
+    def own_seconds(self) -> float:
+        return self.seconds - self.listing_seconds
+
+    @property
+    def steady_own_seconds(self) -> float:
+        return self.steady_seconds - self.steady_listing_seconds
+
+    def per_run(self) -> tuple[int, float, int]:
+        docs = self.documents or [0]
+        return min(docs), statistics.median(docs), max(docs)
+
+
+@dataclass
+class BurstResult:
+    keys: int
+    moto: TickResult | None = None
+    memory: TickResult | None = None
+
+
+def _child(args: list[str]) -> TickResult:
+    cmd = [sys.executable, "-m", "bench.burst", *args]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"burst child {args[0]} failed:\n{done.stderr[-3000:]}")
+    return TickResult(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def run_burst(
+    endpoint: str, bucket: str, keys: int, workdir: Path, moto: bool = True
+) -> BurstResult:
+    """The moto-listed first tick (optional: it costs moto's O(n²) listing), then the
+    memory-served first and steady ticks; each on a fresh registry and instance."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    listing = workdir / "listing.pickle"
+    result = BurstResult(keys)
+    common = ["--endpoint", endpoint, "--bucket", bucket, "--listing", str(listing)]
+    if moto or not listing.exists():
+        result.moto = _child(["moto", "--workdir", str(workdir / "moto"), *common])
+    result.memory = _child(["memory", "--workdir", str(workdir / "memory"), *common])
+    return result
+
+
+def _timed_listing(objects: Iterator[Any], spent: list[float]) -> Iterator[Any]:
+    while True:
+        started = time.perf_counter()
+        try:
+            item = next(objects)
+        except StopIteration:
+            spent[0] += time.perf_counter() - started
+            return
+        spent[0] += time.perf_counter() - started
+        yield item
+
+
+def _tick(workdir: Path, endpoint: str, bucket: str, serve: Any) -> tuple[float, float, Any]:
+    """One listing tick as the sensor runs it; returns (seconds, listing seconds, result)."""
+    import dagster as dg
+
+    from rag_ingest.defs.ingestion import sensors
+    from rag_ingest.resources import S3Source
+    from rag_ingest_tests.helpers import make_settings
+
+    home = workdir / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(INSTANCE_YAML)
+    settings = make_settings(bucket, workdir / "data", shards=256, sensor_interval_seconds=30)
+    from rag_ingest.core.registry import Registry
+
+    registry = Registry(f"sqlite:///{settings.data_dir / 'registry.sqlite'}")
+    source = S3Source(bucket=bucket, endpoint_url=endpoint, region_name="us-east-1")
+    location = f"edge:{settings.qdrant_path}"
+    spent = [0.0]
+    real = sensors.list_objects
+    sensors.list_objects = lambda *a, **k: _timed_listing(serve(real, *a, **k), spent)  # type: ignore[assignment]
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        with dg.build_sensor_context(instance=instance) as context:
+            started = time.perf_counter()
+            result = sensors.evaluate_listing_tick(
+                context, source, registry, settings, "", location
+            )
+            seconds = time.perf_counter() - started
+    finally:
+        sensors.list_objects = real  # type: ignore[assignment]
+        instance.dispose()
+    return seconds, spent[0], result
+
+
+def _main(args: argparse.Namespace) -> None:
+    import dagster as dg
+
+    from rag_ingest.core.registry import Registry
+
+    before = proc_status_mb("VmRSS")
+    workdir = Path(args.workdir)
+    listing_file = Path(args.listing)
+    kept: list[Any] = []
+    if args.mode == "moto":
+
+        def serve(real: Any, *a: Any, **k: Any) -> Iterator[Any]:
+            for obj in real(*a, **k):
+                kept.append(obj)
+                yield obj
+
+    else:
+        snapshot = pickle.loads(listing_file.read_bytes())
+        before = proc_status_mb("VmRSS")
+
+        def serve(real: Any, *a: Any, **k: Any) -> Iterator[Any]:
+            return iter(snapshot)
+
+    seconds, listing, result = _tick(workdir, args.endpoint, args.bucket, serve)
+    peak = proc_status_mb("VmHWM")
+    requests = [r for r in result.run_requests or [] if isinstance(r, dg.RunRequest)]
+    registry = Registry(f"sqlite:///{workdir / 'data' / 'registry.sqlite'}")
+    out: dict[str, Any] = {
+        "mode": args.mode,
+        "seconds": seconds,
+        "listing_seconds": listing,
+        "rss_before_mb": before,
+        "peak_rss_mb": peak,
+        "listed": len(kept) if args.mode == "moto" else len(snapshot),
+        "registered": sum(registry.status_counts().values()),
+        "runs": len(requests),
+        "documents": [int(r.tags.get("rag_ingest/documents", 0)) for r in requests],
+    }
+    if args.mode == "moto":
+        listing_file.write_bytes(pickle.dumps(kept))
+    else:
+        steady, steady_listing, steady_result = _tick(workdir, args.endpoint, args.bucket, serve)
+        out |= {
+            "steady_seconds": steady,
+            "steady_listing_seconds": steady_listing,
+            "steady_runs": len(steady_result.run_requests or []),
+            "steady_peak_rss_mb": proc_status_mb("VmHWM"),
+        }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["moto", "memory"])
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--bucket", required=True)
+    parser.add_argument("--listing", required=True)
+    _main(parser.parse_args())
