@@ -60,6 +60,7 @@ def run_cpu(
     documents: int,
     workdir: Path,
     documents_per_run: int = 2000,
+    shards: int = 256,
     say: Callable[[str], None] = print,
 ) -> CpuResult:
     embedder = RecordingEmbedder()
@@ -73,6 +74,7 @@ def run_cpu(
         documents,
         workdir,
         documents_per_run=documents_per_run,
+        shards=shards,
         say=say,
         embedder=embedder,
         label="cpu",

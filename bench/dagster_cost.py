@@ -295,6 +295,7 @@ def _floors(
     endpoint: str,
     bucket: str,
     spans: tuple[int, ...] = (1, 16, 256),
+    shards: int = 256,
 ) -> None:
     """In-process runs over N shards of an empty corpus; Dagster = wall − asset bodies."""
     import dagster as dg
@@ -305,7 +306,10 @@ def _floors(
     from .gpu_speed import Pipeline, Timers
     from .hashing_embedder import HashingEmbedder
 
-    for layout_count, counts in ((256, spans), (16, (16,))):
+    layouts = [(shards, tuple(n for n in spans if n <= shards))]
+    if shards != 16:
+        layouts.append((16, (16,)))  # the whole of a small layout, for comparison
+    for layout_count, counts in layouts:
         data = Path(tempfile.mkdtemp(dir=workdir, prefix=f"floor-{layout_count}-"))
         settings = make_settings(bucket, data, shards=layout_count)
         resources = make_resources(endpoint, settings, embedder=HashingEmbedder())
@@ -332,11 +336,12 @@ def run_dagster_cost(
     say: Callable[[str], None] = print,
     floor_shards: tuple[int, ...] = (1, 16, 256),
     full_run: bool = True,
+    shards: int = 256,
 ) -> DagsterCost:
     """Every measurement of the module on SQLite, then PostgreSQL when available."""
     from rag_ingest.core.shards import Shards
 
-    layout = Shards(256)
+    layout = Shards(shards)
     requests = _requests(saved_requests)
     keys = layout.keys()
     import dagster as dg
@@ -357,7 +362,7 @@ def run_dagster_cost(
         "RAG_S3_BUCKET": bucket,
         "RAG_S3_ENDPOINT_URL": endpoint,
         "RAG_DATA_DIR": str(gpu_data_dir),
-        "RAG_SHARDS": "256",
+        "RAG_SHARDS": str(shards),
         "RAG_EXTRACT_WORKERS": "2",
         "RAG_FULL_RECONCILE_HOURS": "0",
         "HF_HUB_OFFLINE": "1",
@@ -382,7 +387,7 @@ def run_dagster_cost(
                     _daemon_path(
                         home, cost, requests, full if full_run else None, launch_sample, layout, say
                     )
-                    _floors(home, cost, workdir, endpoint, bucket, floor_shards)
+                    _floors(home, cost, workdir, endpoint, bucket, floor_shards, shards)
                 say(
                     f"dagster-cost ({storage}, subset={subset}): floors "
                     + ", ".join(f"{f.shards}/{f.layout}: {f.dagster:.1f}s" for f in cost.floors)

@@ -34,7 +34,7 @@ from typing import Any
 from . import common
 from .common import REPO, s3_client
 
-SCENARIOS = ("gpu", "cost", "burst", "cpu")
+SCENARIOS = ("gpu", "cost", "ui", "burst", "cpu")
 
 
 @dataclass
@@ -48,6 +48,7 @@ class Results:
     cost: Any = None
     burst: Any = None
     cpu: Any = None
+    ui: Any = None
     total_seconds: float = 0.0
 
 
@@ -77,6 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also create one run over every shard (about a minute on SQLite)",
     )
     p.add_argument("--postgres", action="store_true", help="cost scenario on PostgreSQL too")
+    p.add_argument("--ui-loads", type=int, default=3, help="timed loads of each UI page")
     p.add_argument("--seed", type=int, default=7, help="corpus seed")
     p.add_argument(
         "--a10g-chunks-per-second",
@@ -93,7 +95,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown := args.skip - set(SCENARIOS):
         p.error(f"unknown --skip {sorted(unknown)}; choose from {', '.join(SCENARIOS)}")
     if "gpu" in args.skip:
-        args.skip.add("cost")  # the cost scenario replays the gpu scenario's run requests
+        # The cost scenario replays the gpu scenario's run requests; the UI reads its instance.
+        args.skip |= {"cost", "ui"}
     return args
 
 
@@ -132,6 +135,8 @@ def _gpu_and_cost(args: argparse.Namespace, res: Results, tmp: Path) -> None:
                 f"bare GET: {rate.objects} objects in {rate.seconds:.1f}s "
                 f"({rate.per_second:.1f}/s, {rate.threads} threads)"
             )
+        if "ui" not in args.skip:
+            _ui(args, res, info.endpoint, info.bucket, tmp)
         if "cost" not in args.skip:
             from .dagster_cost import run_dagster_cost
 
@@ -147,7 +152,18 @@ def _gpu_and_cost(args: argparse.Namespace, res: Results, tmp: Path) -> None:
                 say=_say,
                 floor_shards=args.floor_shards,
                 full_run=args.cost_full_run,
+                shards=args.shards,
             )
+
+
+def _ui(args: argparse.Namespace, res: Results, endpoint: str, bucket: str, tmp: Path) -> None:
+    from rag_ingest_tests.helpers import make_settings
+
+    from .ui import run_ui
+
+    last = res.gpu[-1]
+    settings = make_settings(bucket, Path(last.data_dir), shards=args.shards)
+    res.ui = run_ui(Path(last.home), settings, endpoint, tmp / "ui", args.ui_loads, say=_say)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,7 +193,15 @@ def main(argv: list[str] | None = None) -> int:
             from .s3server import s3_server
 
             with s3_server("bench-cpu", small_docs=args.cpu_docs, seed=args.seed + 1) as info:
-                res.cpu = run_cpu(info.endpoint, info.bucket, args.cpu_docs, tmp / "cpu", say=_say)
+                res.cpu = run_cpu(
+                    info.endpoint,
+                    info.bucket,
+                    args.cpu_docs,
+                    tmp / "cpu",
+                    documents_per_run=args.documents_per_run,
+                    shards=args.shards,
+                    say=_say,
+                )
     res.total_seconds = time.perf_counter() - started
     write_report(res)
     _say(f"wrote {args.out}")

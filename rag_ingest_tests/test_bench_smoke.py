@@ -30,10 +30,22 @@ def _number(cell: str) -> float:
     return float(cell.replace(",", "").replace("*", "").split()[0].rstrip("%"))
 
 
+def _has_browser() -> bool:
+    from rag_ingest_tests.browser import CHROMEDRIVER, CHROMIUM
+
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return False
+    return CHROMIUM.exists() and CHROMEDRIVER.exists()
+
+
 @pytest.mark.timeout(900)
 def test_bench_smoke(tmp_path: Path) -> None:
     out = tmp_path / "RESULTS.md"
+    # 16 shards: a handful of runs (256 would give a run per few documents at this size).
     argv = ["--docs", str(DOCS), "--documents-per-run", str(PER_RUN), "--repeats", "1"]
+    argv += ["--shards", "16"]
     argv += ["--burst-keys", str(BURST_KEYS), "--cpu-docs", str(CPU_DOCS)]
     argv += [
         "--launch-sample",
@@ -44,6 +56,9 @@ def test_bench_smoke(tmp_path: Path) -> None:
         "--out",
         str(out),
     ]
+    # The UI scenario needs the system Chromium, its driver and selenium (as the UI test).
+    ui = _has_browser()
+    argv += ["--ui-loads", "1"] if ui else ["--skip", "ui"]
     assert main(argv) == 0
     report = out.read_text()
 
@@ -84,6 +99,14 @@ def test_bench_smoke(tmp_path: Path) -> None:
     cpu = _row(report, f"cpu cold pipeline, {CPU_DOCS} documents")
     floor_texts = _row(report, "embedding-only, same texts")
     assert _number(cpu[1]) == _number(floor_texts[1]) > 0
+
+    if ui:
+        for page in ("UI asset graph", "UI qdrant_collection partitions"):
+            row = _row(report, page)
+            assert row[1].endswith(" / 16") and _number(row[3]) > 0, row
+        assert re.search(r"\| UI: asset graph .* \| \*\*(met|missed)\*\* \|", report)
+    else:
+        assert "Skipped in this invocation." in report
 
     for target in (
         "documents/s end to end",
