@@ -43,6 +43,15 @@ def render(res: Results) -> list[str]:
     out += [f"- {k}: {v}" for k, v in res.machine.items()]
     out += ["", "## Targets", ""]
     out += _table(["target", "measured", "bar", "verdict"], _targets(res))
+    for name, error in res.errors.items():
+        out += [
+            f"**Scenario `{name}` FAILED** (its numbers are missing):",
+            "",
+            "```",
+            error,
+            "```",
+            "",
+        ]
     if res.gpu:
         out += _gpu(res)
     if res.cost is not None:

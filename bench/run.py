@@ -27,6 +27,8 @@ import shlex
 import sys
 import tempfile
 import time
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,7 @@ class Results:
     burst: Any = None
     cpu: Any = None
     ui: Any = None
+    errors: dict[str, str] = field(default_factory=dict)  # scenario → what failed
     total_seconds: float = 0.0
 
 
@@ -136,24 +139,34 @@ def _gpu_and_cost(args: argparse.Namespace, res: Results, tmp: Path) -> None:
                 f"({rate.per_second:.1f}/s, {rate.threads} threads)"
             )
         if "ui" not in args.skip:
-            _ui(args, res, info.endpoint, info.bucket, tmp)
+            _guarded(res, "ui", lambda: _ui(args, res, info.endpoint, info.bucket, tmp))
         if "cost" not in args.skip:
-            from .dagster_cost import run_dagster_cost
+            _guarded(res, "cost", lambda: _cost(args, res, info.endpoint, info.bucket, tmp))
 
-            last = res.gpu[-1]
-            res.cost = run_dagster_cost(
-                last.requests,
-                Path(last.data_dir),
-                info.endpoint,
-                info.bucket,
-                tmp / "cost",
-                launch_sample=args.launch_sample,
-                postgres=args.postgres,
-                say=_say,
-                floor_shards=args.floor_shards,
-                full_run=args.cost_full_run,
-                shards=args.shards,
-            )
+
+def _cost(args: argparse.Namespace, res: Results, endpoint: str, bucket: str, tmp: Path) -> None:
+    from .dagster_cost import run_dagster_cost
+
+    last = res.gpu[-1]
+    res.cost = run_dagster_cost(
+        last.requests, Path(last.data_dir), endpoint, bucket, tmp / "cost",
+        launch_sample=args.launch_sample, postgres=args.postgres, say=_say,
+        floor_shards=args.floor_shards, full_run=args.cost_full_run, shards=args.shards,
+    )  # fmt: skip
+
+
+def _guarded(res: Results, name: str, step: Callable[[], None]) -> None:
+    """Run one scenario; a failure is recorded in the report (with the traceback's tail) and
+    the others still run, so an hour of measurements is not lost to one late error."""
+    try:
+        step()
+    except Exception:
+        res.errors[name] = traceback.format_exc()[-3000:]
+        _say(f"{name}: FAILED\n{res.errors[name]}")
+    # The report so far, after every scenario: a killed run still leaves its numbers.
+    from .report import write_report
+
+    write_report(res)
 
 
 def _ui(args: argparse.Namespace, res: Results, endpoint: str, bucket: str, tmp: Path) -> None:
@@ -164,6 +177,28 @@ def _ui(args: argparse.Namespace, res: Results, endpoint: str, bucket: str, tmp:
     last = res.gpu[-1]
     settings = make_settings(bucket, Path(last.data_dir), shards=args.shards)
     res.ui = run_ui(Path(last.home), settings, endpoint, tmp / "ui", args.ui_loads, say=_say)
+
+
+def _burst(args: argparse.Namespace, res: Results, tmp: Path) -> None:
+    from .burst import run_burst
+    from .s3server import s3_server
+
+    with s3_server("bench-burst", empty_keys=args.burst_keys) as info:
+        res.burst = run_burst(
+            info.endpoint, info.bucket, args.burst_keys, tmp / "burst", args.burst_moto
+        )
+    _say(f"burst: {args.burst_keys} keys, {res.burst.memory}")
+
+
+def _cpu(args: argparse.Namespace, res: Results, tmp: Path) -> None:
+    from .cpu_scenario import run_cpu
+    from .s3server import s3_server
+
+    with s3_server("bench-cpu", small_docs=args.cpu_docs, seed=args.seed + 1) as info:
+        res.cpu = run_cpu(
+            info.endpoint, info.bucket, args.cpu_docs, tmp / "cpu",
+            documents_per_run=args.documents_per_run, shards=args.shards, say=_say,
+        )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,34 +213,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmpdir:
         tmp = Path(tmpdir)
         if "gpu" not in args.skip:
-            _gpu_and_cost(args, res, tmp)
+            _guarded(res, "gpu", lambda: _gpu_and_cost(args, res, tmp))
         if "burst" not in args.skip:
-            from .burst import run_burst
-            from .s3server import s3_server
-
-            with s3_server("bench-burst", empty_keys=args.burst_keys) as info:
-                res.burst = run_burst(
-                    info.endpoint, info.bucket, args.burst_keys, tmp / "burst", args.burst_moto
-                )
-            _say(f"burst: {args.burst_keys} keys, {res.burst.memory}")
+            _guarded(res, "burst", lambda: _burst(args, res, tmp))
         if "cpu" not in args.skip:
-            from .cpu_scenario import run_cpu
-            from .s3server import s3_server
-
-            with s3_server("bench-cpu", small_docs=args.cpu_docs, seed=args.seed + 1) as info:
-                res.cpu = run_cpu(
-                    info.endpoint,
-                    info.bucket,
-                    args.cpu_docs,
-                    tmp / "cpu",
-                    documents_per_run=args.documents_per_run,
-                    shards=args.shards,
-                    say=_say,
-                )
+            _guarded(res, "cpu", lambda: _cpu(args, res, tmp))
     res.total_seconds = time.perf_counter() - started
     write_report(res)
     _say(f"wrote {args.out}")
-    return 0
+    return 1 if res.errors else 0
 
 
 def _say(line: str) -> None:
