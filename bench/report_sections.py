@@ -80,7 +80,10 @@ def burst_section(b: Any) -> list[str]:
         "Each tick runs in a child process of its own (peak RSS = that tick's). *memory*: the "
         "listing saved from moto is served from memory (as S3 pages in constant time; moto sorts "
         "the whole bucket per 1,000-key page, O(n²)), so the tick's own work is what is timed; "
-        "*moto*: the real listing from the moto server, its time reported apart.",
+        "*moto*: the real listing from the moto server, its time reported apart. The *memory* "
+        "child loads the saved listing before the tick ('RSS before' includes it); in a burst "
+        "the tick keeps every listed object as new until it registers them (`plan_tick`), and "
+        "those are the same objects, so the peak is the tick's, not a second copy.",
         "",
     ]
     rows = []
@@ -96,6 +99,7 @@ def burst_section(b: Any) -> list[str]:
                 _f(t.seconds),
                 _f(t.listing_seconds),
                 _f(t.own_seconds),
+                _f(t.rss_before_mb, 0),
                 _f(t.peak_rss_mb, 0),
                 f"{t.runs} ({lo}/{med:g}/{hi})",
             ]
@@ -108,6 +112,7 @@ def burst_section(b: Any) -> list[str]:
             "tick s",
             "listing s",
             "own work s",
+            "RSS before tick MB",
             "peak RSS MB",
             "runs (docs min/median/max)",
         ],
