@@ -76,12 +76,14 @@ def _targets(res: Results) -> list[list[str]]:
     rows: list[list[str]] = []
     if res.gpu:
         gpu, rate = res.gpu[-1], res.get_rates[-1]
-        bar = min(100.0, 0.7 * rate.per_second)
+        # The bar: 100/s, unless moto's own GET rate is below 100/s: then 70% of it.
+        bar = 100.0 if rate.per_second >= 100 else 0.7 * rate.per_second
         rows.append(
             [
                 "documents/s end to end (gpu-speed)",
                 _f(gpu.docs_per_second, 1),
-                f"≥ 100, or ≥ 70% of bare GET {_f(rate.per_second, 1)}/s → ≥ {_f(bar, 1)}",
+                f"≥ 100 (70% of bare GET if that is < 100/s; it was "
+                f"{_f(rate.per_second, 1)}/s) → ≥ {_f(bar, 1)}",
                 _verdict(gpu.docs_per_second >= bar),
             ]
         )
