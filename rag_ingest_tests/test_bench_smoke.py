@@ -40,6 +40,7 @@ def _has_browser() -> bool:
     return CHROMIUM.exists() and CHROMEDRIVER.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_bench_smoke(tmp_path: Path) -> None:
     out = tmp_path / "RESULTS.md"
