@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import platform
 import socket
-import statistics
 import sys
 import time
 from collections.abc import Iterator
@@ -67,10 +66,6 @@ def s3_client(endpoint: str) -> Any:
     from rag_ingest.core.s3 import make_client
 
     return make_client(endpoint, REGION, max_attempts=3)
-
-
-def median(values: list[float]) -> float:
-    return float(statistics.median(values)) if values else float("nan")
 
 
 class Stopwatch:

@@ -1,8 +1,9 @@
-"""A seeded, realistic document corpus (.txt/.md/.html/.pdf, ~2–20 KB) uploaded to S3.
+"""A seeded, realistic document corpus (.txt/.md/.html/.pdf): ~2–20 KB documents
+(:func:`make_document`) and the small 2–5 KB ones of the GPU-speed scenario
+(:func:`make_small_document`).
 
-Every document is a pure function of ``(seed, index, version)``: the same arguments give the
-same bytes on any machine, so runs compare like with like, and ``version=1`` gives the "changed"
-content for the incremental scenario.
+Every document is a pure function of its arguments: the same arguments give the same bytes on
+any machine, so runs compare like with like; ``version=1`` gives "changed" content.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import io
 import math
 import random
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -234,17 +234,3 @@ def make_small_document(seed: int, index: int) -> CorpusDoc:
         paragraphs.pop()
         body = _render(fmt, title, [(heading, paragraphs)])
     return CorpusDoc(key=key, body=body, content_type=CONTENT_TYPES[fmt], fmt=fmt)
-
-
-def make_corpus(n: int, seed: int) -> list[CorpusDoc]:
-    return [make_document(seed, i) for i in range(n)]
-
-
-def upload(client: Any, bucket: str, docs: Sequence[CorpusDoc], threads: int = 8) -> None:
-    """Put every document (boto3 clients are thread-safe; moto serves PUTs concurrently)."""
-
-    def put(doc: CorpusDoc) -> None:
-        client.put_object(Bucket=bucket, Key=doc.key, Body=doc.body, ContentType=doc.content_type)
-
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        list(pool.map(put, docs))
