@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 import numpy as np
 
@@ -169,6 +169,19 @@ def check_dimension(name: str, existing: int, dimension: int) -> None:
             f"collection {name!r} has size {existing}; this pipeline writes {dimension}-dim "
             "cosine vectors. Use another collection name."
         )
+
+
+class ClosingStore:
+    """``with store: ...`` closes the store at the end of the block."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class VectorStore(Protocol):

@@ -21,6 +21,7 @@ from qdrant_client import QdrantClient, models
 from rag_ingest.core.vectorstore.base import (
     DOC_ID_FIELD,
     KEY_HASH_FIELD,
+    ClosingStore,
     CollectionMismatch,
     DocumentPoints,
     KeyHashRange,
@@ -89,7 +90,7 @@ def _filter(doc_ids: Sequence[str] | None, key_hashes: KeyHashRange | None) -> m
     return models.Filter(must=must) if must else None
 
 
-class QdrantClientStore:
+class QdrantClientStore(ClosingStore):
     """:class:`~rag_ingest.core.vectorstore.base.VectorStore` over qdrant-client.
 
     Give ``url`` (+ ``api_key``) for a server, or ``path`` for local mode. Local mode holds the
@@ -132,12 +133,6 @@ class QdrantClientStore:
         if not self._closed:
             self._closed = True
             self._client.close()
-
-    def __enter__(self) -> QdrantClientStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _quiet(self) -> AbstractContextManager[None]:
         return _quiet_local() if self._local else nullcontext()
