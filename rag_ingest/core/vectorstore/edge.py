@@ -22,7 +22,7 @@ import os
 import shutil
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +32,15 @@ import qdrant_edge as qe
 from rag_ingest.core.vectorstore.base import (
     DOC_ID_FIELD,
     KEY_HASH_FIELD,
-    ClosingStore,
     CollectionMismatch,
     DocumentPoints,
     KeyHashRange,
+    PagedStore,
     ReplaceStats,
     ScoredPoint,
-    StoredPoint,
     check_dimension,
     paged,
     row_batches,
-    tally_documents,
 )
 from rag_ingest.core.vectorstore.folder import (
     check_name,
@@ -84,13 +82,7 @@ def _filter(doc_ids: Sequence[str] | None, key_hashes: KeyHashRange | None) -> q
     return qe.Filter(must=must) if must else None
 
 
-def _vector(raw: Any) -> np.ndarray | None:
-    if isinstance(raw, dict):
-        raw = raw.get("")
-    return None if raw is None else np.asarray(raw, dtype=np.float32)
-
-
-class EdgeStore(ClosingStore):
+class EdgeStore(PagedStore):
     """:class:`~rag_ingest.core.vectorstore.base.VectorStore` over Qdrant Edge under ``path``.
 
     Holds the folder lock from construction to :meth:`close`; shards open on first use.
@@ -312,7 +304,8 @@ class EdgeStore(ClosingStore):
     def _pages(
         self,
         collection: str,
-        flt: qe.Filter | None,
+        doc_ids: Sequence[str] | None,
+        key_hashes: KeyHashRange | None,
         with_payload: bool | list[str],
         with_vectors: bool,
         limit: int | None,
@@ -328,40 +321,19 @@ class EdgeStore(ClosingStore):
 
         def fetch(offset: Any, n: int) -> tuple[list[qe.Record], Any]:
             request = qe.ScrollRequest(
-                offset=offset, limit=n, filter=flt, with_payload=selector, with_vector=with_vectors
+                offset=offset,
+                limit=n,
+                filter=_filter(doc_ids, key_hashes),
+                with_payload=selector,
+                with_vector=with_vectors,
             )
             return shard.scroll(request)
 
         return paged(fetch, limit)
 
-    def points_per_document(
-        self,
-        collection: str,
-        doc_ids: Sequence[str] | None = None,
-        key_hashes: KeyHashRange | None = None,
-        on_page: Callable[[int], None] | None = None,
-    ) -> Counter[str]:
-        if doc_ids is not None and not doc_ids:
-            return Counter()
-        pages = self._pages(collection, _filter(doc_ids, key_hashes), [DOC_ID_FIELD], False, None)
-        return tally_documents(([r.payload for r in page] for page in pages), on_page)
-
-    def scroll(
-        self,
-        collection: str,
-        doc_ids: Sequence[str] | None = None,
-        with_vectors: bool = False,
-        limit: int | None = None,
-    ) -> Iterator[StoredPoint]:
-        if doc_ids is not None and not doc_ids:
-            return
-        for records in self._pages(collection, _filter(doc_ids, None), True, with_vectors, limit):
-            for record in records:
-                yield StoredPoint(
-                    id=str(record.id),
-                    payload=dict(record.payload or {}),
-                    vector=_vector(record.vector) if with_vectors else None,
-                )
+    def _vector(self, raw: Any) -> np.ndarray | None:
+        # Edge returns named vectors as a dict; the unnamed one is "".
+        return super()._vector(raw.get("") if isinstance(raw, dict) else raw)
 
     def search(self, collection: str, vector: np.ndarray, k: int) -> list[ScoredPoint]:
         if k < 1:
