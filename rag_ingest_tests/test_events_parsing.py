@@ -4,7 +4,6 @@ keys, one event per key by sequencer; the queue URL's region."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
@@ -19,38 +18,7 @@ from rag_ingest.core.events import (
 )
 from rag_ingest.core.registry import Scope
 from rag_ingest.resources.events import region_from_url
-
-
-def s3_record(
-    key: str, bucket: str = "bkt", name: str = "ObjectCreated:Put", seq: str = "", etag: str = "abc"
-) -> dict[str, Any]:
-    """One record as S3 writes it (the key is given already URL-encoded)."""
-    obj: dict[str, Any] = {"key": key, "size": 12, "eTag": etag.strip('"')}
-    if seq:
-        obj["sequencer"] = seq
-    return {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "eventTime": "2026-01-02T03:04:05.678Z",
-        "eventName": name,
-        "s3": {"bucket": {"name": bucket}, "object": obj},
-    }
-
-
-def notification(*records: dict[str, Any]) -> str:
-    return json.dumps({"Records": list(records)})
-
-
-def sns_envelope(message: str) -> str:
-    return json.dumps(
-        {
-            "Type": "Notification",
-            "MessageId": "m-1",
-            "TopicArn": "arn:aws:sns:us-east-1:123456789012:uploads",
-            "Subject": "Amazon S3 Notification",
-            "Message": message,
-        }
-    )
+from rag_ingest_tests.s3_events import notification, s3_record, sns_envelope
 
 
 def test_direct_notifications_decode_url_encoded_keys() -> None:

@@ -34,7 +34,7 @@ class Reader(threading.Thread):
         super().__init__(daemon=True)
         self.harness = harness
         self.stop = threading.Event()
-        self.answers: list[tuple[str, list[str]]] = []
+        self.answers: list[tuple[str, int, list[tuple[str, float]]]] = []
         self.errors: list[str] = []
         self.vectors = shared_encoder("cpu").encode(QUERIES)
 
@@ -42,10 +42,11 @@ class Reader(threading.Thread):
         i = 0
         while not self.stop.is_set():
             try:
+                query = i % len(QUERIES)
                 with self.harness.store() as store:
                     live = store.resolve("documents") or ""
-                    hits = store.search("documents", self.vectors[i % len(QUERIES)], 3)
-                self.answers.append((live, [h.payload["page_content"] for h in hits]))
+                    hits = store.search("documents", self.vectors[query], 3)
+                self.answers.append((live, query, [(h.id, h.score) for h in hits]))
             except StoreLocked:
                 continue  # a writer holds the embedded store: wait and ask again
             except Exception as exc:  # any other failure is what the test looks for
@@ -54,8 +55,17 @@ class Reader(threading.Thread):
             self.stop.wait(0.05)
 
 
-def _texts(harness: Harness, collection: str) -> set[str]:
-    return {p.payload["page_content"] for p in harness.points(collection)}
+def _direct(harness: Harness, collection: str) -> list[list[tuple[str, float]]]:
+    """Each query's answer from one physical collection, bypassing the alias."""
+    vectors = shared_encoder("cpu").encode(QUERIES)
+    with harness.store() as store:
+        return [[(h.id, h.score) for h in store.search(collection, v, 3)] for v in vectors]
+
+
+def _same(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> bool:
+    return [i for i, _ in a] == [i for i, _ in b] and all(
+        abs(x - y) < 1e-5 for (_, x), (_, y) in zip(a, b, strict=True)
+    )
 
 
 def _answers(harness: Harness) -> list[list[str]]:
@@ -72,7 +82,25 @@ def corpus(s3_client: Any, bucket: str) -> str:
     return bucket
 
 
-def test_a_chunking_change_reindexes_in_the_background_and_rolls_back(
+# Per change: the settings, the embedder's fields and the environment that select the new version.
+CHANGES = {
+    "chunking": (
+        {"chunk_max_tokens": 64, "chunk_overlap_tokens": 8},
+        {},
+        {"RAG_CHUNK_MAX_TOKENS": "64", "RAG_CHUNK_OVERLAP_TOKENS": "8"},
+    ),
+    # Same chunks, another vector space: only the scores tell the versions apart.
+    "backend": (
+        {"embed_backend": "onnx-int8"},
+        {"backend": "onnx-int8"},
+        {"RAG_EMBED_BACKEND": "onnx-int8"},
+    ),
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_a_pipeline_change_reindexes_in_the_background_and_rolls_back(
+    change: str,
     s3_endpoint: str,
     s3_client: Any,
     corpus: str,
@@ -80,8 +108,9 @@ def test_a_chunking_change_reindexes_in_the_background_and_rolls_back(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    settings_change, embedder_change, environment = CHANGES[change]
     v1 = make_settings(corpus, tmp_path, documents_per_run=3)
-    v2 = replace(v1, chunk_max_tokens=64, chunk_overlap_tokens=8)
+    v2 = replace(v1, **settings_change)
     assert v1.physical_collection != v2.physical_collection
     with dg.instance_for_test() as instance:
         harness = Harness(instance, v1, make_resources(s3_endpoint, v1))
@@ -93,7 +122,8 @@ def test_a_chunking_change_reindexes_in_the_background_and_rolls_back(
             # The new settings: every document needs work in the new version's collection,
             # in several runs (3 documents each). The alias stays on v1 meanwhile.
             harness.settings = v2
-            healthy = harness.resources["embedder"]
+            healthy = LocalEmbedder(**embedder_change)
+            harness.resources["embedder"] = healthy
             requests = harness.tick().run_requests or []
             assert len(requests) >= 2
             first = harness.launch(dg.SensorResult(run_requests=requests[:1]))
@@ -102,7 +132,7 @@ def test_a_chunking_change_reindexes_in_the_background_and_rolls_back(
                 assert store.resolve("documents") == v1.physical_collection
                 assert store.count(v2.physical_collection) > 0
             # An interrupted build: the remaining runs fail ...
-            harness.resources["embedder"] = BrokenEmbedder()
+            harness.resources["embedder"] = BrokenEmbedder(**embedder_change)
             failed = harness.launch(dg.SensorResult(run_requests=requests[1:]))
             assert not any(r.success for r in failed)
             with harness.store() as store:
@@ -118,18 +148,15 @@ def test_a_chunking_change_reindexes_in_the_background_and_rolls_back(
             reader.stop.set()
             reader.join(timeout=30)
         assert reader.errors == []
-        v1_texts, v2_texts = (
-            _texts(harness, v1.physical_collection),
-            _texts(harness, v2.physical_collection),
-        )
-        seen = {live for live, _ in reader.answers}
-        assert seen == {v1.physical_collection, v2.physical_collection}
-        for live, hits in reader.answers:
-            own, other = (
-                (v1_texts, v2_texts) if live == v1.physical_collection else (v2_texts, v1_texts)
-            )
-            assert all(h in own for h in hits)  # every answer from the version then live
-            assert not any(h in other and h not in own for h in hits)
+        direct = {v.physical_collection: _direct(harness, v.physical_collection) for v in (v1, v2)}
+        # The two versions answer differently, so an answer shows which one served it ...
+        old, new = direct[v1.physical_collection], direct[v2.physical_collection]
+        assert not all(_same(a, b) for a, b in zip(old, new, strict=True))
+        # ... and every answer came whole from the version live when it was asked: v1 while
+        # v2 was being built (v1 did not change), v2 once complete (and unchanged since).
+        assert {live for live, _, _ in reader.answers} == set(direct)
+        for live, query, hits in reader.answers:
+            assert _same(hits, direct[live][query]), (live, query)
 
         # Rollback: the old version answers again, exactly as before.
         with harness.store() as store:
@@ -142,13 +169,12 @@ def test_a_chunking_change_reindexes_in_the_background_and_rolls_back(
             assert store.resolve("documents") == v1.physical_collection
 
         # The operator's view and commands, on the same settings.
-        for name, value in (
-            ("RAG_S3_BUCKET", corpus),
-            ("RAG_DATA_DIR", str(tmp_path)),
-            ("RAG_SHARDS", "16"),
-            ("RAG_CHUNK_MAX_TOKENS", "64"),
-            ("RAG_CHUNK_OVERLAP_TOKENS", "8"),
-        ):
+        for name, value in {
+            "RAG_S3_BUCKET": corpus,
+            "RAG_DATA_DIR": str(tmp_path),
+            "RAG_SHARDS": "16",
+            **environment,
+        }.items():
             monkeypatch.setenv(name, value)
         monkeypatch.delenv("RAG_QDRANT_URL", raising=False)
         assert cli_main(["index", "list"]) == 0

@@ -144,9 +144,7 @@ def test_documents_of_a_run_that_failed_are_requested_again_after_a_back_off(
     rng = random.Random(3)
     s3_client.put_object(Bucket=bucket, Key="a.md", Body=text(rng, 2).encode())
     with dg.instance_for_test() as instance:
-        harness = _harness(
-            instance, s3_endpoint, bucket, tmp_path, retry_backoff_seconds=60
-        )
+        harness = _harness(instance, s3_endpoint, bucket, tmp_path, retry_backoff_seconds=60)
         good = harness.resources["embedder"]
         harness.resources["embedder"] = BrokenEmbedder()
         (failed,) = harness.sync(retries=1)  # failed twice: the instance's retries are spent

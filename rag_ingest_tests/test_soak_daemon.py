@@ -196,6 +196,7 @@ def test_the_daemon_converges_over_a_seeded_walk_with_faults(
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(
         DAGSTER_HOME=str(home),
+        DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS="true",  # as deployed (deployment.md)
         PYTHONPATH=str(REPO),
         RAG_S3_BUCKET=bucket,
         RAG_S3_ENDPOINT_URL=s3_endpoint,

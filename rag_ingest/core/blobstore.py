@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from rag_ingest.core.keys import source_uri
+
 
 class BlobStore(Protocol):
     def write(self, path: str, data: bytes) -> None: ...
@@ -150,7 +152,7 @@ class S3BlobStore:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(path))
 
     def uri(self, path: str) -> str:
-        return f"s3://{self.bucket}/{self._key(path)}"
+        return source_uri(self.bucket, self._key(path))
 
     def exists(self, path: str) -> bool:
         try:

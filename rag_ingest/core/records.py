@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rag_ingest.core.keys import source_uri
+
 
 @dataclass
 class DocumentInfo:
@@ -25,4 +27,4 @@ class DocumentInfo:
 
     @property
     def source(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
+        return source_uri(self.bucket, self.key)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rag_ingest.core.keys import source_uri
+
 # Statuses of documents whose S3 object is gone: their points are being / have been removed.
 GONE_STATUSES = ("deleting", "removed")
 FAILED_STATUSES = ("failed", "empty", "unsupported", "missing")
@@ -31,7 +33,7 @@ class DocumentRecord:
 
     @property
     def source(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
+        return source_uri(self.bucket, self.key)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 import numpy as np
 
@@ -169,6 +169,68 @@ def check_dimension(name: str, existing: int, dimension: int) -> None:
             f"collection {name!r} has size {existing}; this pipeline writes {dimension}-dim "
             "cosine vectors. Use another collection name."
         )
+
+
+class ClosingStore:
+    """``with store: ...`` closes the store at the end of the block."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PagedStore(ClosingStore):
+    """Per-document counts and scrolls over an engine's scroll pages, the same for every
+    engine; an engine supplies ``_pages`` and how its records hold a vector."""
+
+    def _pages(
+        self,
+        collection: str,
+        doc_ids: Sequence[str] | None,
+        key_hashes: KeyHashRange | None,
+        with_payload: bool | list[str],
+        with_vectors: bool,
+        limit: int | None,
+    ) -> Iterator[Sequence[Any]]:
+        """Pages of records (``.id``, ``.payload``, ``.vector``); none if no collection."""
+        raise NotImplementedError
+
+    def _vector(self, raw: Any) -> np.ndarray | None:
+        return None if raw is None else np.asarray(raw, dtype=np.float32)
+
+    def points_per_document(
+        self,
+        collection: str,
+        doc_ids: Sequence[str] | None = None,
+        key_hashes: KeyHashRange | None = None,
+        on_page: Callable[[int], None] | None = None,
+    ) -> Counter[str]:
+        if doc_ids is not None and not doc_ids:
+            return Counter()
+        pages = self._pages(collection, doc_ids, key_hashes, [DOC_ID_FIELD], False, None)
+        return tally_documents(([r.payload for r in page] for page in pages), on_page)
+
+    def scroll(
+        self,
+        collection: str,
+        doc_ids: Sequence[str] | None = None,
+        with_vectors: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[StoredPoint]:
+        if doc_ids is not None and not doc_ids:
+            return
+        for records in self._pages(collection, doc_ids, None, True, with_vectors, limit):
+            for record in records:
+                yield StoredPoint(
+                    id=str(record.id),
+                    payload=dict(record.payload or {}),
+                    vector=self._vector(record.vector) if with_vectors else None,
+                )
 
 
 class VectorStore(Protocol):

@@ -10,20 +10,19 @@ Edge cannot share a shard between processes (its WAL lock makes a second ``load`
 once), so readers cannot run beside a writer: every opener takes the folder lock, waiting up to
 ``lock_wait_seconds``. Only :func:`read_aliases` reads without it.
 
-Writes land in an unindexed segment that searches scan exhaustively, so results are exact but
-slow to compute until :meth:`EdgeStore.optimize` builds the HNSW index; :meth:`EdgeStore.close`
-does that too once ``auto_optimize_points`` points were written or deleted since the last build.
+New points land in a plain segment that searches scan exhaustively (exact, slower) until
+:meth:`EdgeStore.optimize` builds the HNSW index, or :meth:`EdgeStore.close` does once
+``auto_optimize_points`` points changed since the last build.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,32 +35,31 @@ from rag_ingest.core.vectorstore.base import (
     CollectionMismatch,
     DocumentPoints,
     KeyHashRange,
+    PagedStore,
     ReplaceStats,
     ScoredPoint,
-    StoredPoint,
     check_dimension,
     paged,
     row_batches,
-    tally_documents,
 )
-from rag_ingest.core.vectorstore.folder import fsync_dir, lock_folder, read_mapping, write_mapping
+from rag_ingest.core.vectorstore.folder import (
+    check_name,
+    fsync_dir,
+    is_safe_name,
+    lock_folder,
+    read_mapping,
+    write_mapping,
+)
 
 ALIASES_FILE = "aliases.json"
 LOCK_FILE = ".lock"
 COLLECTIONS_DIR = "collections"
 # Edge's own per-shard config file; read for the vector size since the shard API has no getter.
 _SHARD_CONFIG = "edge_config.json"
-_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}$")
 # Below this many changed points an index rebuild on close costs more than brute force saves.
 DEFAULT_AUTO_OPTIMIZE_POINTS = 10_000
-
-
-def _check_name(name: str) -> str:
-    if not _NAME.match(name):
-        raise ValueError(
-            f"invalid collection or alias name {name!r}: use letters, digits, '.', '_', '-'"
-        )
-    return name
+# Edge's WAL keeps every update (~2.5 KB per 384-d point) until a flush; this bounds it.
+FLUSH_EVERY_POINTS = 50_000
 
 
 def read_aliases(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -84,16 +82,12 @@ def _filter(doc_ids: Sequence[str] | None, key_hashes: KeyHashRange | None) -> q
     return qe.Filter(must=must) if must else None
 
 
-def _vector(raw: Any) -> np.ndarray | None:
-    if isinstance(raw, dict):
-        raw = raw.get("")
-    return None if raw is None else np.asarray(raw, dtype=np.float32)
-
-
-class EdgeStore:
+class EdgeStore(PagedStore):
     """:class:`~rag_ingest.core.vectorstore.base.VectorStore` over Qdrant Edge under ``path``.
 
     Holds the folder lock from construction to :meth:`close`; shards open on first use.
+    ``auto_optimize_points``: build the index on close once this many points changed (None:
+    only :meth:`optimize` builds it). ``hnsw_ef``: search beam width (None: Edge's default).
     """
 
     def __init__(
@@ -103,27 +97,25 @@ class EdgeStore:
         lock_wait_seconds: float = 600.0,
         poll_seconds: float = 0.5,
         auto_optimize_points: int | None = DEFAULT_AUTO_OPTIMIZE_POINTS,
+        hnsw_ef: int | None = None,
     ) -> None:
         self._root = Path(os.path.abspath(os.fspath(path)))
         (self._root / COLLECTIONS_DIR).mkdir(parents=True, exist_ok=True)
+        advice = "Edge lets one process open it at a time, readers included: wait for the run "
+        advice += "to finish, or use a Qdrant server (RAG_QDRANT_URL)"
+        what = f"Qdrant Edge store {self._root}"
         self._lock_fd: int | None = lock_folder(
-            self._root / LOCK_FILE,
-            f"Qdrant Edge store {self._root}",
-            "Edge lets one process open it at a time, readers included: wait for the run to "
-            "finish, or use a Qdrant server (RAG_QDRANT_URL)",
-            lock_wait_seconds,
-            poll_seconds,
+            self._root / LOCK_FILE, what, advice, lock_wait_seconds, poll_seconds
         )
         self._auto_optimize = auto_optimize_points
+        # Search beam width: more is slower and finds more of the true neighbours.
+        self._search_params = qe.SearchParams(hnsw_ef=hnsw_ef) if hnsw_ef else None
         self._shards: dict[str, qe.EdgeShard] = {}
-        # Points written or deleted per collection since its index was last built.
+        # Points written or deleted per collection since its index was built, since a flush.
         self._changed: Counter[str] = Counter()
-        self._sweep()
-
-    def _sweep(self) -> None:
-        # Half-made or half-dropped collections of a process that died mid-way.
+        self._unflushed: Counter[str] = Counter()
         for entry in (self._root / COLLECTIONS_DIR).iterdir():
-            if entry.name.startswith("."):
+            if entry.name.startswith("."):  # half-made or half-dropped by a process that died
                 shutil.rmtree(entry, ignore_errors=True)
 
     @property
@@ -133,40 +125,39 @@ class EdgeStore:
     def close(self) -> None:
         if self._lock_fd is None:
             return
-        try:
-            for name in list(self._shards):
+        failure: BaseException | None = None
+        for name in list(self._shards):
+            try:
                 self._close_shard(name, optimize=True)
-        finally:
-            os.close(self._lock_fd)  # closing the descriptor releases the flock
-            self._lock_fd = None
-
-    def __enter__(self) -> EdgeStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+            except BaseException as exc:  # still close the others and let go of the lock
+                failure = failure or exc
+        os.close(self._lock_fd)  # closing the descriptor releases the flock
+        self._lock_fd = None
+        if failure is not None:
+            raise failure
 
     def _close_shard(self, name: str, optimize: bool) -> None:
         shard = self._shards.pop(name)
+        limit = self._auto_optimize
         try:
-            if optimize and self._due(name):
+            if optimize and limit is not None and self._changed[name] >= limit:
                 shard.optimize()
             shard.flush()
         finally:
             shard.close()
             self._changed.pop(name, None)
-
-    def _due(self, name: str) -> bool:
-        return self._auto_optimize is not None and self._changed[name] >= self._auto_optimize
+            self._unflushed.pop(name, None)
 
     def _dir(self, collection: str) -> Path:
-        return self._root / COLLECTIONS_DIR / _check_name(collection)
+        return self._root / COLLECTIONS_DIR / check_name(collection)
 
-    def _open(self, name: str) -> qe.EdgeShard | None:
+    def _open(self, name: str, required: bool = False) -> qe.EdgeShard | None:
         """The shard of collection (or alias) ``name``; None when there is none."""
         if self._lock_fd is None:
             raise RuntimeError(f"{self.location} is closed")
         collection = self.resolve(name)
+        if collection is None and required:
+            raise ValueError(f"collection {name!r} does not exist in {self.location}")
         if collection is None:
             return None
         shard = self._shards.get(collection)
@@ -174,11 +165,13 @@ class EdgeStore:
             shard = self._shards[collection] = qe.EdgeShard.load(str(self._dir(collection)))
         return shard
 
-    def _require(self, name: str) -> tuple[str, qe.EdgeShard]:
-        shard = self._open(name)
-        if shard is None:
-            raise ValueError(f"collection {name!r} does not exist in {self.location}")
-        return self.resolve(name) or name, shard
+    def _changed_points(self, name: str, shard: qe.EdgeShard, points: int) -> None:
+        collection = self.resolve(name) or name
+        self._changed[collection] += points
+        self._unflushed[collection] += points
+        if self._unflushed[collection] >= FLUSH_EVERY_POINTS:
+            shard.flush()
+            self._unflushed[collection] = 0
 
     # collections
 
@@ -252,7 +245,7 @@ class EdgeStore:
         return read_aliases(self._root)
 
     def set_alias(self, alias: str, collection: str) -> None:
-        _check_name(alias)
+        check_name(alias)
         collections = self.list_collections()
         if collection not in collections:
             raise ValueError(f"collection {collection!r} not found (aliases point at collections)")
@@ -262,7 +255,7 @@ class EdgeStore:
 
     def resolve(self, name: str) -> str | None:
         target = self.aliases().get(name, name)
-        if not _NAME.match(target):
+        if not is_safe_name(target):
             return None
         return target if (self._dir(target) / _SHARD_CONFIG).is_file() else None
 
@@ -271,7 +264,8 @@ class EdgeStore:
     def replace_documents(
         self, collection: str, docs: Sequence[DocumentPoints], batch_size: int = 256
     ) -> ReplaceStats:
-        name, shard = self._require(collection)
+        shard = self._open(collection, required=True)
+        assert shard is not None
         written = 0
         new_ids: set[qe.PointId] = set()
         for batch in row_batches(docs, batch_size):
@@ -285,7 +279,7 @@ class EdgeStore:
             removed = shard.count(qe.CountRequest(exact=True, filter=stale))
             if removed:
                 shard.update(qe.UpdateOperation.delete_points_by_filter(stale))
-        self._changed[name] += written + removed
+        self._changed_points(collection, shard, written + removed)
         return ReplaceStats(
             documents=len(docs), points_written=written, stale_points_removed=removed
         )
@@ -294,11 +288,11 @@ class EdgeStore:
         shard = self._open(collection) if doc_ids else None
         if shard is None:
             return 0
-        selector = _filter(doc_ids, None)
+        selector = qe.Filter(must=[_doc_match(doc_ids)])
         count = shard.count(qe.CountRequest(exact=True, filter=selector))
-        if count and selector is not None:
+        if count:
             shard.update(qe.UpdateOperation.delete_points_by_filter(selector))
-            self._changed[self.resolve(collection) or collection] += count
+            self._changed_points(collection, shard, count)
         return count
 
     def count(self, collection: str, key_hashes: KeyHashRange | None = None) -> int:
@@ -310,7 +304,8 @@ class EdgeStore:
     def _pages(
         self,
         collection: str,
-        flt: qe.Filter | None,
+        doc_ids: Sequence[str] | None,
+        key_hashes: KeyHashRange | None,
         with_payload: bool | list[str],
         with_vectors: bool,
         limit: int | None,
@@ -326,40 +321,19 @@ class EdgeStore:
 
         def fetch(offset: Any, n: int) -> tuple[list[qe.Record], Any]:
             request = qe.ScrollRequest(
-                offset=offset, limit=n, filter=flt, with_payload=selector, with_vector=with_vectors
+                offset=offset,
+                limit=n,
+                filter=_filter(doc_ids, key_hashes),
+                with_payload=selector,
+                with_vector=with_vectors,
             )
             return shard.scroll(request)
 
         return paged(fetch, limit)
 
-    def points_per_document(
-        self,
-        collection: str,
-        doc_ids: Sequence[str] | None = None,
-        key_hashes: KeyHashRange | None = None,
-        on_page: Callable[[int], None] | None = None,
-    ) -> Counter[str]:
-        if doc_ids is not None and not doc_ids:
-            return Counter()
-        pages = self._pages(collection, _filter(doc_ids, key_hashes), [DOC_ID_FIELD], False, None)
-        return tally_documents(([r.payload for r in page] for page in pages), on_page)
-
-    def scroll(
-        self,
-        collection: str,
-        doc_ids: Sequence[str] | None = None,
-        with_vectors: bool = False,
-        limit: int | None = None,
-    ) -> Iterator[StoredPoint]:
-        if doc_ids is not None and not doc_ids:
-            return
-        for records in self._pages(collection, _filter(doc_ids, None), True, with_vectors, limit):
-            for record in records:
-                yield StoredPoint(
-                    id=str(record.id),
-                    payload=dict(record.payload or {}),
-                    vector=_vector(record.vector) if with_vectors else None,
-                )
+    def _vector(self, raw: Any) -> np.ndarray | None:
+        # Edge returns named vectors as a dict; the unnamed one is "".
+        return super()._vector(raw.get("") if isinstance(raw, dict) else raw)
 
     def search(self, collection: str, vector: np.ndarray, k: int) -> list[ScoredPoint]:
         if k < 1:
@@ -368,7 +342,10 @@ class EdgeStore:
         if shard is None:
             return []
         query = qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist())
-        hits = shard.search(qe.SearchRequest(query=query, limit=k, with_payload=True))
+        request = qe.SearchRequest(
+            query=query, limit=k, with_payload=True, params=self._search_params
+        )
+        hits = shard.search(request)
         return [
             ScoredPoint(id=str(h.id), score=float(h.score), payload=dict(h.payload or {}))
             for h in hits
@@ -380,13 +357,15 @@ class EdgeStore:
             return False
         built = shard.optimize()
         shard.flush()
-        self._changed.pop(self.resolve(collection) or collection, None)
+        name = self.resolve(collection) or collection
+        self._changed.pop(name, None)
+        self._unflushed.pop(name, None)
         return built
 
-    def index_status(self, collection: str) -> tuple[int, int]:
-        """(points, indexed vectors) of a collection: how much a search still scans."""
+    def index_status(self, collection: str) -> tuple[int, int, int]:
+        """(points, indexed vectors, segments) of a collection: how much a search still scans."""
         shard = self._open(collection)
         if shard is None:
-            return 0, 0
+            return 0, 0, 0
         info = shard.info()
-        return info.points_count, info.indexed_vectors_count
+        return info.points_count, info.indexed_vectors_count, info.segments_count

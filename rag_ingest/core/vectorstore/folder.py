@@ -1,16 +1,34 @@
-"""Folder-level safety for an embedded store: an exclusive lock, and files replaced whole."""
+"""Folder-level safety for an embedded store: an exclusive lock, files replaced whole, and
+names that stay folder names."""
 
 from __future__ import annotations
 
 import fcntl
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
 from rag_ingest.core.vectorstore.base import StoreLocked
+
+# Letters, digits, '.', '_', '-', not leading with '.': a plain folder name, never a path.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}$")
+
+
+def is_safe_name(name: str) -> bool:
+    return bool(_SAFE_NAME.match(name))
+
+
+def check_name(name: str) -> str:
+    """``name`` if it can be a collection folder or alias; ValueError otherwise."""
+    if not is_safe_name(name):
+        raise ValueError(
+            f"invalid collection or alias name {name!r}: use letters, digits, '.', '_', '-'"
+        )
+    return name
 
 
 def fsync_dir(path: Path) -> None:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -24,14 +23,13 @@ from rag_ingest.core.vectorstore.base import (
     CollectionMismatch,
     DocumentPoints,
     KeyHashRange,
+    PagedStore,
     ReplaceStats,
     ScoredPoint,
-    StoredPoint,
     StoreLocked,
     check_dimension,
     paged,
     row_batches,
-    tally_documents,
 )
 
 # What qdrant-client's local mode says about its own limits; we document them instead.
@@ -89,7 +87,7 @@ def _filter(doc_ids: Sequence[str] | None, key_hashes: KeyHashRange | None) -> m
     return models.Filter(must=must) if must else None
 
 
-class QdrantClientStore:
+class QdrantClientStore(PagedStore):
     """:class:`~rag_ingest.core.vectorstore.base.VectorStore` over qdrant-client.
 
     Give ``url`` (+ ``api_key``) for a server, or ``path`` for local mode. Local mode holds the
@@ -132,12 +130,6 @@ class QdrantClientStore:
         if not self._closed:
             self._closed = True
             self._client.close()
-
-    def __enter__(self) -> QdrantClientStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _quiet(self) -> AbstractContextManager[None]:
         return _quiet_local() if self._local else nullcontext()
@@ -268,7 +260,8 @@ class QdrantClientStore:
     def _pages(
         self,
         collection: str,
-        flt: models.Filter | None,
+        doc_ids: Sequence[str] | None,
+        key_hashes: KeyHashRange | None,
         with_payload: bool | Sequence[str],
         with_vectors: bool,
         limit: int | None,
@@ -284,7 +277,7 @@ class QdrantClientStore:
         def fetch(offset: Any, n: int) -> tuple[list[models.Record], Any]:
             return self._client.scroll(
                 collection,
-                scroll_filter=flt,
+                scroll_filter=_filter(doc_ids, key_hashes),
                 limit=n,
                 offset=offset,
                 with_payload=selector,
@@ -292,36 +285,6 @@ class QdrantClientStore:
             )
 
         return paged(fetch, limit)
-
-    def points_per_document(
-        self,
-        collection: str,
-        doc_ids: Sequence[str] | None = None,
-        key_hashes: KeyHashRange | None = None,
-        on_page: Callable[[int], None] | None = None,
-    ) -> Counter[str]:
-        if doc_ids is not None and not doc_ids:
-            return Counter()
-        pages = self._pages(collection, _filter(doc_ids, key_hashes), [DOC_ID_FIELD], False, None)
-        return tally_documents(([r.payload for r in page] for page in pages), on_page)
-
-    def scroll(
-        self,
-        collection: str,
-        doc_ids: Sequence[str] | None = None,
-        with_vectors: bool = False,
-        limit: int | None = None,
-    ) -> Iterator[StoredPoint]:
-        if doc_ids is not None and not doc_ids:
-            return
-        for records in self._pages(collection, _filter(doc_ids, None), True, with_vectors, limit):
-            for record in records:
-                vector = record.vector if with_vectors else None
-                yield StoredPoint(
-                    id=str(record.id),
-                    payload=dict(record.payload or {}),
-                    vector=np.asarray(vector, dtype=np.float32) if vector is not None else None,
-                )
 
     def search(self, collection: str, vector: np.ndarray, k: int) -> list[ScoredPoint]:
         if k < 1:

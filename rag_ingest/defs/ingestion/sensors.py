@@ -17,6 +17,7 @@ import time
 import dagster as dg
 
 from rag_ingest.core.config import Settings
+from rag_ingest.core.keys import source_uri
 from rag_ingest.core.registry import Registry
 from rag_ingest.core.requests import decide, run_key
 from rag_ingest.core.s3 import list_objects
@@ -144,7 +145,7 @@ def evaluate_listing_tick(
     reg.mark_deleting(plan.gone)
     requests, summary = request_runs(context, reg, settings, location, f"listing:{prefix}")
     context.log.info(
-        f"s3://{source.bucket}/{prefix}: listed {plan.listed}, new {len(plan.new)} "
+        f"{source_uri(source.bucket, prefix)}: listed {plan.listed}, new {len(plan.new)} "
         f"(deferred {plan.deferred}), changed {len(plan.changed)}, deleted {len(plan.gone)}, "
         f"unchanged {plan.unchanged}, stale listing entries {plan.stale}; {summary} in "
         f"{time.perf_counter() - started:.2f}s"
