@@ -77,17 +77,15 @@ def cost_section(cost: Any) -> list[str]:
 def burst_section(b: Any) -> list[str]:
     out = [f"## Burst: {b.keys:,} new keys, one listing tick", ""]
     out += [
-        "Each tick runs in a child process of its own (peak RSS = that tick's). *memory*: the "
-        "listing saved from moto is served from memory (as S3 pages in constant time; moto sorts "
-        "the whole bucket per 1,000-key page, O(n²)), so the tick's own work is what is timed; "
-        "*moto*: the real listing from the moto server, its time reported apart. The *memory* "
-        "child loads the saved listing before the tick ('RSS before' includes it); in a burst "
-        "the tick keeps every listed object as new until it registers them (`plan_tick`), and "
-        "those are the same objects, so the peak is the tick's, not a second copy.",
+        "Each tick runs in a child process of its own (peak RSS = that tick's). *file*: the "
+        "listing saved from moto is streamed back from a local file object by object (as S3 "
+        "pages in constant time; moto sorts the whole bucket per 1,000-key page, O(n²)), so "
+        "the tick's own work is what is timed; *moto*: the real listing from the moto server, "
+        "its time reported apart. Neither child holds more of the listing than the tick does.",
         "",
     ]
     rows = []
-    for t in (b.moto, b.memory):
+    for t in (b.moto, b.file):
         if t is None:
             continue
         lo, med, hi = t.per_run()
@@ -112,16 +110,16 @@ def burst_section(b: Any) -> list[str]:
             "tick s",
             "listing s",
             "own work s",
-            "RSS before tick MB",
+            "RSS before tick MB (code location loaded)",
             "peak RSS MB",
             "runs (docs min/median/max)",
         ],
         rows,
     )
-    if b.memory is not None:
-        m = b.memory
+    if b.file is not None:
+        m = b.file
         out += [
-            f"Steady tick after it (nothing new, memory listing): {_f(m.steady_seconds)} s, "
+            f"Steady tick after it (nothing new, file listing): {_f(m.steady_seconds)} s, "
             f"own work {_f(m.steady_own_seconds)} s, {m.steady_runs} run(s) requested "
             "(the first tick's runs were not executed, so they are still in flight), peak "
             f"RSS {_f(m.steady_peak_rss_mb, 0)} MB.",

@@ -187,7 +187,7 @@ def _burst(args: argparse.Namespace, res: Results, tmp: Path) -> None:
         res.burst = run_burst(
             info.endpoint, info.bucket, args.burst_keys, tmp / "burst", args.burst_moto
         )
-    _say(f"burst: {args.burst_keys} keys, {res.burst.memory}")
+    _say(f"burst: {args.burst_keys} keys, {res.burst.file}")
 
 
 def _cpu(args: argparse.Namespace, res: Results, tmp: Path) -> None:

@@ -93,7 +93,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
         assert _number(floor[2]) > 0
 
     # Burst: every key listed, registered and in a requested run, in one tick.
-    burst = _row(report, "burst tick (memory listing)")
+    burst = _row(report, "burst tick (file listing)")
     assert _number(burst[1]) == _number(burst[2]) == BURST_KEYS
     assert _row(report, "burst keys with runs requested in the first tick")[1] == f"{BURST_KEYS:,}"
 
