@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -92,6 +93,25 @@ def test_dg_loads_the_same_definitions_as_build_definitions(monkeypatch) -> None
         "resources": sorted(built.resources or {}),
     }
     assert "reingest_documents" in loaded["jobs"] and loaded["sensors"] == ["s3_sensor_docs"]
+
+    # The `dg` CLI itself ([tool.dg] in pyproject), as `dg dev` loads the project.
+    listed = subprocess.run(
+        [str(Path(sys.executable).with_name("dg")), "list", "defs", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+        timeout=180,
+        env=dict(os.environ),
+    )
+    via_dg = json.loads(listed.stdout)
+    assert sorted(a["asset_key"] for a in via_dg["assets"]) == loaded["assets"]
+    # (dg leaves out Dagster's implicit __ASSET_JOB)
+    assert sorted(j["name"] for j in via_dg["jobs"]) == [
+        j for j in loaded["jobs"] if not j.startswith("__")
+    ]
+    assert sorted(s["name"] for s in via_dg["sensors"]) == loaded["sensors"]
+    assert sorted(r["name"] for r in via_dg["resources"]) == loaded["resources"]
 
 
 def test_secrets_and_locations_are_env_vars_not_literals(monkeypatch) -> None:  # type: ignore[no-untyped-def]
