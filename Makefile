@@ -30,7 +30,6 @@ lint: setup
 
 # Side-by-side benchmark (about an hour at these sizes on 2 cores; bench/RESULTS.md).
 bench: setup
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench.run --docs 20000 --burst-keys 100000 --cpu-docs 200 --out bench/results/latest.md
 
 corpus: setup
