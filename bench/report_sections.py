@@ -147,8 +147,9 @@ def cpu_section(c: Any, stages: tuple[tuple[str, str], ...]) -> list[str]:
     return [
         "## CPU scenario (real all-MiniLM-L6-v2 on CPU)",
         "",
-        f"The documents are the small corpus (2–5 KB), {p.documents} of them (the issue's 2,000 "
-        "would take ~40 min here). Model load and warm-up "
+        f"The documents are the small corpus (2–5 KB), {p.documents:,} of them"
+        + (" (the issue asks 2,000)" if p.documents < 2000 else "")
+        + ". Model load and warm-up "
         f"{_f(c.model_load_seconds)} s, outside both timings. Stages: "
         + ", ".join(f"{a} {_f(p.stage(a))} s" for _, a in stages)
         + f", Dagster {_f(p.dagster)} s, tick(s) {_f(p.tick_seconds)} s; "
