@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -60,6 +61,20 @@ def test_every_setting_reaches_the_definitions_built_from_it() -> None:
     assert resources["embedder"].backend == "onnx"
 
 
+def _stdout(command: list[str]) -> str:
+    """What ``command`` prints, run from the repository with this environment."""
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+        timeout=180,
+        env=dict(os.environ),
+    )
+    return done.stdout
+
+
 def test_dg_loads_the_same_definitions_as_build_definitions(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("RAG_S3_BUCKET", "b")
     monkeypatch.setenv("RAG_S3_PREFIXES", "docs/")
@@ -73,18 +88,7 @@ def test_dg_loads_the_same_definitions_as_build_definitions(monkeypatch) -> None
         "'sensors': sorted(s.name for s in d.sensors or []), "
         "'resources': sorted(d.resources or {})}))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=True,
-        timeout=180,
-        env=dict(os.environ),
-    )
-    import json
-
-    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    loaded = json.loads(_stdout([sys.executable, "-c", code]).strip().splitlines()[-1])
     built = build_definitions(Settings.from_env())
     assert loaded == {
         "assets": sorted(k.to_user_string() for k in built.resolve_all_asset_keys()),
@@ -95,16 +99,9 @@ def test_dg_loads_the_same_definitions_as_build_definitions(monkeypatch) -> None
     assert "reingest_documents" in loaded["jobs"] and loaded["sensors"] == ["s3_sensor_docs"]
 
     # The `dg` CLI itself ([tool.dg] in pyproject), as `dg dev` loads the project.
-    listed = subprocess.run(
-        [str(Path(sys.executable).with_name("dg")), "list", "defs", "--json"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=True,
-        timeout=180,
-        env=dict(os.environ),
+    via_dg = json.loads(
+        _stdout([str(Path(sys.executable).with_name("dg")), "list", "defs", "--json"])
     )
-    via_dg = json.loads(listed.stdout)
     assert sorted(a["asset_key"] for a in via_dg["assets"]) == loaded["assets"]
     # (dg leaves out Dagster's implicit __ASSET_JOB)
     assert sorted(j["name"] for j in via_dg["jobs"]) == [
