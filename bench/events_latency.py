@@ -6,7 +6,7 @@ embedded Qdrant Edge, a SQLite registry and a fresh Dagster instance; runs execu
 as the tests' ``Harness.launch`` does.
 
 Setup (not timed as latency): ``--keys`` empty objects are put straight into moto's in-process
-backend (as ``bench.sensor_scale.populate`` does) and registered straight into the registry
+backend and registered straight into the registry
 with the outcome a run gives an empty object (``empty``, under the current target), so they
 are settled and no run touches them. One seed document is ingested first through the events
 path: it creates the target and loads the model (its cold run is reported apart).
