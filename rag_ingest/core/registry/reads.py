@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -53,6 +54,19 @@ def work_condition(target_id: int | None) -> sa.ColumnElement[bool]:
     )
 
 
+_KNOWN_COLUMNS = (
+    documents.c.key,
+    documents.c.doc_id,
+    documents.c.etag,
+    documents.c.status,
+    documents.c.last_modified,
+)
+
+
+def _known(row: Any) -> Known:
+    return Known(row.doc_id, row.etag, row.status, row.last_modified)
+
+
 class ReadsMixin:
     engine: sa.Engine
 
@@ -60,18 +74,12 @@ class ReadsMixin:
 
     def known(self, bucket: str, prefix: str) -> dict[str, Known]:
         """Registered objects under a prefix (case-sensitive, literal), by key."""
-        stmt = sa.select(
-            documents.c.key,
-            documents.c.doc_id,
-            documents.c.etag,
-            documents.c.status,
-            documents.c.last_modified,
-        ).where(documents.c.bucket == bucket, _prefix_condition(prefix))
+        stmt = sa.select(*_KNOWN_COLUMNS).where(
+            documents.c.bucket == bucket, _prefix_condition(prefix)
+        )
         with self.engine.connect() as conn:
             return {
-                row.key: Known(row.doc_id, row.etag, row.status, row.last_modified)
-                for row in conn.execute(stmt)
-                if row.key.startswith(prefix)
+                row.key: _known(row) for row in conn.execute(stmt) if row.key.startswith(prefix)
             }
 
     def known_keys(self, bucket: str, keys: Iterable[str]) -> dict[str, Known]:
@@ -80,15 +88,11 @@ class ReadsMixin:
         found: dict[str, Known] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(wanted):
-                stmt = sa.select(
-                    documents.c.key,
-                    documents.c.doc_id,
-                    documents.c.etag,
-                    documents.c.status,
-                    documents.c.last_modified,
-                ).where(documents.c.bucket == bucket, documents.c.key.in_(chunk))
+                stmt = sa.select(*_KNOWN_COLUMNS).where(
+                    documents.c.bucket == bucket, documents.c.key.in_(chunk)
+                )
                 for row in conn.execute(stmt):
-                    found[row.key] = Known(row.doc_id, row.etag, row.status, row.last_modified)
+                    found[row.key] = _known(row)
         # A case-insensitive collation (MySQL) could match another key: keep exact ones only.
         exact = set(wanted)
         return {k: v for k, v in found.items() if k in exact}
