@@ -126,12 +126,15 @@ class Harness:
         with set_defs_state_storage(self.instance.defs_state_storage):
             return self.defs.resolve_job_def(name)
 
+    def _sensor_context(self, *names: str) -> dg.SensorEvaluationContext:
+        """A sensor context with these resources, resolved as the daemon resolves them."""
+        return dg.build_sensor_context(
+            instance=self.instance, resources={k: self.resources[k] for k in names}
+        )
+
     def tick(self, prefix: str | None = None) -> dg.SensorResult:
         """One evaluation of a prefix sensor, with resources resolved as the daemon does."""
-        names = ("s3_source", "registry", "vectors")
-        with dg.build_sensor_context(
-            instance=self.instance, resources={k: self.resources[k] for k in names}
-        ) as context:
+        with self._sensor_context("s3_source", "registry", "vectors") as context:
             res = context.resources
             return evaluate_listing_tick(
                 context,
@@ -146,10 +149,7 @@ class Harness:
         """One evaluation of the event sensor (needs an ``events_queue`` resource)."""
         from rag_ingest.defs.ingestion.events import evaluate_events_tick
 
-        names = ("s3_source", "registry", "vectors", "events_queue")
-        with dg.build_sensor_context(
-            instance=self.instance, resources={k: self.resources[k] for k in names}
-        ) as context:
+        with self._sensor_context("s3_source", "registry", "vectors", "events_queue") as context:
             res = context.resources
             return evaluate_events_tick(
                 context,
