@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING
 
 from rag_ingest.core.encoder import MAX_SEQ_LENGTH, SPECIAL_TOKENS, load_tokenizer
 from rag_ingest.core.extract import Block
-from rag_ingest.core.tokens import TokenStream
+from rag_ingest.core.tokens import SLICE_CHARS, TokenStream
 
 if TYPE_CHECKING:
-    from tokenizers import Tokenizer
+    from tokenizers import Encoding, Tokenizer
 
 # Bump when chunk boundaries or contents change for the same input: the pipeline fingerprint
 # includes it, so a new chunker re-indexes. 2: packing, bounded chunk text, split long words.
@@ -90,8 +90,8 @@ class _Chunker:
         self.overlap = overlap
         self.max_chars = max_chars
 
-    def stream(self, text: str) -> TokenStream:
-        return TokenStream(text, self.tok, self.max_word)
+    def stream(self, text: str, encoding: Encoding | None = None) -> TokenStream:
+        return TokenStream(text, self.tok, self.max_word, encoding)
 
     def count(self, text: str) -> tuple[int, int]:
         """Word pieces of ``text`` and the characters under its ``[UNK]`` pieces."""
@@ -240,6 +240,7 @@ def chunk_blocks(
     overlap: int = 32,
     tokenizer: Tokenizer | None = None,
     max_chars: int = MAX_CHUNK_CHARS,
+    encodings: Sequence[Encoding | None] | None = None,
 ) -> list[Chunk]:
     """Split a document's blocks into chunks (see the module docstring for the guarantees).
 
@@ -250,6 +251,8 @@ def chunk_blocks(
             a window's pieces and an eighth of ``max_chars``).
         tokenizer: defaults to the embedding model's tokenizer.
         max_chars: characters per chunk, at least 256.
+        encodings: per block, its text's encoding from :func:`encode_blocks` (or None): the
+            same chunks, without tokenizing those blocks again.
     """
     if not MIN_CHUNK_TOKENS <= max_tokens <= MAX_CHUNK_TOKENS:
         raise ValueError(
@@ -262,8 +265,8 @@ def chunk_blocks(
     chunker = _Chunker(tokenizer or load_tokenizer(), max_tokens, overlap, max_chars)
     out: list[tuple[Block, _Piece]] = []
     pack = _Pack(out)
-    for block in blocks:
-        ts = chunker.stream(block.text)
+    for n, block in enumerate(blocks):
+        ts = chunker.stream(block.text, encodings[n] if encodings else None)
         windows = chunker.windows(ts)
         first = next(windows, None)
         if first is None or (ts.done and first.end >= ts.end(ts.loaded - 1)):
@@ -294,6 +297,39 @@ def chunk_blocks(
         )
         for n, (block, piece) in enumerate(out)
     ]
+
+
+def encode_blocks(
+    documents: Sequence[Sequence[Block]],
+    tokenizer: Tokenizer | None = None,
+    max_chars: int = 1 << 20,
+) -> list[list[Encoding | None]]:
+    """Encodings of the documents' short blocks (one slice each), in one batch call, which the
+    tokenizer spreads over its threads; longer blocks, and any beyond ``max_chars`` of text in
+    all (it bounds the memory held), get None and are tokenized slice by slice as usual."""
+    tok = tokenizer or load_tokenizer()
+    chosen: list[str] = []
+    spent = 0
+    for blocks in documents:
+        for block in blocks:
+            size = len(block.text)
+            if size <= SLICE_CHARS and spent + size <= max_chars:
+                chosen.append(block.text)
+                spent += size
+    encoded = iter(tok.encode_batch(chosen, add_special_tokens=False) if chosen else [])
+    spent = 0
+    out: list[list[Encoding | None]] = []
+    for blocks in documents:
+        row: list[Encoding | None] = []
+        for block in blocks:
+            size = len(block.text)
+            if size <= SLICE_CHARS and spent + size <= max_chars:
+                row.append(next(encoded))
+                spent += size
+            else:
+                row.append(None)
+        out.append(row)
+    return out
 
 
 def chunk_stats(chunks: Sequence[Chunk], max_tokens: int = MAX_CHUNK_TOKENS) -> dict[str, float]:

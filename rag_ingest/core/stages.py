@@ -8,10 +8,17 @@ propagate, because they say nothing about the document.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from rag_ingest.core import s3
-from rag_ingest.core.chunking import CHUNKER_VERSION, Chunk, chunk_blocks, chunk_stats
+from rag_ingest.core.chunking import (
+    CHUNKER_VERSION,
+    Chunk,
+    chunk_blocks,
+    chunk_stats,
+    encode_blocks,
+)
 from rag_ingest.core.decode import replace_surrogates
 from rag_ingest.core.extract import Block
 from rag_ingest.core.isolation import DocumentProcessor, Outcome
@@ -19,12 +26,16 @@ from rag_ingest.core.limits import DocumentLimits
 from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.registry import DocumentRecord
 
+if TYPE_CHECKING:
+    from tokenizers import Encoding
+
 __all__ = [
     "CHUNKER_VERSION",
     "DocumentLimits",
     "DocumentProcessor",
     "Outcome",
     "chunk_document",
+    "chunk_documents",
     "chunk_stats",
     "load_document",
 ]
@@ -76,7 +87,11 @@ def load_document(
 
 
 def chunk_document(
-    info: DocumentInfo, blocks: list[Block], max_tokens: int, overlap: int
+    info: DocumentInfo,
+    blocks: list[Block],
+    max_tokens: int,
+    overlap: int,
+    encodings: Sequence[Encoding | None] | None = None,
 ) -> list[Chunk]:
     """Chunks of a successfully extracted document; none for any other status.
 
@@ -88,7 +103,7 @@ def chunk_document(
         return []
     chunk_blocks([], max_tokens=max_tokens, overlap=overlap)  # settings errors raise here
     try:
-        chunks = chunk_blocks(blocks, max_tokens=max_tokens, overlap=overlap)
+        chunks = chunk_blocks(blocks, max_tokens=max_tokens, overlap=overlap, encodings=encodings)
     except Exception as exc:
         reason = replace_surrogates(f"chunking failed: {type(exc).__name__}: {exc}")
         info.status, info.reason = "failed", reason[:500]
@@ -96,3 +111,20 @@ def chunk_document(
     if not chunks:
         info.status, info.reason = "empty", "no chunks: the extracted text has no tokens"
     return chunks
+
+
+def chunk_documents(
+    documents: Sequence[tuple[DocumentInfo, list[Block]]], max_tokens: int, overlap: int
+) -> list[list[Chunk]]:
+    """:func:`chunk_document` of each document, with their short blocks tokenized in one batch
+    (the same chunks, in less time: the tokenizer runs the batch on all cores)."""
+    chunk_blocks([], max_tokens=max_tokens, overlap=overlap)  # settings errors raise here
+    ok = [blocks if info.status == "ok" else [] for info, blocks in documents]
+    try:
+        encodings: list[list[Encoding | None]] | None = encode_blocks(ok)
+    except Exception:
+        encodings = None  # each document is tokenized on its own; its failure stays its own
+    return [
+        chunk_document(info, blocks, max_tokens, overlap, encodings[n] if encodings else None)
+        for n, (info, blocks) in enumerate(documents)
+    ]

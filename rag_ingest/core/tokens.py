@@ -22,8 +22,10 @@ from array import array
 from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 if TYPE_CHECKING:
-    from tokenizers import Tokenizer
+    from tokenizers import Encoding, Tokenizer
 
 SLICE_CHARS = 16 * 1024
 # A slice ends after a separator found within this many characters of its nominal end.
@@ -35,6 +37,7 @@ _SENTENCE_END = frozenset(".!?;:\u3002")
 _ASCII_SEPARATORS = frozenset(
     " \t\n\r" + "".join(chr(c) for c in range(33, 127) if not chr(c).isalnum())
 )
+_SENTENCE_END_CODES = np.array(sorted(ord(c) for c in _SENTENCE_END), dtype=np.uint32)
 
 
 def _is_cjk(cp: int) -> bool:
@@ -68,8 +71,17 @@ class TokenStream:
     2 at a space, 3 at a line or sentence end, 4 at a paragraph break).
     """
 
-    def __init__(self, text: str, tokenizer: Tokenizer, max_word_chars: int = 100) -> None:
+    def __init__(
+        self,
+        text: str,
+        tokenizer: Tokenizer,
+        max_word_chars: int = 100,
+        encoding: Encoding | None = None,
+    ) -> None:
+        """``encoding``: the tokenizer's encoding of the whole ``text`` (without special
+        tokens), when the caller batch-encoded it; used only if the text is one slice."""
         self.text = text
+        self._whole = encoding if len(text) <= SLICE_CHARS else None
         self._tok = tokenizer
         self._unk = tokenizer.token_to_id(getattr(tokenizer.model, "unk_token", "[UNK]"))
         self._max_word = max_word_chars
@@ -165,11 +177,25 @@ class TokenStream:
         self._pos = end
 
     def _encode(self, start: int, end: int) -> _Encoded:
-        enc = self._tok.encode(self.text[start:end], add_special_tokens=False)
+        if self._whole is not None and start == 0 and end == len(self.text):
+            enc, self._whole = self._whole, None
+        else:
+            enc = self._tok.encode(self.text[start:end], add_special_tokens=False)
         return enc.ids, enc.offsets, enc.word_ids
 
     def _add_encoding(self, start: int, end: int) -> None:
         ids, offsets, word_ids = self._encode(start, end)
+        if not ids:
+            return
+        spans = np.asarray(offsets, dtype=np.int64).reshape(len(ids), 2)
+        if (spans[:, 1] - spans[:, 0] > self._max_word).any() or None in word_ids:
+            self._add_tokens(start, (ids, offsets, word_ids))
+        else:
+            self._add_columns(start, end, ids, spans + start, word_ids)
+
+    def _add_tokens(self, start: int, encoded: _Encoded) -> None:
+        """One token at a time: the general case, with over-long words split."""
+        ids, offsets, word_ids = encoded
         for k, token in enumerate(ids):
             s, e = offsets[k]
             if e - s > self._max_word:
@@ -180,13 +206,56 @@ class TokenStream:
             first = k == 0 or word_ids[k] != word_ids[k - 1]
             self._add(start + s, start + e, first, token == self._unk)
 
+    def _add_columns(
+        self, start: int, end: int, ids: list[int], spans: np.ndarray, word_ids: list[int | None]
+    ) -> None:
+        """The same columns as :meth:`_add_tokens` for a slice without over-long words,
+        computed on whole arrays: this loop is most of the chunker's time on ordinary text."""
+        n = len(ids)
+        starts, ends = spans[:, 0], spans[:, 1]
+        words = np.asarray(word_ids, dtype=np.int64)
+        first = np.ones(n, dtype=bool)
+        first[1:] = words[1:] != words[:-1]
+        prev = np.empty(n, dtype=np.int64)
+        prev[0] = self._prev_end
+        prev[1:] = ends[:-1]
+        # Character classes of the slice and the character before it; the first token's gap
+        # may reach into the previous slice, so it is scored by _score below.
+        lo = max(0, start - 1)
+        codes = np.frombuffer(
+            self.text[lo:end].encode("utf-32-le", "surrogatepass"), dtype=np.uint32
+        )
+        newline = codes == 10
+        lines = np.zeros(len(codes) + 1, dtype=np.int64)
+        np.cumsum(newline, out=lines[1:])
+        breaks = np.zeros(len(codes) + 1, dtype=np.int64)
+        np.cumsum(newline[:-1] & newline[1:], out=breaks[1 : len(codes)])
+        breaks[len(codes)] = breaks[len(codes) - 1]
+        gap_lo = np.clip(prev - lo, 0, len(codes))
+        # "\n\n" found in text[prev:start] begins at p with prev <= p <= start - 2.
+        blank = breaks[np.maximum(starts - 1 - lo, gap_lo)] - breaks[gap_lo] > 0
+        line = lines[starts - lo] - lines[gap_lo] > 0
+        sentence = np.isin(codes[np.clip(prev - 1 - lo, 0, len(codes) - 1)], _SENTENCE_END_CODES)
+        score = np.full(n, 2, dtype=np.uint8)
+        score[line | sentence] = 3
+        score[blank] = 4
+        score[starts <= prev] = 1
+        score[~first | (prev <= 0)] = 0
+        score[0] = self._score(int(starts[0]), bool(first[0]))
+        self.starts.frombytes(starts.tobytes())
+        self.ends.frombytes(ends.tobytes())
+        self.word.extend((first | (prev < 0)).tobytes())
+        self.unk.extend((np.asarray(ids, dtype=np.int64) == self._unk).tobytes())
+        self.score.extend(score.tobytes())
+        self._prev_end = int(ends[-1])
+
     def _split_word(self, start: int, end: int) -> None:
         for piece in range(start, end, self._max_word):
             parts, _ = self._readable_parts(piece, min(piece + self._max_word, end))
             for part_start, encoding in parts:
                 if part_start > start:
                     self.inserts.append(part_start)
-                self._add_encoded(part_start, encoding)
+                self._add_tokens(part_start, encoding)
 
     def _readable_parts(self, start: int, end: int) -> tuple[list[tuple[int, _Encoded]], bool]:
         """Halves of ``[start, end)`` that the model reads, if halving helps at any depth
@@ -204,28 +273,23 @@ class TokenStream:
             return left + right, True
         return [(start, encoded)], False
 
-    def _add_encoded(self, start: int, encoded: _Encoded) -> None:
-        ids, offsets, word_ids = encoded
-        for k, token in enumerate(ids):
-            s, e = offsets[k]
-            first = k == 0 or word_ids[k] != word_ids[k - 1]
-            self._add(start + s, start + e, first, token == self._unk)
-
-    def _add(self, start: int, end: int, word_start: bool, unknown: bool) -> None:
+    def _score(self, start: int, word_start: bool) -> int:
+        """Quality of a cut just before a token starting at ``start`` (see the class)."""
         prev = self._prev_end
         if not word_start or prev <= 0:
-            score = 0
-        elif start <= prev:
-            score = 1
-        elif self.text.find("\n\n", prev, start) >= 0:
-            score = 4
-        elif self.text.find("\n", prev, start) >= 0 or self.text[prev - 1] in _SENTENCE_END:
-            score = 3
-        else:
-            score = 2
+            return 0
+        if start <= prev:
+            return 1
+        if self.text.find("\n\n", prev, start) >= 0:
+            return 4
+        if self.text.find("\n", prev, start) >= 0 or self.text[prev - 1] in _SENTENCE_END:
+            return 3
+        return 2
+
+    def _add(self, start: int, end: int, word_start: bool, unknown: bool) -> None:
         self.starts.append(start)
         self.ends.append(end)
-        self.word.append(word_start or prev < 0)
+        self.word.append(word_start or self._prev_end < 0)
         self.unk.append(unknown)
-        self.score.append(score)
+        self.score.append(self._score(start, word_start))
         self._prev_end = end

@@ -15,13 +15,14 @@ from collections.abc import Iterator
 import dagster as dg
 from pydantic import Field
 
+from rag_ingest.core.chunking import Chunk
 from rag_ingest.core.config import Settings
 from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.registry import DocumentRecord
 from rag_ingest.core.runfiles import DocumentRow, run_path, write_rows
 from rag_ingest.core.stages import (
     DocumentProcessor,
-    chunk_document,
+    chunk_documents,
     chunk_stats,
     load_document,
 )
@@ -46,6 +47,8 @@ GROUP = "ingestion"
 # Texts held in memory and sent to the embedder at once: bounds memory on huge runs while
 # still batching across documents.
 EMBED_WINDOW_TEXTS = 8192
+# Documents whose short blocks are tokenized in one batch (the tokenizer's threads share it).
+CHUNK_WINDOW_DOCUMENTS = 64
 DELETED = "object deleted from S3"
 
 
@@ -157,23 +160,28 @@ def build_ingestion_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         report = ShardReport(scope, ("object", "status", "reason"))
         budget = settings.chunk_max_tokens
 
+        def tally(info: DocumentInfo, doc_chunks: list[Chunk]) -> DocumentRow:
+            stats = chunk_stats(doc_chunks, budget)
+            report.count(
+                info.doc_id,
+                documents=1,
+                chunks=len(doc_chunks),
+                tokens=sum(c.token_count for c in doc_chunks),
+                unrepresented_chars=int(stats["unrepresented_chars"]),
+            )
+            if info.status == "ok" and not doc_chunks:
+                report.add(info.doc_id, info.source, info.status, "no chunks")
+            elif info.status not in ("ok", "deleting"):
+                report.add(info.doc_id, info.source, info.status, info.reason or "")
+            return DocumentRow(info, chunks=doc_chunks)
+
         def chunked() -> Iterator[DocumentRow]:
-            for row in read_upstream(context, scope, storage, "raw_documents"):
-                info = row.info
-                doc_chunks = chunk_document(info, row.blocks, budget, settings.chunk_overlap_tokens)
-                stats = chunk_stats(doc_chunks, budget)
-                report.count(
-                    info.doc_id,
-                    documents=1,
-                    chunks=len(doc_chunks),
-                    tokens=sum(c.token_count for c in doc_chunks),
-                    unrepresented_chars=int(stats["unrepresented_chars"]),
-                )
-                if info.status == "ok" and not doc_chunks:
-                    report.add(info.doc_id, info.source, info.status, "no chunks")
-                elif info.status not in ("ok", "deleting"):
-                    report.add(info.doc_id, info.source, info.status, info.reason or "")
-                yield DocumentRow(info, chunks=doc_chunks)
+            rows = read_upstream(context, scope, storage, "raw_documents")
+            for window in windows(rows, lambda _: 1, CHUNK_WINDOW_DOCUMENTS):
+                items = [(row.info, row.blocks) for row in window]
+                done = chunk_documents(items, budget, settings.chunk_overlap_tokens)
+                for (info, _), doc_chunks in zip(items, done, strict=True):
+                    yield tally(info, doc_chunks)
 
         path = run_path(scope.storage_run, "chunks")
         written = write_rows(storage.store, path, "chunks", chunked())
