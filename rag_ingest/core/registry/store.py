@@ -38,6 +38,29 @@ from rag_ingest.core.s3 import S3Object
 __all__ = ["INSERT_BATCH", "Registry", "default_url", "scope_condition", "work_condition"]
 # Rows per INSERT when registering a burst (bounds the sensor's memory).
 INSERT_BATCH = 5000
+# Built once: one outcome per document, and building the statement cost more than running it.
+_RECORD_OUTCOME = (
+    documents.update()
+    .where(
+        documents.c.doc_id == sa.bindparam("o_doc_id"),
+        documents.c.etag == sa.bindparam("o_etag"),
+        documents.c.status.not_in(GONE_STATUSES),
+    )
+    .values(
+        {
+            name: sa.bindparam(name)
+            for name in (
+                "status",
+                "reason",
+                "updated_at",
+                "target_id",
+                "run_id",
+                "ingested_etag",
+                "chunk_count",
+            )
+        }
+    )
+)
 
 
 class Registry(ReadsMixin, TargetsMixin):
@@ -223,25 +246,19 @@ class Registry(ReadsMixin, TargetsMixin):
         applied: set[str] = set()
         with self.engine.begin() as conn:
             for o in outcomes:
-                values: dict[str, object] = {
+                ok = o.status == "ok"
+                params = {
+                    "o_doc_id": o.doc_id,
+                    "o_etag": o.etag,
                     "status": o.status,
                     "reason": o.reason,
                     "updated_at": now,
                     "target_id": target_id,
                     "run_id": run_id,
-                    "ingested_etag": o.etag if o.status == "ok" else None,
-                    "chunk_count": o.chunk_count if o.status == "ok" else 0,
+                    "ingested_etag": o.etag if ok else None,
+                    "chunk_count": o.chunk_count if ok else 0,
                 }
-                stmt = (
-                    documents.update()
-                    .where(
-                        documents.c.doc_id == o.doc_id,
-                        documents.c.etag == o.etag,
-                        documents.c.status.not_in(GONE_STATUSES),
-                    )
-                    .values(values)
-                )
-                if conn.execute(stmt).rowcount:
+                if conn.execute(_RECORD_OUTCOME, params).rowcount:
                     applied.add(o.doc_id)
             self._log(
                 conn,
