@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from botocore.utils import parse_timestamp
 
 
 @dataclass(frozen=True)
@@ -45,16 +48,36 @@ def make_client(
     max_attempts: int = 5,
     read_timeout: float = 60.0,
 ) -> Any:
-    """A boto3 S3 client with bounded, backing-off retries (5xx, throttling, timeouts)."""
+    """A boto3 S3 client with bounded, backing-off retries (5xx, throttling, timeouts), and
+    S3's timestamps parsed by :func:`parse_s3_timestamp`."""
+    session = botocore.session.get_session()
+    parsers = session.get_component("response_parser_factory")
+    parsers.set_parser_defaults(timestamp_parser=parse_s3_timestamp)
     config = Config(
         retries={"max_attempts": max_attempts, "mode": "standard"},
         connect_timeout=10,
         read_timeout=read_timeout,
         max_pool_connections=32,
     )
-    return boto3.client(
+    return boto3.Session(botocore_session=session).client(
         "s3", endpoint_url=endpoint_url or None, region_name=region_name or None, config=config
     )
+
+
+def parse_s3_timestamp(value: str) -> datetime:
+    """S3's two timestamp forms, ISO 8601 (listings) and RFC 7231 (headers), parsed by the
+    standard library; anything else by botocore's parser. botocore's default goes through
+    dateutil for every timestamp, which is most of a listing's client-side time."""
+    try:
+        if value[:1].isdigit():
+            parsed = datetime.fromisoformat(value)
+        else:
+            parsed = parsedate_to_datetime(value)
+        if parsed.tzinfo is not None:
+            return parsed
+    except (TypeError, ValueError):
+        pass
+    return parse_timestamp(value)
 
 
 def _etag(raw: str) -> str:

@@ -1,0 +1,65 @@
+"""The project's S3 client: timestamps parsed without dateutil, equal to botocore's own."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.utils import parse_timestamp
+
+from rag_ingest.core import s3
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-11-30T18:40:23.000Z",
+        "2026-11-30T18:40:23Z",
+        "2026-11-30T18:40:23.123456+02:00",
+        "Mon, 30 Nov 2026 18:40:23 GMT",
+        "Sun, 06 Nov 1994 08:49:37 +0100",
+        "2026-11-30T18:40:23",  # no zone: botocore's parser (UTC)
+        "1764528023",  # epoch seconds: botocore's parser
+        "Mon, 30 Nov 2026 18:40:23 -0000",  # RFC 2822 "unknown zone": botocore's parser
+    ],
+)
+def test_timestamps_parse_as_botocore_does(value: str) -> None:
+    parsed, expected = s3.parse_s3_timestamp(value), parse_timestamp(value)
+    assert (parsed, parsed.utcoffset()) == (expected, expected.utcoffset())
+
+
+def test_garbage_is_botocore_s_error() -> None:
+    with pytest.raises(ValueError):
+        s3.parse_s3_timestamp("not a date")
+
+
+def test_listing_and_fetch_match_a_plain_boto3_client(
+    s3_endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def counted(value: str) -> datetime:
+        calls.append(value)
+        return parse_timestamp_fast(value)
+
+    parse_timestamp_fast = s3.parse_s3_timestamp
+    monkeypatch.setattr(s3, "parse_s3_timestamp", counted)
+    plain: Any = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    for i in range(3):
+        plain.put_object(Bucket=bucket, Key=f"t/{i}.txt", Body=b"x" * (i + 1))
+    client = s3.make_client(s3_endpoint, "us-east-1")
+    listed = {o.key: o for o in s3.list_objects(client, bucket, "t/")}
+    expected = {
+        o["Key"]: o["LastModified"]
+        for o in plain.list_objects_v2(Bucket=bucket, Prefix="t/")["Contents"]
+    }
+    assert {k: o.last_modified for k, o in listed.items()} == expected
+    now = datetime.now(UTC)
+    for key, obj in listed.items():
+        assert obj.last_modified.utcoffset() == timedelta(0)
+        assert abs(obj.last_modified - now) < timedelta(minutes=5)
+        fetched = s3.fetch(client, bucket, key, 1024)
+        head = plain.head_object(Bucket=bucket, Key=key)["LastModified"]
+        assert fetched.obj.last_modified == head
+        assert fetched.obj.last_modified.tzinfo is not None
+    assert len(calls) >= 6  # three listed, three fetched: the client uses the fast parser
