@@ -37,13 +37,14 @@ def test_listing_and_fetch_match_a_plain_boto3_client(
     s3_endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
+    stdlib = s3.parsedate_to_datetime
 
     def counted(value: str) -> datetime:
         calls.append(value)
-        return parse_timestamp_fast(value)
+        return stdlib(value)
 
-    parse_timestamp_fast = s3.parse_s3_timestamp
-    monkeypatch.setattr(s3, "parse_s3_timestamp", counted)
+    # The header form goes through the standard library's parser: count it.
+    monkeypatch.setattr(s3, "parsedate_to_datetime", counted)
     plain: Any = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     for i in range(3):
         plain.put_object(Bucket=bucket, Key=f"t/{i}.txt", Body=b"x" * (i + 1))
@@ -62,4 +63,30 @@ def test_listing_and_fetch_match_a_plain_boto3_client(
         head = plain.head_object(Bucket=bucket, Key=key)["LastModified"]
         assert fetched.obj.last_modified == head
         assert fetched.obj.last_modified.tzinfo is not None
-    assert len(calls) >= 6  # three listed, three fetched: the client uses the fast parser
+    assert len(calls) >= 3  # each fetch's Last-Modified: the client uses the fast parser
+
+
+def test_fetch_threads_share_one_client(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from rag_ingest.resources.s3 import S3Source
+
+    made: list[object] = []
+    original = s3.make_client
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        made.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(s3, "make_client", counted)
+    source = S3Source(bucket="b", endpoint_url=s3_endpoint, region_name="us-east-1")
+    start = Barrier(16)
+
+    def client(_: int) -> int:
+        start.wait()  # every thread asks at once, as the fetch threads do when a step starts
+        return id(source.client)
+
+    with ThreadPoolExecutor(16) as pool:
+        ids = set(pool.map(client, range(16)))
+    assert len(ids) == 1 and len(made) == 1

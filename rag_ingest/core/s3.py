@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,11 @@ class ObjectTooLarge(Exception):
     """The object exceeds the configured maximum size; it is not downloaded."""
 
 
+# One boto3 session per process, for every client make_client builds.
+_session: boto3.Session | None = None
+_session_lock = threading.Lock()
+
+
 def make_client(
     endpoint_url: str | None = None,
     region_name: str | None = None,
@@ -49,19 +55,24 @@ def make_client(
     read_timeout: float = 60.0,
 ) -> Any:
     """A boto3 S3 client with bounded, backing-off retries (5xx, throttling, timeouts), and
-    S3's timestamps parsed by :func:`parse_s3_timestamp`."""
-    session = botocore.session.get_session()
-    parsers = session.get_component("response_parser_factory")
-    parsers.set_parser_defaults(timestamp_parser=parse_s3_timestamp)
+    S3's timestamps parsed by :func:`parse_s3_timestamp`. Thread-safe; clients share one
+    session, so the service model is loaded once per process, not once per client."""
     config = Config(
         retries={"max_attempts": max_attempts, "mode": "standard"},
         connect_timeout=10,
         read_timeout=read_timeout,
         max_pool_connections=32,
     )
-    return boto3.Session(botocore_session=session).client(
-        "s3", endpoint_url=endpoint_url or None, region_name=region_name or None, config=config
-    )
+    global _session
+    with _session_lock:  # boto3 sessions are not thread-safe
+        if _session is None:
+            core = botocore.session.get_session()
+            parsers = core.get_component("response_parser_factory")
+            parsers.set_parser_defaults(timestamp_parser=parse_s3_timestamp)
+            _session = boto3.Session(botocore_session=core)
+        return _session.client(
+            "s3", endpoint_url=endpoint_url or None, region_name=region_name or None, config=config
+        )
 
 
 def parse_s3_timestamp(value: str) -> datetime:

@@ -1,5 +1,6 @@
 """The watched bucket, as a resource: one boto3 client per process, bounded retries."""
 
+import threading
 from typing import Any
 
 import dagster as dg
@@ -29,7 +30,14 @@ class S3Source(dg.ConfigurableResource):
     @property
     def client(self) -> Any:
         # One path for sensors, runs and the CLI: built on first use (boto3 clients are
-        # thread-safe and cheap to keep).
+        # thread-safe and cheap to keep), once, though every fetch thread asks at the start.
         if self._client is None:
-            self._client = s3.make_client(self.endpoint_url, self.region_name, self.max_attempts)
+            with _client_lock:
+                if self._client is None:
+                    self._client = s3.make_client(
+                        self.endpoint_url, self.region_name, self.max_attempts
+                    )
         return self._client
+
+
+_client_lock = threading.Lock()
