@@ -169,7 +169,8 @@ def _gpu(res: Results) -> list[str]:
             f"- gpu-speed counts: {gpu.documents} documents, "
             f"{sum(r.documents_ok for r in gpu.runs)} ok, {gpu.registry_chunks} chunks, "
             f"{gpu.points} points; registry statuses {gpu.statuses}; work left {gpu.work_left}",
-            f"- {len(gpu.ticks)} tick(s), {runs} run(s) ({failed} failed); documents per run "
+            f"- {len(gpu.ticks)} tick(s) with work, {runs} run(s) ({failed} failed); documents "
+            "per run "
             + _spread([r.documents for r in gpu.runs])
             + "; shards per run "
             + _spread([r.shards for r in gpu.runs]),
@@ -214,6 +215,13 @@ def _gpu(res: Results) -> list[str]:
             ]
         )
         out += _table(["stage", "seconds", "share of wall", "ms per document"], rows)
+        if gpu.confirm is not None:
+            out += [
+                f"After the wall: the tick that found nothing left to do took "
+                f"{_f(gpu.confirm.seconds)} s (S3 LIST {_f(gpu.confirm.listing_seconds)} s); "
+                "it confirms convergence, like the bench's final check, and is not in the wall.",
+                "",
+            ]
         out += [
             f"Within the stages: embed calls {_f(gpu.embed_calls)} s; shard verification and "
             f"version check {_f(gpu.verification)} s; S3 GETs {gpu.gets} calls, "

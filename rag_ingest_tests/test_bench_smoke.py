@@ -71,6 +71,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert int(counts[1]) == int(counts[2]) == DOCS
     assert int(counts[3]) == int(counts[4]) > 0
     assert "work left 0" in report
+    assert "the tick that found nothing left to do took" in report  # timed, outside the wall
     end_to_end = _row(report, f"gpu-speed end to end ({DOCS} documents)")
     assert _number(end_to_end[1]) == DOCS and _number(end_to_end[3]) > 0
     assert _number(_row(report, "bare GET loop")[1]) == DOCS
