@@ -35,8 +35,8 @@ def render(res: Results) -> list[str]:
     a = res.args
     out = ["# Benchmark results", ""]
     out += [
-        "Measured on a **shared, busy 2-core machine** (a test suite and other sessions ran",
-        "concurrently); absolute rates are lower and noisier than on a dedicated host.",
+        "Measured on a **shared machine** (other sessions may share the host; the load averages",
+        "below say how busy it was); absolute rates are noisier than on a dedicated host.",
         "",
         f"- command: `{res.command}`",
         f"- gpu-speed repeats: {a.repeats}; total harness time {_f(res.total_seconds, 0)} s",
