@@ -302,7 +302,7 @@ def chunk_blocks(
 def encode_blocks(
     documents: Sequence[Sequence[Block]],
     tokenizer: Tokenizer | None = None,
-    max_chars: int = 1 << 20,
+    max_chars: int = 1 << 18,
 ) -> list[list[Encoding | None]]:
     """Encodings of the documents' short blocks (one slice each), in one batch call, which the
     tokenizer spreads over its threads; longer blocks, and any beyond ``max_chars`` of text in
