@@ -21,6 +21,19 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True)
+def _no_leftover_defs_state_storage() -> Iterator[None]:
+    """dagster 1.13.27's ``DagsterInstance.__exit__`` (``instance_for_test``) disposes the
+    instance but leaves its state storage in a context variable; once the instance is garbage
+    collected, definitions loaded by a later test fail with "undefined DagsterInstance weakref"
+    (the outcome depends on the test order and on when the collector runs). Each test starts
+    with none and leaves none."""
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
