@@ -61,11 +61,6 @@ class CpuResult:
             return float("nan")
         return self.pipeline.wall / self.embedding_only_seconds
 
-    @property
-    def chunks_per_second(self) -> float:
-        s = self.embedding_only_seconds
-        return self.texts / s if s else float("nan")
-
 
 def corpus_texts(endpoint: str, bucket: str, max_tokens: int, overlap: int) -> list[str]:
     """The chunk texts of every object in ``bucket``, by the pipeline's extract and chunk."""

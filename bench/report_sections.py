@@ -130,31 +130,16 @@ def burst_section(b: Any) -> list[str]:
 
 def cpu_section(c: Any, stages: tuple[tuple[str, str], ...]) -> list[str]:
     p = c.pipeline
+
+    def row(label: str, seconds: float) -> list[str]:
+        rate = c.texts / seconds if seconds else float("nan")
+        return [label, str(c.texts), _f(seconds), _f(rate, 1)]
+
     rows = [
-        [
-            f"cpu cold pipeline, {p.documents} documents",
-            str(c.texts),
-            _f(p.wall),
-            _f(c.texts / p.wall if p.wall else float("nan"), 1),
-        ],
-        [
-            "embedding-only, same texts, same encoder, before the ingest",
-            str(c.texts),
-            _f(c.floor_before_seconds),
-            _f(c.texts / c.floor_before_seconds if c.floor_before_seconds else float("nan"), 1),
-        ],
-        [
-            "embedding-only, the same, after the ingest",
-            str(c.texts),
-            _f(c.floor_after_seconds),
-            _f(c.texts / c.floor_after_seconds if c.floor_after_seconds else float("nan"), 1),
-        ],
-        [
-            "**embedding-only floor (mean of the two)**",
-            str(c.texts),
-            _f(c.embedding_only_seconds),
-            _f(c.chunks_per_second, 1),
-        ],
+        row(f"cpu cold pipeline, {p.documents} documents", p.wall),
+        row("embedding-only, same texts, same encoder, before the ingest", c.floor_before_seconds),
+        row("embedding-only, the same, after the ingest", c.floor_after_seconds),
+        row("**embedding-only floor (mean of the two)**", c.embedding_only_seconds),
     ]
     return [
         "## CPU scenario (real all-MiniLM-L6-v2 on CPU)",

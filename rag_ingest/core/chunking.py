@@ -308,27 +308,21 @@ def encode_blocks(
     tokenizer spreads over its threads; longer blocks, and any beyond ``max_chars`` of text in
     all (it bounds the memory held), get None and are tokenized slice by slice as usual."""
     tok = tokenizer or load_tokenizer()
+    out: list[list[Encoding | None]] = [[None] * len(blocks) for blocks in documents]
     chosen: list[str] = []
+    places: list[tuple[int, int]] = []
     spent = 0
-    for blocks in documents:
-        for block in blocks:
+    for d, blocks in enumerate(documents):
+        for b, block in enumerate(blocks):
             size = len(block.text)
             if size <= SLICE_CHARS and spent + size <= max_chars:
                 chosen.append(block.text)
+                places.append((d, b))
                 spent += size
-    encoded = iter(tok.encode_batch(chosen, add_special_tokens=False) if chosen else [])
-    spent = 0
-    out: list[list[Encoding | None]] = []
-    for blocks in documents:
-        row: list[Encoding | None] = []
-        for block in blocks:
-            size = len(block.text)
-            if size <= SLICE_CHARS and spent + size <= max_chars:
-                row.append(next(encoded))
-                spent += size
-            else:
-                row.append(None)
-        out.append(row)
+    if chosen:
+        encoded = tok.encode_batch(chosen, add_special_tokens=False)
+        for (d, b), encoding in zip(places, encoded, strict=True):
+            out[d][b] = encoding
     return out
 
 
