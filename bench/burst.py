@@ -152,7 +152,7 @@ def _main(args: argparse.Namespace) -> None:
     # model cache. "RSS before" is that; peak minus it is the tick's own memory.
     import rag_ingest.definitions  # noqa: F401
     from rag_ingest.core.registry import Registry
-    from rag_ingest.core.s3 import make_client
+    from rag_ingest.core.storage.s3 import make_client
 
     make_client(args.endpoint, "us-east-1", 1)
     before = proc_status_mb("VmRSS")

@@ -63,7 +63,7 @@ def moto_server() -> Iterator[str]:
 
 
 def s3_client(endpoint: str) -> Any:
-    from rag_ingest.core.s3 import make_client
+    from rag_ingest.core.storage.s3 import make_client
 
     return make_client(endpoint, REGION, max_attempts=3)
 

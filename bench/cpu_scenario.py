@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rag_ingest.core import s3
-from rag_ingest.core.chunking import chunk_blocks
-from rag_ingest.core.encoder import shared_encoder
-from rag_ingest.core.extract import extract
+from rag_ingest.core.documents.extract import extract
+from rag_ingest.core.storage import s3
+from rag_ingest.core.text.chunking import chunk_blocks
+from rag_ingest.core.text.encoder import shared_encoder
 from rag_ingest.resources.embedders import EmbedStats, LocalEmbedder
 
 from .common import Stopwatch

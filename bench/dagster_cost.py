@@ -339,7 +339,7 @@ def run_dagster_cost(
     shards: int = 256,
 ) -> DagsterCost:
     """Every measurement of the module on SQLite, then PostgreSQL when available."""
-    from rag_ingest.core.shards import Shards
+    from rag_ingest.core.planning.shards import Shards
 
     layout = Shards(shards)
     requests = _requests(saved_requests)

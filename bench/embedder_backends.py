@@ -27,9 +27,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from rag_ingest.core.chunking import MAX_CHUNK_TOKENS, chunk_blocks  # noqa: E402
-from rag_ingest.core.encoder import BACKENDS, Encoder, load_tokenizer  # noqa: E402
-from rag_ingest.core.extract import ExtractionError, extract  # noqa: E402
+from rag_ingest.core.documents.extract import extract  # noqa: E402
+from rag_ingest.core.documents.model import ExtractionError  # noqa: E402
+from rag_ingest.core.text.chunking import MAX_CHUNK_TOKENS, chunk_blocks  # noqa: E402
+from rag_ingest.core.text.encoder import BACKENDS, Encoder, load_tokenizer  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "embedder_backends.md"
 # The bar a backend must meet to be offered as the default.

@@ -82,7 +82,7 @@ def populate(bucket: str, n: int) -> list[Any]:
     from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
 
-    from rag_ingest.core.s3 import S3Object
+    from rag_ingest.core.storage.s3 import S3Object
 
     backend = s3_backends[DEFAULT_ACCOUNT_ID]["global"]
     objects = []
@@ -189,7 +189,7 @@ def run(keys: int, repeats: int, workdir: Path) -> Results:
     from rag_ingest.core.config import Settings
     from rag_ingest.core.keys import partition_key
     from rag_ingest.core.registry import Outcome
-    from rag_ingest.core.s3 import S3Object, list_objects
+    from rag_ingest.core.storage.s3 import S3Object, list_objects
     from rag_ingest.defs.ingestion import sensors
     from rag_ingest.resources import (
         DocumentRegistry,

@@ -180,8 +180,8 @@ def _patched(obj: Any, name: str, wrap: Callable[[Any], Any]) -> Iterator[None]:
 def instrumented(timers: Timers) -> Iterator[None]:
     """Timers around the listing (time spent inside the listing generator), the shards'
     verification, the version check and each S3 GET. Behaviour is unchanged."""
-    from rag_ingest.core import s3 as s3_module
-    from rag_ingest.core import stages
+    from rag_ingest.core.pipeline import steps as stages
+    from rag_ingest.core.storage import s3 as s3_module
     from rag_ingest.defs.ingestion import sensors, writer
 
     def timed_listing(original: Any) -> Any:

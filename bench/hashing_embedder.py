@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from rag_ingest.core.encoder import DEFAULT_BACKEND, DIMENSION, vector_space
+from rag_ingest.core.text.encoder import DEFAULT_BACKEND, DIMENSION, vector_space
 from rag_ingest.resources.embedders import Embedder, EmbedStats
 
 LABEL = "bench-hashing (BENCH-ONLY, not a model)"

@@ -61,7 +61,7 @@ def random_set(points: int, queries: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def minilm_set(points: int, queries: int) -> tuple[np.ndarray, np.ndarray]:
-    from rag_ingest.core.encoder import shared_encoder
+    from rag_ingest.core.text.encoder import shared_encoder
 
     texts, asked = corpus_texts(points, queries)
     encoder = shared_encoder()

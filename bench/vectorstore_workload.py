@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from bench.common import proc_status_mb
-from rag_ingest.core.chunking import Chunk
 from rag_ingest.core.keys import partition_key
 from rag_ingest.core.records import DocumentInfo
+from rag_ingest.core.text.chunking import Chunk
 from rag_ingest.core.vectorstore import DocumentPoints, VectorStore, open_vector_store, payload
 from rag_ingest.core.vectorstore.edge import EdgeStore
 

@@ -6,7 +6,7 @@ configured; add ``-e ENV`` to both for a non-default environment)::
     modal deploy -m modal_functions.embedder
     modal run -m modal_functions.embedder
 
-The model code is ``rag_ingest.core.encoder``, the same module the local embedder runs, shipped
+The model code is ``rag_ingest.core.text.encoder``, the same module the local embedder runs, shipped
 into the image with ``add_local_python_source``: local and GPU vectors come from one code path.
 """
 
@@ -15,8 +15,8 @@ import time
 import modal
 import numpy as np
 
-from modal_functions.constants import APP_NAME, CLASS_NAME, DEPLOY_COMMAND, GPU
-from rag_ingest.core.encoder import DIMENSION, MODEL_PACKAGE, MODEL_PACKAGE_VERSION, Encoder
+from rag_ingest.core.modal_names import APP_NAME, CLASS_NAME, DEPLOY_COMMAND, GPU
+from rag_ingest.core.text.encoder import DIMENSION, MODEL_PACKAGE, MODEL_PACKAGE_VERSION, Encoder
 
 image = (
     modal.Image.debian_slim(python_version="3.11")

@@ -85,10 +85,10 @@ def status(args: argparse.Namespace) -> int:
 
 
 def search(args: argparse.Namespace) -> int:
-    from rag_ingest.core.search import search_collection
+    from rag_ingest.core.index.search import search_collection
 
     with resources(args.settings, "vectors", "embedder") as res, res.vectors.open() as store:
-        collection = args.collection or res.vectors.collection
+        collection = args.collection or args.settings.collection
         vectors, _ = res.embedder.embed([args.query])
         hits = search_collection(store, collection, vectors[0], args.k)
     if not hits:
@@ -125,8 +125,8 @@ def cost(args: argparse.Namespace) -> int:
 def health(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from rag_ingest.core.audit import audit_collection
-    from rag_ingest.core.health import norm_outliers
+    from rag_ingest.core.index.audit import audit_collection
+    from rag_ingest.core.index.health import norm_outliers
 
     settings: Settings = args.settings
     bars: dict[str, Any] = {}
@@ -178,7 +178,7 @@ def health(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    from modal_functions.constants import GPU
+    from rag_ingest.core.modal_names import GPU
     from rag_ingest.index_commands import add_index_parser
 
     p = sub.add_parser("status", help="one document's state and history")

@@ -34,7 +34,7 @@ def start_local_s3(corpus: Path) -> tuple[Any, str]:
 
     from moto.server import ThreadedMotoServer
 
-    from rag_ingest.core.s3 import make_client
+    from rag_ingest.core.storage.s3 import make_client
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rag_ingest.core.config import Settings
-from rag_ingest.core.fingerprint import Fingerprint
+from rag_ingest.core.index.fingerprint import Fingerprint
 
 
 def _when(timestamp: float | None) -> str:
@@ -31,7 +31,7 @@ def index(args: argparse.Namespace) -> int:
 
 def _index(args: argparse.Namespace) -> int:
     from rag_ingest.commands import resources
-    from rag_ingest.core import versions
+    from rag_ingest.core.index import versions
 
     settings: Settings = args.settings
     with resources(settings, "vectors", "registry") as res, res.vectors.open() as store:

@@ -49,7 +49,7 @@ def s3_endpoint() -> Iterator[str]:
 
 @pytest.fixture()
 def s3_client(s3_endpoint: str) -> Any:
-    from rag_ingest.core.s3 import make_client
+    from rag_ingest.core.storage.s3 import make_client
 
     return make_client(s3_endpoint, "us-east-1", max_attempts=2)
 

@@ -72,7 +72,6 @@ def make_resources(
             endpoint_url=endpoint,
             region_name="us-east-1",
             max_attempts=2,
-            max_object_bytes=settings.max_object_bytes,
             **s3_kwargs,
         ),
         "registry": DocumentRegistry(url=f"sqlite:///{settings.data_dir / 'registry.sqlite'}"),
@@ -80,7 +79,6 @@ def make_resources(
         "vectors": VectorStoreResource(
             engine=settings.qdrant_engine,
             path=str(settings.qdrant_path),
-            collection=settings.collection,
             lock_wait_seconds=5,
         ),
         "embedder": embedder if embedder is not None else LocalEmbedder(),

@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Callable
 from typing import TypeVar
 
-from rag_ingest.core.limits import DocumentLimits, MiB
+from rag_ingest.core.documents.limits import DocumentLimits, MiB
 
 # The timeout leaves room for the slowest document (~3 s alone) on a loaded two-core machine.
 HOSTILE_LIMITS = DocumentLimits(timeout_seconds=20.0, memory_bytes=256 * MiB)

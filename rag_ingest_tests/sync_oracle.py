@@ -3,10 +3,11 @@
 import random
 from typing import Any
 
-from rag_ingest.core.chunking import chunk_blocks
-from rag_ingest.core.extract import ExtractionError, extract
+from rag_ingest.core.documents.extract import extract
+from rag_ingest.core.documents.model import ExtractionError
 from rag_ingest.core.keys import partition_key
-from rag_ingest.core.s3 import list_objects
+from rag_ingest.core.storage.s3 import list_objects
+from rag_ingest.core.text.chunking import chunk_blocks
 
 WORDS = [
     "river",

@@ -25,8 +25,8 @@ def _peak_rss_delta(endpoint: str, bucket: str, key: str, limit: int) -> dict[st
             return int(status.split("VmHWM:")[1].split()[0])
 
         from rag_ingest.core.registry import DocumentRecord
-        from rag_ingest.core.s3 import make_client
-        from rag_ingest.core.stages import DocumentLimits, DocumentProcessor, load_document
+        from rag_ingest.core.storage.s3 import make_client
+        from rag_ingest.core.pipeline.steps import DocumentLimits, DocumentProcessor, load_document
         client = make_client({endpoint!r}, "us-east-1")
         def record(key):
             return DocumentRecord("d", {bucket!r}, key, "", 0, "", 0, "pending", None, None,

@@ -2,9 +2,10 @@ import itertools
 
 import pytest
 
-from rag_ingest.core.chunking import MAX_CHUNK_TOKENS, chunk_blocks
-from rag_ingest.core.encoder import load_tokenizer
-from rag_ingest.core.extract import Block, extract
+from rag_ingest.core.documents.extract import extract
+from rag_ingest.core.documents.model import Block
+from rag_ingest.core.text.chunking import MAX_CHUNK_TOKENS, chunk_blocks
+from rag_ingest.core.text.encoder import load_tokenizer
 
 
 def _count(text: str) -> int:

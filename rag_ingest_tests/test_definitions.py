@@ -56,7 +56,9 @@ def test_every_setting_reaches_the_definitions_built_from_it() -> None:
     [schedule] = defs.schedules or []
     assert isinstance(schedule, dg.ScheduleDefinition) and schedule.cron_schedule == "5 4 * * *"
     resources = defs.resources or {}
-    assert resources["vectors"].collection == "kb"
+    # The alias has one owner, the settings: the resource carries no second copy of it.
+    assert "collection" not in type(resources["vectors"]).model_fields
+    assert settings.physical_collection.startswith("kb__")
     assert isinstance(resources["embedder"], LocalEmbedder)
     assert resources["embedder"].backend == "onnx"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag_ingest.core import encoder as encoder_module
-from rag_ingest.core.encoder import BACKENDS, DIMENSION, Encoder, ensure_exported, export_dir
+from rag_ingest.core.text import encoder as encoder_module
+from rag_ingest.core.text.encoder import BACKENDS, DIMENSION, Encoder, ensure_exported, export_dir
 
 TEXTS = [
     "how do bees tell each other where the flowers are",

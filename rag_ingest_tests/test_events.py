@@ -280,7 +280,7 @@ def test_a_failed_head_keeps_its_message_and_never_marks_the_key_deleted(
 
 
 def _listing(client: Any, bucket: str) -> list[Any]:
-    from rag_ingest.core.s3 import list_objects
+    from rag_ingest.core.storage.s3 import list_objects
 
     return list(list_objects(client, bucket, ""))
 

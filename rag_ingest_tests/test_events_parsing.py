@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from rag_ingest.core.events import (
+from rag_ingest.core.planning.s3_events import (
     IGNORED,
     MALFORMED,
     S3_EVENTS,

@@ -3,7 +3,8 @@ import io
 
 import pytest
 
-from rag_ingest.core.extract import ExtractionError, extract, gunzip_bounded
+from rag_ingest.core.documents.extract import extract, gunzip_bounded
+from rag_ingest.core.documents.model import ExtractionError
 from rag_ingest_tests.helpers import SAMPLE_CORPUS
 
 

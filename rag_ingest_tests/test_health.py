@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rag_ingest.core.health import VectorSample, compare_sync, drift, norm_outliers
+from rag_ingest.core.index.health import VectorSample, compare_sync, drift, norm_outliers
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:

@@ -6,10 +6,11 @@ import gzip
 
 import pytest
 
-from rag_ingest.core.extract import ExtractionError, extract, gunzip_bounded
-from rag_ingest.core.html import extract_html
-from rag_ingest.core.limits import DocumentLimits, MiB
-from rag_ingest.core.markdown import split_markdown
+from rag_ingest.core.documents.extract import extract, gunzip_bounded
+from rag_ingest.core.documents.html import extract_html
+from rag_ingest.core.documents.limits import DocumentLimits, MiB
+from rag_ingest.core.documents.markdown import split_markdown
+from rag_ingest.core.documents.model import ExtractionError
 from rag_ingest_tests.hostile import (
     growth_ratio,
     peak_rss_growth_mb,
@@ -111,7 +112,7 @@ def test_html_parsing_memory_does_not_grow_with_elements() -> None:
     # BeautifulSoup's tree cost ~200 MB here; the streaming target keeps only text.
     growth = peak_rss_growth_mb(
         setup="""
-            from rag_ingest.core.extract import extract
+            from rag_ingest.core.documents.extract import extract
             body = ("<html><body>" + "<i>x</i>" * 190_000).encode()
             extract("warm.html", b"<p>warm up</p>")
         """,
@@ -125,7 +126,8 @@ def test_gzip_bomb_memory_stays_near_the_decompression_limit() -> None:
     growth = peak_rss_growth_mb(
         setup="""
             import gzip
-            from rag_ingest.core.extract import ExtractionError, extract
+            from rag_ingest.core.documents.model import ExtractionError
+            from rag_ingest.core.documents.extract import extract
             bomb = gzip.compress(b"\\0" * (200 * 1024 * 1024), 9)
         """,
         work="""
@@ -142,7 +144,8 @@ def test_gzip_bomb_memory_stays_near_the_decompression_limit() -> None:
 def test_pdf_text_bomb_memory_is_bounded() -> None:
     growth = peak_rss_growth_mb(
         setup="""
-            from rag_ingest.core.extract import ExtractionError, extract
+            from rag_ingest.core.documents.model import ExtractionError
+            from rag_ingest.core.documents.extract import extract
             from rag_ingest_tests.hostile import good_pdf, text_bomb_pdf
             bomb = text_bomb_pdf(10_000)
             extract("warm.pdf", good_pdf())

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from rag_ingest.core.chunking import (
+from rag_ingest.core.documents.extract import extract
+from rag_ingest.core.documents.model import Block, Extracted, assemble_blocks
+from rag_ingest.core.text.chunking import (
     CHUNKER_VERSION,
     MAX_CHUNK_CHARS,
     MAX_CHUNK_TOKENS,
@@ -16,8 +18,7 @@ from rag_ingest.core.chunking import (
     chunk_blocks,
     chunk_stats,
 )
-from rag_ingest.core.encoder import load_tokenizer
-from rag_ingest.core.extract import Block, Extracted, assemble_blocks, extract
+from rag_ingest.core.text.encoder import load_tokenizer
 from rag_ingest_tests.hostile import peak_rss_growth_mb
 
 
@@ -135,8 +136,8 @@ def test_chunking_memory_does_not_grow_with_the_block() -> None:
     # Tokenizing 2 MB of "a a a ..." in one call cost +660 MB; slices keep it flat.
     growth = peak_rss_growth_mb(
         setup="""
-            from rag_ingest.core.chunking import chunk_blocks
-            from rag_ingest.core.extract import Block
+            from rag_ingest.core.text.chunking import chunk_blocks
+            from rag_ingest.core.documents.model import Block
             text = "a " * (1024 * 1024)
             chunk_blocks([Block("warm up the tokenizer", 0)])
         """,

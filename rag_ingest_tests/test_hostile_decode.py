@@ -4,8 +4,9 @@ import codecs
 
 import pytest
 
-from rag_ingest.core.decode import DecodeError, decode_bytes, replace_surrogates
-from rag_ingest.core.extract import ExtractionError, extract
+from rag_ingest.core.documents.decode import DecodeError, decode_bytes, replace_surrogates
+from rag_ingest.core.documents.extract import extract
+from rag_ingest.core.documents.model import ExtractionError
 
 RUSSIAN = "Съешь же ещё этих мягких французских булок, да выпей чаю. " * 6
 FRENCH = "Le café crème est très apprécié à Paris, où les garçons servent des croissants. " * 4

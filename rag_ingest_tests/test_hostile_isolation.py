@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
-from rag_ingest.core import stages
-from rag_ingest.core.blobstore import LocalBlobStore
-from rag_ingest.core.extract import Block
-from rag_ingest.core.isolation import DocumentProcessor
+from rag_ingest.core.documents.isolation import DocumentProcessor
+from rag_ingest.core.documents.limits import DocumentLimits, MiB
+from rag_ingest.core.documents.model import Block
 from rag_ingest.core.keys import partition_key
-from rag_ingest.core.limits import DocumentLimits, MiB
+from rag_ingest.core.pipeline import steps as stages
+from rag_ingest.core.pipeline.runfiles import DocumentRow, read_rows, write_rows
+from rag_ingest.core.pipeline.steps import chunk_document, load_document
 from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.registry import DocumentRecord
-from rag_ingest.core.runfiles import DocumentRow, read_rows, write_rows
-from rag_ingest.core.stages import chunk_document, load_document
+from rag_ingest.core.storage.blobstore import LocalBlobStore
 from rag_ingest_tests.hostile import (
     HOSTILE_LIMITS,
     expected_outcomes,

@@ -6,8 +6,8 @@ from typing import Any
 
 import dagster as dg
 
-from rag_ingest.core.encoder import shared_encoder
 from rag_ingest.core.keys import partition_key
+from rag_ingest.core.text.encoder import shared_encoder
 from rag_ingest_tests.helpers import Harness, make_resources, make_settings
 from rag_ingest_tests.hostile import HOSTILE_LIMITS, expected_outcomes, hostile_corpus
 

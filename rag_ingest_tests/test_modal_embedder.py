@@ -11,7 +11,7 @@ import modal.exception
 import numpy as np
 import pytest
 
-from modal_functions.constants import APP_NAME, CLASS_NAME
+from rag_ingest.core.modal_names import APP_NAME, CLASS_NAME
 from rag_ingest.resources.embedders import EmbeddingError
 from rag_ingest.resources.modal import ModalEmbedder, ModalSetupError
 from rag_ingest_tests.helpers import Harness, make_resources, make_settings

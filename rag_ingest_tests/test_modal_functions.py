@@ -11,8 +11,9 @@ import modal.exception
 import numpy as np
 import pytest
 
-from modal_functions import constants, embedder
+from modal_functions import embedder
 from modal_functions.embedder import SMOKE_SENTENCES, EmbeddingModel, smoke_report
+from rag_ingest.core import modal_names as constants
 from rag_ingest.resources import Embedder, LocalEmbedder
 from rag_ingest.resources.modal import ModalEmbedder
 from rag_ingest_tests.modal_fakes import install
@@ -62,13 +63,14 @@ def test_the_app_sets_no_retries_and_runs_on_the_configured_gpu() -> None:
     assert info.timeout == 600
 
 
-def test_the_gpu_name_is_written_only_in_constants() -> None:
+def test_the_gpu_name_is_written_only_in_modal_names() -> None:
     sources = [
         *sorted((REPO / "modal_functions").glob("*.py")),
         REPO / "rag_ingest" / "resources" / "modal.py",
+        REPO / "rag_ingest" / "core" / "modal_names.py",
     ]
     holders = [p.name for p in sources if f'"{constants.GPU}"' in p.read_text()]
-    assert holders == ["constants.py"]
+    assert holders == ["modal_names.py"]
 
 
 def test_modal_class_through_local_gives_the_local_embedders_vectors(model: Any) -> None:

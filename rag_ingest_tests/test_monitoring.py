@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from rag_ingest.cli import main as cli_main
-from rag_ingest.core.chunking import Chunk
 from rag_ingest.core.keys import partition_key
 from rag_ingest.core.records import DocumentInfo
+from rag_ingest.core.text.chunking import Chunk
 from rag_ingest.core.vectorstore import DocumentPoints, open_vector_store
 from rag_ingest.defs.monitoring.usage import embedding_workload
 from rag_ingest.resources import EmbedStats, LocalEmbedder

@@ -37,7 +37,7 @@ def test_a_new_qdrant_path_or_collection_gets_every_document(
     moved = replace(harness.settings, qdrant_dir=str(tmp_path / "elsewhere"))
     harness.settings = moved
     harness.resources["vectors"] = VectorStoreResource(
-        path=str(moved.qdrant_path), collection=moved.collection, lock_wait_seconds=5
+        path=str(moved.qdrant_path), lock_wait_seconds=5
     )
     harness.converge()
     assert harness.versions() == expected
@@ -45,7 +45,7 @@ def test_a_new_qdrant_path_or_collection_gets_every_document(
     renamed = replace(moved, collection="knowledge")
     harness.settings = renamed
     harness.resources["vectors"] = VectorStoreResource(
-        path=str(renamed.qdrant_path), collection="knowledge", lock_wait_seconds=5
+        path=str(renamed.qdrant_path), lock_wait_seconds=5
     )
     harness.converge()
     with harness.store() as store:

@@ -7,10 +7,10 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from rag_ingest.core.chunking import Chunk
-from rag_ingest.core.encoder import shared_encoder
 from rag_ingest.core.keys import partition_key
 from rag_ingest.core.records import DocumentInfo
+from rag_ingest.core.text.chunking import Chunk
+from rag_ingest.core.text.encoder import shared_encoder
 from rag_ingest.core.vectorstore import DocumentPoints
 from rag_ingest_tests.helpers import (
     Harness,
@@ -35,7 +35,7 @@ PER_RUN = 8
 
 @pytest.fixture(scope="module")
 def world(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from rag_ingest.core.s3 import make_client
+    from rag_ingest.core.storage.s3 import make_client
 
     client = make_client(s3_endpoint, "us-east-1")
     bucket = "pipeline-e2e"

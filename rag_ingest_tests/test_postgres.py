@@ -33,7 +33,7 @@ from dagster_postgres import (
 )
 
 from rag_ingest.core.keys import key_hash, partition_key
-from rag_ingest.core.report import md_cell
+from rag_ingest.core.md_table import md_cell
 from rag_ingest.defs.ingestion.sensors import RANGE_END_TAG, RANGE_START_TAG
 from rag_ingest.resources import DocumentRegistry
 from rag_ingest_tests.helpers import (

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from rag_ingest.core.keys import key_hash, partition_key
 from rag_ingest.core.registry import Known, Outcome, Registry, Scope
-from rag_ingest.core.s3 import S3Object
+from rag_ingest.core.storage.s3 import S3Object
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 ALL = (0, 65535)

@@ -12,9 +12,9 @@ import pytest
 
 from rag_ingest.cli import main as cli_main
 from rag_ingest.core.config import Settings
-from rag_ingest.core.encoder import shared_encoder
+from rag_ingest.core.index.versions import rollback
+from rag_ingest.core.text.encoder import shared_encoder
 from rag_ingest.core.vectorstore import StoreLocked
-from rag_ingest.core.versions import rollback
 from rag_ingest.resources import LocalEmbedder
 from rag_ingest_tests.helpers import Harness, make_resources, make_settings
 from rag_ingest_tests.sync_oracle import expected_versions, text

@@ -7,7 +7,7 @@ import boto3
 import pytest
 from botocore.utils import parse_timestamp
 
-from rag_ingest.core import s3
+from rag_ingest.core.storage import s3
 
 
 @pytest.mark.parametrize(

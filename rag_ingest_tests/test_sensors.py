@@ -11,7 +11,7 @@ import pytest
 from rag_ingest.core.config import Settings
 from rag_ingest.core.keys import partition_key
 from rag_ingest.core.registry import store as registry_store
-from rag_ingest.core.s3 import list_objects
+from rag_ingest.core.storage.s3 import list_objects
 from rag_ingest.defs.ingestion.sensors import (
     RANGE_END_TAG,
     RANGE_START_TAG,

@@ -3,8 +3,9 @@
 import pytest
 
 from rag_ingest.core.keys import key_hash, partition_key
-from rag_ingest.core.requests import ShardRequest, decide, run_key, signature
-from rag_ingest.core.shards import Shards, plan_ranges
+from rag_ingest.core.planning.run_requests import decide, run_key, signature
+from rag_ingest.core.planning.shards import Shards, plan_ranges
+from rag_ingest.core.registry.model import ShardRequest
 
 
 def test_shards_split_the_key_space_into_equal_contiguous_ranges() -> None:

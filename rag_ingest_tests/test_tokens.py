@@ -12,13 +12,13 @@ import random
 
 import pytest
 
-from rag_ingest.core import tokens
-from rag_ingest.core.chunking import chunk_blocks, encode_blocks
-from rag_ingest.core.encoder import load_tokenizer
-from rag_ingest.core.extract import Block
+from rag_ingest.core.documents.model import Block
+from rag_ingest.core.pipeline.steps import chunk_document, chunk_documents
 from rag_ingest.core.records import DocumentInfo
-from rag_ingest.core.stages import chunk_document, chunk_documents
-from rag_ingest.core.tokens import TokenStream
+from rag_ingest.core.text import tokens
+from rag_ingest.core.text.chunking import chunk_blocks, encode_blocks
+from rag_ingest.core.text.encoder import load_tokenizer
+from rag_ingest.core.text.tokens import TokenStream
 
 
 class ScalarStream(TokenStream):

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rag_ingest.core.chunking import Chunk
 from rag_ingest.core.keys import partition_key
 from rag_ingest.core.records import DocumentInfo
+from rag_ingest.core.text.chunking import Chunk
 from rag_ingest.core.vectorstore import DocumentPoints
 
 REPO = Path(__file__).resolve().parent.parent

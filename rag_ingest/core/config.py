@@ -15,8 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag_ingest.core.chunking import CHUNKER_VERSION, MAX_CHUNK_TOKENS, MIN_CHUNK_TOKENS
-from rag_ingest.core.encoder import (
+from rag_ingest.core.documents.limits import DocumentLimits
+from rag_ingest.core.index.fingerprint import Fingerprint, physical_collection
+from rag_ingest.core.planning.shards import ALLOWED_COUNTS, DEFAULT_SHARDS, Shards
+from rag_ingest.core.registry.model import Scope
+from rag_ingest.core.text.chunking import CHUNKER_VERSION, MAX_CHUNK_TOKENS, MIN_CHUNK_TOKENS
+from rag_ingest.core.text.encoder import (
     DEFAULT_BACKEND,
     DIMENSION,
     MODEL_PACKAGE,
@@ -24,10 +28,6 @@ from rag_ingest.core.encoder import (
     check_backend,
     vector_space,
 )
-from rag_ingest.core.fingerprint import Fingerprint, physical_collection
-from rag_ingest.core.limits import DocumentLimits
-from rag_ingest.core.registry.model import Scope
-from rag_ingest.core.shards import ALLOWED_COUNTS, DEFAULT_SHARDS, Shards
 
 DEFAULT_MONITOR_CRON = "0 6 * * *"  # daily, 06:00 UTC
 ENGINES = ("edge", "local", "server")

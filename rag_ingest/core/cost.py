@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modal_functions.constants import GPU
+from rag_ingest.core.modal_names import GPU
 
 # Modal's published per-second GPU prices (USD), snapshots of Apr–Jun 2026. Override per
 # deployment (``--prices prices.json``): prices change and differ per plan and region.

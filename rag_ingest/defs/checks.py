@@ -13,9 +13,9 @@ import dagster as dg
 import numpy as np
 
 from rag_ingest.core.config import Settings
-from rag_ingest.core.health import norm_outliers
+from rag_ingest.core.index.health import norm_outliers
+from rag_ingest.core.md_table import md_table
 from rag_ingest.core.registry import FAILED_STATUSES
-from rag_ingest.core.report import md_table
 from rag_ingest.resources import DocumentRegistry, VectorStoreResource
 
 EXAMPLES = 20
@@ -212,7 +212,7 @@ def build_registry_check(settings: Settings) -> dg.AssetChecksDefinition:
             **{f"documents_{status}": n for status, n in bad.items()},
             documents_ok=counts.get("ok", 0),
             documents_pending=counts.get("pending", 0),
-            collection=vectors.collection,
+            collection=settings.collection,
             examples=dg.MetadataValue.md(table),
         )
 

@@ -36,7 +36,6 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             bucket=dg.EnvVar("RAG_S3_BUCKET"),
             endpoint_url=endpoint,
             region_name=region,
-            max_object_bytes=settings.max_object_bytes,
         ),
         # A database URL may carry a password: resolved at run time, never shown.
         "registry": DocumentRegistry(
@@ -50,7 +49,6 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             url=_env("RAG_QDRANT_URL"),
             api_key=_env("RAG_QDRANT_API_KEY"),
             path=str(settings.qdrant_path),
-            collection=settings.collection,
         ),
         "embedder": embedder,
     }

@@ -9,7 +9,7 @@ import dagster as dg
 import numpy as np
 from pydantic import field_validator
 
-from rag_ingest.core.encoder import (
+from rag_ingest.core.text.encoder import (
     DEFAULT_BACKEND,
     DIMENSION,
     MODEL_NAME,
@@ -65,7 +65,7 @@ class Embedder(dg.ConfigurableResource):
 class LocalEmbedder(Embedder):
     """all-MiniLM-L6-v2 in this process, from the packaged weights; loaded once per process.
 
-    ``backend`` picks the runtime (see ``rag_ingest.core.encoder.BACKENDS``): ``torch`` is
+    ``backend`` picks the runtime (see ``rag_ingest.core.text.encoder.BACKENDS``): ``torch`` is
     sentence-transformers itself; ``onnx``/``openvino`` run an fp32 export of the same weights,
     ``onnx-int8``/``openvino-int8`` an int8 one. Exports are made once into the encoder's cache
     (``RAG_EMBED_CACHE_DIR``, else ``$RAG_DATA_DIR/embedder-cache``) and reused.

@@ -14,9 +14,9 @@ import dagster as dg
 import numpy as np
 from pydantic import PrivateAttr, field_validator
 
-from modal_functions.constants import APP_NAME, CLASS_NAME, DEPLOY_COMMAND, GPU
 from rag_ingest.core.cost import MODAL_GPU_PRICE_PER_SECOND, gpu_cost_usd
-from rag_ingest.core.encoder import vector_space
+from rag_ingest.core.modal_names import APP_NAME, CLASS_NAME, DEPLOY_COMMAND, GPU
+from rag_ingest.core.text.encoder import vector_space
 from rag_ingest.resources.embedders import Embedder, EmbeddingError, EmbedStats
 
 logger = dg.get_dagster_logger(__name__)

@@ -6,7 +6,7 @@ from typing import Any
 import dagster as dg
 from pydantic import PrivateAttr
 
-from rag_ingest.core import s3
+from rag_ingest.core.storage import s3
 
 
 class S3Source(dg.ConfigurableResource):
@@ -18,7 +18,6 @@ class S3Source(dg.ConfigurableResource):
     bucket: str
     endpoint_url: str | None = None
     region_name: str | None = None
-    max_object_bytes: int = 64 * 1024 * 1024
     max_attempts: int = 5
     fetch_threads: int = 8
 

@@ -3,8 +3,8 @@
 import dagster as dg
 from pydantic import PrivateAttr
 
-from rag_ingest.core import s3
-from rag_ingest.core.blobstore import BlobStore, open_blobstore
+from rag_ingest.core.storage import s3
+from rag_ingest.core.storage.blobstore import BlobStore, open_blobstore
 
 
 class IntermediateStore(dg.ConfigurableResource):

@@ -10,8 +10,9 @@ from rag_ingest.core.vectorstore import VectorStore, open_vector_store
 
 
 class VectorStoreResource(dg.ConfigurableResource):
-    """Where the points live. ``collection`` is the alias readers query; the pipeline writes
-    into one physical collection per pipeline fingerprint behind it.
+    """Where the points live. Which collection the pipeline writes is not this resource's to
+    say: the alias readers query (``Settings.collection``) and the physical collection behind it
+    (one per pipeline fingerprint) both come from the settings.
 
     The embedded engines allow one process at a time: :meth:`open` waits for the folder lock
     (up to ``lock_wait_seconds``), and writers are also serialized by the ``qdrant`` pool.
@@ -21,7 +22,6 @@ class VectorStoreResource(dg.ConfigurableResource):
     url: str | None = None
     api_key: str | None = None
     path: str = "data/qdrant-edge"
-    collection: str = "documents"
     upsert_batch_size: int = 256
     timeout_seconds: int = 60
     lock_wait_seconds: float = 600.0

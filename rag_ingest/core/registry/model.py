@@ -97,3 +97,12 @@ class Scope:
 
     def contains(self, bucket: str, key: str) -> bool:
         return bucket == self.bucket and any(key.startswith(p) for p in self.prefixes)
+
+
+@dataclass(frozen=True)
+class ShardRequest:
+    """The last run request made for a shard (kept so a shard is not requested twice)."""
+
+    signature: str
+    attempts: int
+    requested_at: float

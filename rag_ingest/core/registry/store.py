@@ -33,7 +33,7 @@ from rag_ingest.core.registry.reads import (
 )
 from rag_ingest.core.registry.schema import counters, documents, events, upgrade
 from rag_ingest.core.registry.targets import TargetsMixin
-from rag_ingest.core.s3 import S3Object
+from rag_ingest.core.storage.s3 import S3Object
 
 __all__ = ["INSERT_BATCH", "Registry", "default_url", "scope_condition", "work_condition"]
 # Rows per INSERT when registering a burst (bounds the sensor's memory).

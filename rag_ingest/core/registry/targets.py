@@ -13,9 +13,8 @@ import time
 
 import sqlalchemy as sa
 
-from rag_ingest.core.registry.model import Target
+from rag_ingest.core.registry.model import ShardRequest, Target
 from rag_ingest.core.registry.schema import counters, shard_requests, targets
-from rag_ingest.core.requests import ShardRequest
 
 # Targets whose collection may still hold points (dropped ones are gone).
 _EXISTING = ("building", "live", "retired", "rolled_back")

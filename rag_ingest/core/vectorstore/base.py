@@ -21,9 +21,9 @@ from typing import Any, Protocol, Self, TypeVar
 
 import numpy as np
 
-from rag_ingest.core.chunking import Chunk
 from rag_ingest.core.keys import key_hash, point_id
 from rag_ingest.core.records import DocumentInfo
+from rag_ingest.core.text.chunking import Chunk
 
 DOC_ID_FIELD = "metadata.doc_id"
 KEY_HASH_FIELD = "metadata.key_hash"

@@ -15,18 +15,18 @@ from collections.abc import Iterator
 import dagster as dg
 from pydantic import Field
 
-from rag_ingest.core.chunking import Chunk
 from rag_ingest.core.config import Settings
-from rag_ingest.core.records import DocumentInfo
-from rag_ingest.core.registry import DocumentRecord
-from rag_ingest.core.runfiles import DocumentRow, run_path, write_rows
-from rag_ingest.core.stages import (
+from rag_ingest.core.pipeline.runfiles import DocumentRow, run_path, write_rows
+from rag_ingest.core.pipeline.steps import (
     DocumentProcessor,
     chunk_documents,
     chunk_stats,
     load_document,
 )
-from rag_ingest.core.windows import affected, ordered_map, windows
+from rag_ingest.core.pipeline.windows import affected, ordered_map, windows
+from rag_ingest.core.records import DocumentInfo
+from rag_ingest.core.registry import DocumentRecord
+from rag_ingest.core.text.chunking import Chunk
 from rag_ingest.defs.checks import EMBEDDING_CHECKS, EmbeddingAudit
 from rag_ingest.defs.ingestion.partitions import shard_partitions
 from rag_ingest.defs.ingestion.run import ShardReport, read_upstream, run_scope

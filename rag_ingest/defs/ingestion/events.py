@@ -23,7 +23,8 @@ import dagster as dg
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rag_ingest.core.config import Settings
-from rag_ingest.core.events import (
+from rag_ingest.core.planning.listing import TickPlan, plan_tick
+from rag_ingest.core.planning.s3_events import (
     IGNORED,
     MALFORMED,
     TEST_EVENT,
@@ -32,8 +33,7 @@ from rag_ingest.core.events import (
     reduce_events,
 )
 from rag_ingest.core.registry import Registry
-from rag_ingest.core.s3 import S3Object
-from rag_ingest.core.sync import TickPlan, plan_tick
+from rag_ingest.core.storage.s3 import S3Object
 from rag_ingest.defs.ingestion.sensors import INGEST_JOB, request_runs
 from rag_ingest.resources import DocumentRegistry, S3Source, VectorStoreResource
 from rag_ingest.resources.events import QueueMessage, S3EventsQueue

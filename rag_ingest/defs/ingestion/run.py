@@ -8,9 +8,9 @@ from typing import Any
 import dagster as dg
 
 from rag_ingest.core.config import Settings
-from rag_ingest.core.report import md_table
-from rag_ingest.core.runfiles import DocumentRow, read_rows, run_path
-from rag_ingest.core.shards import Shards
+from rag_ingest.core.md_table import md_table
+from rag_ingest.core.pipeline.runfiles import DocumentRow, read_rows, run_path
+from rag_ingest.core.planning.shards import Shards
 from rag_ingest.resources import IntermediateStore
 
 # Documents listed per shard in a materialization's table of changes.

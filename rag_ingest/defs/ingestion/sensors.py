@@ -18,11 +18,11 @@ import dagster as dg
 
 from rag_ingest.core.config import Settings
 from rag_ingest.core.keys import source_uri
+from rag_ingest.core.planning.listing import plan_tick
+from rag_ingest.core.planning.run_requests import decide, run_key
+from rag_ingest.core.planning.shards import Shards
 from rag_ingest.core.registry import Registry
-from rag_ingest.core.requests import decide, run_key
-from rag_ingest.core.s3 import list_objects
-from rag_ingest.core.shards import Shards
-from rag_ingest.core.sync import plan_tick
+from rag_ingest.core.storage.s3 import list_objects
 from rag_ingest.resources import DocumentRegistry, S3Source, VectorStoreResource
 
 # Dagster's own backfill daemon launches multi-partition runs with these run tags.

@@ -16,12 +16,12 @@ import dagster as dg
 import numpy as np
 
 from rag_ingest.core.config import Settings
+from rag_ingest.core.index.versions import ensure_target, maybe_promote
 from rag_ingest.core.keys import point_id
+from rag_ingest.core.pipeline.runfiles import RUNS, DocumentRow
+from rag_ingest.core.pipeline.windows import windows
 from rag_ingest.core.registry import GONE_STATUSES, DocumentRecord, Outcome, Registry, Target
-from rag_ingest.core.runfiles import RUNS, DocumentRow
 from rag_ingest.core.vectorstore.base import CollectionMismatch, DocumentPoints, VectorStore
-from rag_ingest.core.versions import ensure_target, maybe_promote
-from rag_ingest.core.windows import windows
 from rag_ingest.defs.checks import (
     COLLECTION_CHECKS,
     dimension_result,

@@ -9,7 +9,7 @@ import time
 
 import dagster as dg
 
-from rag_ingest.core.runfiles import RUNS
+from rag_ingest.core.pipeline.runfiles import RUNS
 from rag_ingest.resources import IntermediateStore
 
 _FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}

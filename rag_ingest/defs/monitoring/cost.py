@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from modal_functions.constants import GPU
 from rag_ingest.core.cost import PriceTable, price_workload, render_markdown
+from rag_ingest.core.modal_names import GPU
 from rag_ingest.defs.monitoring.usage import embedding_workload
 
 

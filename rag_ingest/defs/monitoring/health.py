@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from rag_ingest.core.audit import audit_collection
-from rag_ingest.core.blobstore import BlobNotFound
 from rag_ingest.core.config import Settings
-from rag_ingest.core.health import Drift, VectorSample, drift, norm_outliers
+from rag_ingest.core.index.audit import audit_collection
+from rag_ingest.core.index.health import Drift, VectorSample, drift, norm_outliers
+from rag_ingest.core.storage.blobstore import BlobNotFound
 from rag_ingest.defs.checks import ERROR, HEALTH_CHECKS, WARN, examples_json, result
 from rag_ingest.resources import (
     DocumentRegistry,

@@ -1,11 +1,11 @@
 """Per-document isolation: extraction in worker processes that can be killed.
 
 :class:`DocumentProcessor` keeps ``workers`` long-lived child processes
-(:mod:`rag_ingest.core.worker`) and hands each document to an idle one. A document that runs past
-``DocumentLimits.timeout_seconds`` has its worker killed (and replaced) and is recorded
-``failed`` with "timed out after N s"; one that exhausts the worker's address-space cap, crashes
-the parser or kills the process is recorded ``failed`` with that reason. Only failing to start a
-worker at all raises, because that says nothing about a document.
+(:mod:`rag_ingest.core.documents.worker`) and hands each document to an idle one. A document
+that runs past ``DocumentLimits.timeout_seconds`` has its worker killed (and replaced) and is
+recorded ``failed`` with "timed out after N s"; one that exhausts the worker's address-space
+cap, crashes the parser or kills the process is recorded ``failed`` with that reason. Only
+failing to start a worker at all raises, because that says nothing about a document.
 
 Workers are started with ``subprocess`` (fork + exec of a fresh interpreter), never a bare
 ``fork()``: the caller is a threaded Dagster process. A document costs two pipe writes and one
@@ -29,8 +29,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
 
-from rag_ingest.core.extract import Block, Extracted
-from rag_ingest.core.limits import DocumentLimits
+from rag_ingest.core.documents.limits import DocumentLimits
+from rag_ingest.core.documents.model import Block, Extracted
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -80,7 +80,7 @@ class _Worker:
             p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p
         )
         limits = json.dumps(dataclasses.asdict(self.limits))
-        args = [sys.executable, "-m", "rag_ingest.core.worker"]
+        args = [sys.executable, "-m", "rag_ingest.core.documents.worker"]
         try:
             self.proc = subprocess.Popen(
                 [*args, str(to_child_r), str(from_child_w), limits],

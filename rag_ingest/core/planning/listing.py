@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from rag_ingest.core.registry.model import GONE_STATUSES, Known
-from rag_ingest.core.s3 import S3Object
+from rag_ingest.core.storage.s3 import S3Object
 
 
 @dataclass

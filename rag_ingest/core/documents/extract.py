@@ -1,26 +1,30 @@
 """Bytes of an S3 object → plain text split into blocks (pages, sections) with offsets.
 
-Every outcome is either an :class:`Extracted` document or an :class:`ExtractionError` carrying
-a status (``empty``, ``unsupported``, ``failed``) and a reason a person can act on. Work and
-memory are bounded by :class:`~rag_ingest.core.limits.DocumentLimits` whatever the bytes are:
-decompression stops at ``max_decompressed_bytes``, every format stops at ``max_text_chars``,
-and no step is super-linear in its input. This is the pure function an extraction worker runs
-(:mod:`rag_ingest.core.isolation` adds the wall-clock and memory limits).
+Every outcome is either an :class:`Extracted` document or an :class:`ExtractionError` carrying a
+status (``empty``, ``unsupported``, ``failed``) and a reason a person can act on. Work and
+memory are bounded by :class:`~rag_ingest.core.documents.limits.DocumentLimits` whatever the
+bytes are: decompression stops at ``max_decompressed_bytes``, every format stops at
+``max_text_chars``, and no step is super-linear in its input. This is the pure function an
+extraction worker runs (:mod:`rag_ingest.core.documents.isolation` adds the wall-clock and
+memory limits).
 """
 
 from __future__ import annotations
 
-import functools
 import re
 import zlib
-from dataclasses import dataclass
-from typing import Literal
 
-from rag_ingest.core.decode import DecodeError, decode_bytes, replace_surrogates
-from rag_ingest.core.limits import DocumentLimits
-
-Status = Literal["ok", "empty", "unsupported", "failed"]
-Format = Literal["text", "markdown", "html", "pdf"]
+from rag_ingest.core.documents.decode import DecodeError, decode_bytes
+from rag_ingest.core.documents.limits import DocumentLimits
+from rag_ingest.core.documents.model import (
+    Extracted,
+    ExtractionError,
+    Format,
+    Status,
+    TextBudget,
+    assemble_blocks,
+    clean_title,
+)
 
 _EXTENSIONS: dict[str, Format] = {
     ".txt": "text",
@@ -62,109 +66,6 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 _GZIP_MAGIC = b"\x1f\x8b"
 _NOT_NUL = re.compile(b"[^\\x00]")
-# Headings and titles ride in every chunk's payload; the full text stays in the chunk itself.
-MAX_HEADING_CHARS = 200
-MAX_TITLE_CHARS = 500
-
-# (text, page, heading, heading path) of one block before offsets are assigned.
-Part = tuple[str, int | None, str | None, tuple[str, ...]]
-
-
-class ExtractionError(Exception):
-    """A document that cannot be turned into text, with the reason recorded for the user."""
-
-    def __init__(self, status: Status, reason: str) -> None:
-        super().__init__(reason)
-        self.status: Status = status
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class Block:
-    """A run of text with one page number and one nearest heading.
-
-    ``start`` is the offset of ``text`` in :attr:`Extracted.text`; ``heading_path`` is the chain
-    of headings above the block, outermost first (``("Guide", "Install", "Linux")``), when the
-    format has a hierarchy (Markdown, HTML).
-    """
-
-    text: str
-    start: int
-    page: int | None = None
-    heading: str | None = None
-    heading_path: tuple[str, ...] = ()
-
-
-@dataclass
-class Extracted:
-    format: Format
-    blocks: list[Block]
-    title: str | None = None
-    pages: int | None = None
-    compressed: bool = False
-
-    @functools.cached_property
-    def text(self) -> str:
-        """The document's text: its blocks joined by blank lines (built on first use)."""
-        return "\n\n".join(b.text for b in self.blocks)
-
-
-class TextBudget:
-    """Counts extracted characters and fails the document once they pass ``limit``."""
-
-    def __init__(self, limit: int, what: str = "extracted text") -> None:
-        self.limit = limit
-        self.used = 0
-        self.what = what
-
-    def exceeded(self) -> ExtractionError:
-        return ExtractionError(
-            "failed",
-            f"{self.what} exceeds the {self.limit:,}-character limit "
-            "(DocumentLimits.max_text_chars)",
-        )
-
-    def take(self, chars: int) -> None:
-        self.used += chars
-        if self.used > self.limit:
-            raise self.exceeded()
-
-
-def _short(text: str | None, limit: int) -> str | None:
-    if text is None:
-        return None
-    text = replace_surrogates(" ".join(text[: 4 * limit].split()))
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def clean_title(title: str | None) -> str | None:
-    """A document title fit for every chunk's payload: one line, bounded, serialisable."""
-    return _short(title, MAX_TITLE_CHARS) or None
-
-
-def assemble_blocks(parts: list[Part]) -> list[Block]:
-    """Drop empty parts and give each block its offset in the joined document text.
-
-    Text is made serialisable here (lone surrogates, which some PDFs' font maps produce, become
-    U+FFFD without changing any length); headings are bounded to ``MAX_HEADING_CHARS``.
-    """
-    blocks: list[Block] = []
-    offset = 0
-    for text, page, heading, path in parts:
-        text = replace_surrogates(text.strip())
-        if not text:
-            continue
-        blocks.append(
-            Block(
-                text=text,
-                start=offset,
-                page=page,
-                heading=_short(heading, MAX_HEADING_CHARS),
-                heading_path=tuple(_short(h, MAX_HEADING_CHARS) or "" for h in path),
-            )
-        )
-        offset += len(text) + 2  # the "\n\n" joiner of Extracted.text
-    return blocks
 
 
 def gunzip_bounded(data: bytes, limit: int) -> bytes:
@@ -207,7 +108,7 @@ def gunzip_bounded(data: bytes, limit: int) -> bytes:
 
 
 def decode_text(data: bytes, content_type: str | None = None, html: bool = False) -> str:
-    """Text as its source declares it (see :mod:`rag_ingest.core.decode`)."""
+    """Text as its source declares it (see :mod:`rag_ingest.core.documents.decode`)."""
     try:
         return decode_bytes(data, content_type, html).text
     except DecodeError as exc:
@@ -279,7 +180,7 @@ def extract(
             raise ExtractionError("empty", "gzip content decompresses to 0 bytes")
     fmt = detect_format(key, content_type, data)
     if fmt == "pdf":
-        from rag_ingest.core.pdf import extract_pdf
+        from rag_ingest.core.documents.pdf import extract_pdf
 
         budget = TextBudget(limits.pdf_text_chars(len(data)))
         result = extract_pdf(data, budget, limits.max_decompressed_bytes)
@@ -287,14 +188,14 @@ def extract(
         text = decode_text(data, content_type, html=fmt == "html")
         budget = TextBudget(limits.max_text_chars)
         if fmt == "html":
-            from rag_ingest.core.html import extract_html
+            from rag_ingest.core.documents.html import extract_html
 
             result = extract_html(text, budget)
         else:
             budget.take(len(text))
             text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\0", "")
             if fmt == "markdown":
-                from rag_ingest.core.markdown import split_markdown
+                from rag_ingest.core.documents.markdown import split_markdown
 
                 result = Extracted("markdown", assemble_blocks(split_markdown(text)))
             else:

@@ -11,20 +11,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from rag_ingest.core import s3
-from rag_ingest.core.chunking import (
+from rag_ingest.core.documents.decode import replace_surrogates
+from rag_ingest.core.documents.isolation import DocumentProcessor, Outcome
+from rag_ingest.core.documents.limits import DocumentLimits
+from rag_ingest.core.documents.model import Block
+from rag_ingest.core.records import DocumentInfo
+from rag_ingest.core.registry import DocumentRecord
+from rag_ingest.core.storage import s3
+from rag_ingest.core.text.chunking import (
     CHUNKER_VERSION,
     Chunk,
     chunk_blocks,
     chunk_stats,
     encode_blocks,
 )
-from rag_ingest.core.decode import replace_surrogates
-from rag_ingest.core.extract import Block
-from rag_ingest.core.isolation import DocumentProcessor, Outcome
-from rag_ingest.core.limits import DocumentLimits
-from rag_ingest.core.records import DocumentInfo
-from rag_ingest.core.registry import DocumentRecord
 
 if TYPE_CHECKING:
     from tokenizers import Encoding
@@ -64,7 +64,10 @@ def load_document(
         info.status, info.reason = "missing", "object no longer exists in S3"
         return info, []
     except s3.ObjectTooLarge as exc:
-        info.status, info.reason = "failed", f"too large: {exc} (S3Source.max_object_bytes)"
+        info.status, info.reason = (
+            "failed",
+            f"too large: {exc} (RAG_MAX_OBJECT_BYTES, Settings.max_object_bytes)",
+        )
         return info, []
     info.etag = fetched.obj.etag
     info.size = fetched.obj.size

@@ -13,7 +13,13 @@ import re
 
 import lxml.etree as etree
 
-from rag_ingest.core.extract import Extracted, ExtractionError, Part, TextBudget, assemble_blocks
+from rag_ingest.core.documents.model import (
+    Extracted,
+    ExtractionError,
+    Part,
+    TextBudget,
+    assemble_blocks,
+)
 
 # Elements whose text is never document content.
 _DROP = frozenset(

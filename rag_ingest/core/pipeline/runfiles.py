@@ -21,12 +21,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rag_ingest.core.blobstore import BlobStore
-from rag_ingest.core.chunking import Chunk
-from rag_ingest.core.decode import replace_surrogates
-from rag_ingest.core.extract import Block
+from rag_ingest.core.documents.decode import replace_surrogates
+from rag_ingest.core.documents.model import Block
 from rag_ingest.core.keys import key_hash
 from rag_ingest.core.records import DocumentInfo
+from rag_ingest.core.storage.blobstore import BlobStore
+from rag_ingest.core.text.chunking import Chunk
 
 RUNS = "runs"
 # A row group is closed at this many documents or bytes of payload, whichever comes first.

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from rag_ingest.core.health import SyncReport, compare_sync
+from rag_ingest.core.index.health import SyncReport, compare_sync
 from rag_ingest.core.keys import partition_key
 from rag_ingest.core.registry import Registry, Scope, Target
-from rag_ingest.core.s3 import list_objects
+from rag_ingest.core.storage.s3 import list_objects
 from rag_ingest.core.vectorstore.base import VectorStore
 
 Progress = Callable[[str, int], None]

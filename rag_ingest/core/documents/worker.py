@@ -1,12 +1,12 @@
 """The extraction worker: a child process that runs :func:`extract` on documents sent to it.
 
-Started by :class:`rag_ingest.core.isolation.DocumentProcessor` as
-``python -m rag_ingest.core.worker <read fd> <write fd> <limits as JSON>``. Its address space is
+Started by :class:`rag_ingest.core.documents.isolation.DocumentProcessor` as ``python -m
+rag_ingest.core.documents.worker <read fd> <write fd> <limits as JSON>``. Its address space is
 capped (``RLIMIT_AS``) so a memory bomb raises MemoryError here, and its parent kills it on
 timeout; either way only this process is lost. Messages are length-prefixed frames
-(:class:`multiprocessing.connection.Connection` over the two pipes): a pickled
-``(key, content_type, content_encoding)`` header and the raw body in; one pickled
-``(status, reason, payload, peak_rss_kb, restart)`` reply out.
+(:class:`multiprocessing.connection.Connection` over the two pipes): a pickled ``(key,
+content_type, content_encoding)`` header and the raw body in; one pickled ``(status, reason,
+payload, peak_rss_kb, restart)`` reply out.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ import sys
 from multiprocessing.connection import Connection
 from typing import Any
 
-from rag_ingest.core.decode import replace_surrogates
-from rag_ingest.core.extract import Extracted, ExtractionError, extract
-from rag_ingest.core.limits import DocumentLimits
+from rag_ingest.core.documents.decode import replace_surrogates
+from rag_ingest.core.documents.extract import extract
+from rag_ingest.core.documents.limits import DocumentLimits
+from rag_ingest.core.documents.model import Extracted, ExtractionError
 
 _MAX_REASON = 500
 
@@ -125,9 +126,9 @@ def main(argv: list[str]) -> None:
     import lxml.etree  # noqa: F401
     import pypdf  # noqa: F401
 
-    import rag_ingest.core.html
-    import rag_ingest.core.markdown
-    import rag_ingest.core.pdf  # noqa: F401
+    import rag_ingest.core.documents.html
+    import rag_ingest.core.documents.markdown
+    import rag_ingest.core.documents.pdf  # noqa: F401
 
     _cap_memory(limits.memory_bytes)
     serve(Connection(read_fd, writable=False), Connection(write_fd, readable=False), limits)

@@ -9,7 +9,7 @@ Guarantees, for any text:
   of unsplittable characters makes a chunk unbounded;
 - ``text`` is ``Extracted.text[char_start:char_end]``, except that a word the tokenizer cannot
   read whole (over 100 characters: base64, minified code, unspaced scripts) gets a space at
-  each place it was split (see :mod:`rag_ingest.core.tokens`), so its content is embedded
+  each place it was split (see :mod:`rag_ingest.core.text.tokens`), so its content is embedded
   instead of becoming one ``[UNK]``; whatever stays ``[UNK]`` is counted in
   ``unrepresented_chars``;
 - work and memory are linear in the text: it is tokenized in slices, once (a chunk is
@@ -29,9 +29,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rag_ingest.core.encoder import MAX_SEQ_LENGTH, SPECIAL_TOKENS, load_tokenizer
-from rag_ingest.core.extract import Block
-from rag_ingest.core.tokens import SLICE_CHARS, TokenStream
+from rag_ingest.core.documents.model import Block
+from rag_ingest.core.text.encoder import MAX_SEQ_LENGTH, SPECIAL_TOKENS, load_tokenizer
+from rag_ingest.core.text.tokens import SLICE_CHARS, TokenStream
 
 if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer

@@ -13,18 +13,10 @@ import hashlib
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 
-from rag_ingest.core.shards import RunRange, Shards, plan_ranges
+from rag_ingest.core.planning.shards import RunRange, Shards, plan_ranges
+from rag_ingest.core.registry.model import ShardRequest
 
 MAX_BACKOFF_SECONDS = 3600.0
-
-
-@dataclass(frozen=True)
-class ShardRequest:
-    """The last request made for a shard."""
-
-    signature: str
-    attempts: int
-    requested_at: float
 
 
 @dataclass(frozen=True)

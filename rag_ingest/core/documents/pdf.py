@@ -14,7 +14,13 @@ import io
 import logging
 from typing import Any
 
-from rag_ingest.core.extract import Extracted, ExtractionError, Part, TextBudget, assemble_blocks
+from rag_ingest.core.documents.model import (
+    Extracted,
+    ExtractionError,
+    Part,
+    TextBudget,
+    assemble_blocks,
+)
 
 _SHOW_TEXT = (b"Tj", b"TJ", b"'", b'"')
 # The densest real pages (6-point spreadsheets) hold ~30k characters. A page far beyond that is

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rag_ingest.core.fingerprint import Fingerprint, physical_collection
+from rag_ingest.core.index.fingerprint import Fingerprint, physical_collection
 from rag_ingest.core.registry import Registry, Scope, Target
 from rag_ingest.core.vectorstore.base import CollectionMismatch, VectorStore
 

@@ -1,0 +1,1 @@
+"""Documents: format detection, decoding and extraction to text blocks, in bounded workers."""

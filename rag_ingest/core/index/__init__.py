@@ -1,0 +1,1 @@
+"""Index: the versions behind the alias, their fingerprints, search, audits and health."""
