@@ -63,9 +63,9 @@ def _direct(harness: Harness, collection: str) -> list[list[tuple[str, float]]]:
 
 
 def _same(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> bool:
-    return [i for i, _ in a] == [i for i, _ in b] and all(
-        abs(x - y) < 1e-5 for (_, x), (_, y) in zip(a, b, strict=True)
-    )
+    # Exact: one collection answers one query vector bit for bit, and the backend change's
+    # versions differ only in float rounding (onnx fp32 vs torch fp32: ~2e-7 in these scores).
+    return a == b
 
 
 def _answers(harness: Harness) -> list[list[str]]:
@@ -89,11 +89,12 @@ CHANGES = {
         {},
         {"RAG_CHUNK_MAX_TOKENS": "64", "RAG_CHUNK_OVERLAP_TOKENS": "8"},
     ),
-    # Same chunks, another vector space: only the scores tell the versions apart.
+    # Same chunks, another vector space: only the scores tell the versions apart (in their
+    # last bits: the onnx export's fused kernels round differently from torch).
     "backend": (
-        {"embed_backend": "onnx-int8"},
-        {"backend": "onnx-int8"},
-        {"RAG_EMBED_BACKEND": "onnx-int8"},
+        {"embed_backend": "onnx"},
+        {"backend": "onnx"},
+        {"RAG_EMBED_BACKEND": "onnx"},
     ),
 }
 
@@ -195,7 +196,7 @@ def test_a_backend_change_gets_a_collection_of_its_own() -> None:
     torch = Settings(bucket="b")
     assert torch.fingerprint.vector_space == "torch-fp32"
     assert Settings(bucket="b", embedder="modal").physical_collection == torch.physical_collection
-    for backend in ("onnx", "onnx-int8", "openvino", "openvino-int8"):
+    for backend in ("onnx", "openvino"):
         other = Settings(bucket="b", embed_backend=backend)
         assert other.physical_collection != torch.physical_collection, backend
 
@@ -205,10 +206,10 @@ def test_an_embedder_of_another_vector_space_is_refused_before_writing(
 ) -> None:
     settings = make_settings(corpus, tmp_path)
     with dg.instance_for_test() as instance:
-        resources = make_resources(s3_endpoint, settings, LocalEmbedder(backend="onnx-int8"))
+        resources = make_resources(s3_endpoint, settings, LocalEmbedder(backend="onnx"))
         harness = Harness(instance, settings, resources)
         runs = harness.sync()
         assert runs and not any(r.success for r in runs)
         failure = next(e for e in runs[0].all_events if e.event_type_value == "STEP_FAILURE")
-        assert "onnx-int8" in str(failure.event_specific_data.error)  # type: ignore[union-attr]
+        assert "onnx-fp32" in str(failure.event_specific_data.error)  # type: ignore[union-attr]
         assert harness.points() == []

@@ -66,8 +66,8 @@ class LocalEmbedder(Embedder):
     """all-MiniLM-L6-v2 in this process, from the packaged weights; loaded once per process.
 
     ``backend`` picks the runtime (see ``rag_ingest.core.text.encoder.BACKENDS``): ``torch`` is
-    sentence-transformers itself; ``onnx``/``openvino`` run an fp32 export of the same weights,
-    ``onnx-int8``/``openvino-int8`` an int8 one. Exports are made once into the encoder's cache
+    sentence-transformers itself; ``onnx``/``openvino`` run an fp32 export of the same weights
+    (the ``cpu`` extra). Exports are made once into the export cache
     (``RAG_EMBED_CACHE_DIR``, else ``$RAG_DATA_DIR/embedder-cache``) and reused.
     """
 

