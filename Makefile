@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 dev: setup
-	$(BIN)/python -m rag_ingest.devserver
+	$(BIN)/python -m rag_ingest.cli dev
 
 test: setup
 	$(BIN)/python -m pytest -q -ra

@@ -26,7 +26,9 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .common import REGION, REPO, free_port
+from rag_ingest.testing.ports import free_port
+
+from .common import REGION, REPO
 
 EMPTY_PREFIX = "empty/"
 _CHUNK = 2000

@@ -40,7 +40,9 @@ CORE_WINGS: tuple[str, ...] = (
     "config",
 )
 # Top-level layers of the package, lowest first.
-LAYERS: tuple[str, ...] = ("core", "resources", "defs", "definitions", "cli")
+# ``testing`` (local stand-ins: moto, PostgreSQL, ports, the harness) sits under ``cli`` because
+# `make dev` starts the same local S3 the tests use; nothing the pipeline runs imports it.
+LAYERS: tuple[str, ...] = ("core", "resources", "defs", "definitions", "testing", "cli")
 
 
 def module_name(path: Path) -> str:
