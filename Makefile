@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 dev: setup
-	$(BIN)/python -m rag_ingest.devserver
+	$(BIN)/python -m rag_ingest.cli dev
 
 test: setup
 	$(BIN)/python -m pytest -q -ra
@@ -27,6 +27,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/pyright
 	$(BIN)/dg check defs
+	$(BIN)/python scripts/check_imports.py
 
 # Side-by-side benchmark (about an hour at these sizes on 2 cores; bench/RESULTS.md).
 bench: setup

@@ -117,7 +117,7 @@ def _tick(workdir: Path, endpoint: str, bucket: str, serve: Any) -> tuple[float,
 
     from rag_ingest.defs.ingestion import sensors
     from rag_ingest.resources import S3Source
-    from rag_ingest_tests.helpers import make_settings
+    from rag_ingest.testing.harness import make_settings
 
     home = workdir / "home"
     home.mkdir(parents=True, exist_ok=True)

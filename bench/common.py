@@ -1,10 +1,10 @@
-"""Shared pieces of the benchmark: a local S3 (moto), timing, medians, machine facts."""
+"""Shared pieces of the benchmark: environment, an S3 client, timing, machine facts (the local S3
+itself is ``rag_ingest.testing.s3``, shared with the tests and `make dev`)."""
 
 from __future__ import annotations
 
 import os
 import platform
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -40,26 +40,6 @@ def _apply_env(values: dict[str, str | None]) -> None:
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def moto_server() -> Iterator[str]:
-    """A moto S3 server in this process, on a free 127.0.0.1 port; yields its endpoint URL."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 def s3_client(endpoint: str) -> Any:

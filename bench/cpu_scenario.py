@@ -86,7 +86,7 @@ def run_cpu(
     with Stopwatch() as loading:
         encoder = shared_encoder(embedder.device, embedder.batch_size, embedder.backend)
         encoder.encode(["warm-up"])
-    from rag_ingest_tests.helpers import make_settings
+    from rag_ingest.testing.harness import make_settings
 
     defaults = make_settings(bucket, workdir)
     before = corpus_texts(

@@ -110,8 +110,8 @@ class DagsterCost:
 def _postgres() -> Iterator[str | None]:
     """A throwaway PostgreSQL cluster (the tests' helper); None when none can start."""
     try:
-        from rag_ingest_tests.helpers import free_port
-        from rag_ingest_tests.pg import PostgresUnavailable, local_cluster, scratch_database
+        from rag_ingest.testing.ports import free_port
+        from rag_ingest.testing.postgres import PostgresUnavailable, local_cluster, scratch_database
     except ImportError:
         yield None
         return
@@ -301,7 +301,7 @@ def _floors(
     import dagster as dg
 
     from rag_ingest.defs.ingestion.sensors import RANGE_END_TAG, RANGE_START_TAG
-    from rag_ingest_tests.helpers import make_resources, make_settings
+    from rag_ingest.testing.harness import make_resources, make_settings
 
     from .gpu_speed import Pipeline, Timers
     from .hashing_embedder import HashingEmbedder

@@ -33,7 +33,9 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from .common import REGION, REPO, Stopwatch, machine_info, moto_server, s3_client
+from rag_ingest.testing.s3 import moto_server
+
+from .common import REGION, REPO, Stopwatch, machine_info, s3_client
 from .corpus import make_document
 
 BUCKET = "bench-events"

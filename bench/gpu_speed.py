@@ -240,7 +240,7 @@ class Pipeline:
         """``config``: the instance's dagster.yaml, written unless None (keep the home's)."""
         import dagster as dg
 
-        from rag_ingest_tests.helpers import Harness
+        from rag_ingest.testing.harness import Harness
 
         if config is not None:
             home.mkdir(parents=True, exist_ok=True)
@@ -325,7 +325,7 @@ def run_gpu_speed(
     """Ingest every object of ``bucket`` (``documents`` of them) and measure each stage.
     ``embedder``: the BENCH-ONLY hashing embedder unless given (the CPU scenario passes the
     real model)."""
-    from rag_ingest_tests.helpers import make_resources, make_settings
+    from rag_ingest.testing.harness import make_resources, make_settings
 
     from .hashing_embedder import HashingEmbedder
 

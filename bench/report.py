@@ -16,7 +16,7 @@ from .markdown import verdict as _verdict
 from .report_sections import burst_section, cost_section, cpu_section, ui_section
 
 if TYPE_CHECKING:
-    from .run import Results
+    from .results_model import Results
 
 STAGES = (
     ("S3 GET + extract (`raw_documents`)", "raw_documents"),

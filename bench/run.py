@@ -29,30 +29,13 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from . import common
 from .common import REPO, s3_client
+from .results_model import Results
 
 SCENARIOS = ("gpu", "cost", "ui", "burst", "cpu")
-
-
-@dataclass
-class Results:
-    args: argparse.Namespace
-    machine: dict[str, str]
-    command: str
-    gpu: list[Any] = field(default_factory=list)  # GpuSpeedResult per repeat
-    get_rates: list[Any] = field(default_factory=list)  # GetRate per repeat
-    s3_populate: Any = None
-    cost: Any = None
-    burst: Any = None
-    cpu: Any = None
-    ui: Any = None
-    errors: dict[str, str] = field(default_factory=dict)  # scenario → what failed
-    total_seconds: float = 0.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -170,7 +153,7 @@ def _guarded(res: Results, name: str, step: Callable[[], None]) -> None:
 
 
 def _ui(args: argparse.Namespace, res: Results, endpoint: str, bucket: str, tmp: Path) -> None:
-    from rag_ingest_tests.helpers import make_settings
+    from rag_ingest.testing.harness import make_settings
 
     from .ui import run_ui
 

@@ -26,7 +26,9 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .common import REGION, REPO, free_port
+from rag_ingest.testing.s3 import moto_server
+
+from .common import REGION, REPO
 
 EMPTY_PREFIX = "empty/"
 _CHUNK = 2000
@@ -70,7 +72,6 @@ def _small_documents(n: int, seed: int, workers: int) -> Iterator[tuple[str, byt
 def _serve(args: argparse.Namespace) -> None:
     from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
-    from moto.server import ThreadedMotoServer
 
     backend = s3_backends[DEFAULT_ACCOUNT_ID]["global"]
     backend.create_bucket(args.bucket, REGION)
@@ -91,22 +92,19 @@ def _serve(args: argparse.Namespace) -> None:
     for i in range(args.empty_keys):
         backend.put_object(args.bucket, f"{EMPTY_PREFIX}{i:07d}.txt", b"")
     populate = time.perf_counter() - started - generating
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    info = ServerInfo(
-        f"http://127.0.0.1:{port}",
-        os.getpid(),
-        args.bucket,
-        args.small_docs,
-        args.empty_keys,
-        populate,
-        generating,
-        stored,
-    )
-    print(json.dumps(info.__dict__), flush=True)
-    sys.stdin.read()  # until the parent closes our stdin (or dies)
-    server.stop()
+    with moto_server() as endpoint:
+        info = ServerInfo(
+            endpoint,
+            os.getpid(),
+            args.bucket,
+            args.small_docs,
+            args.empty_keys,
+            populate,
+            generating,
+            stored,
+        )
+        print(json.dumps(info.__dict__), flush=True)
+        sys.stdin.read()  # until the parent closes our stdin (or dies)
 
 
 @contextmanager

@@ -1,6 +1,6 @@
 """UI with the large state: the asset graph and ``qdrant_collection``'s partitions page in
 headless Chromium, against the GPU-speed scenario's instance (every shard materialized by its
-runs), with the tests' browser helpers (``rag_ingest_tests.browser``: Debian's chromium and
+runs), with the tests' browser helpers (``rag_ingest.testing.browser``: Debian's chromium and
 chromedriver driven by Selenium, ``dagster-webserver`` in a process of its own).
 
 Each page is loaded once to warm the webserver and the browser cache (the React bundle's first
@@ -49,7 +49,7 @@ def _node(name: str, percent: int, shards: int) -> str:
 def _timed_load(driver: Any, url: str, xpaths: list[str]) -> float:
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from rag_ingest_tests.browser import displayed
+    from rag_ingest.testing.browser import displayed
 
     started = time.perf_counter()
     driver.get(url)
@@ -71,7 +71,7 @@ def run_ui(
     import dagster as dg
     from selenium.common.exceptions import TimeoutException
 
-    from rag_ingest_tests.browser import chromium, dagster_webserver
+    from rag_ingest.testing.browser import chromium, dagster_webserver
 
     instance = dg.DagsterInstance.from_config(str(home))
     try:

@@ -1,6 +1,6 @@
 """The code location, loaded the ``dg`` way from ``rag_ingest/defs/`` (one folder per domain).
 
-``dg dev``, ``dagster dev -m rag_ingest.definitions`` and ``workspace.yaml`` all load ``defs``.
+``dg dev``, ``make dev`` and ``dagster dev`` (``workspace.yaml``) all load ``defs``.
 Every domain builds its definitions from one :class:`~rag_ingest.core.config.Settings`, read
 from the environment once; :func:`build_definitions` builds the same set from explicit settings
 (tests, scripts).

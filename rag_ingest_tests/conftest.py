@@ -11,9 +11,10 @@ from typing import Any, NoReturn
 import pytest
 
 from rag_ingest.core.registry import Registry
-from rag_ingest_tests.helpers import free_port
-from rag_ingest_tests.pg import URL_ENV, PgServer, PostgresUnavailable, local_cluster
-from rag_ingest_tests.pg import scratch_database as scratch_db
+from rag_ingest.testing.ports import free_port
+from rag_ingest.testing.postgres import URL_ENV, PgServer, PostgresUnavailable, local_cluster
+from rag_ingest.testing.postgres import scratch_database as scratch_db
+from rag_ingest.testing.s3 import moto_server
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -36,15 +37,8 @@ def _no_leftover_defs_state_storage() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture()

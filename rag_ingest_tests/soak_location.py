@@ -9,7 +9,7 @@ import dagster as dg
 from rag_ingest.core.config import Settings
 from rag_ingest.defs.resources import build_resources
 from rag_ingest.resources import LocalEmbedder
-from rag_ingest_tests.helpers import project_definitions
+from rag_ingest.testing.harness import project_definitions
 
 FAULT_FLAG_ENV = "RAG_SOAK_FAULT_FLAG"
 

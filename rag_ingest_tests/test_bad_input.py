@@ -10,7 +10,8 @@ from typing import Any
 import dagster as dg
 
 from rag_ingest.core.keys import partition_key
-from rag_ingest_tests.helpers import REPO, Harness, make_resources, make_settings
+from rag_ingest.testing import REPO
+from rag_ingest.testing.harness import Harness, make_resources, make_settings
 
 SIZE = 100 * 1024 * 1024
 

@@ -31,7 +31,7 @@ def _number(cell: str) -> float:
 
 
 def _has_browser() -> bool:
-    from rag_ingest_tests.browser import CHROMEDRIVER, CHROMIUM
+    from rag_ingest.testing.browser import CHROMEDRIVER, CHROMIUM
 
     try:
         import selenium  # noqa: F401

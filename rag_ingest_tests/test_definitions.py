@@ -10,7 +10,7 @@ import pytest
 from rag_ingest.core.config import Settings
 from rag_ingest.definitions import build_definitions
 from rag_ingest.resources import LocalEmbedder
-from rag_ingest_tests.helpers import REPO
+from rag_ingest.testing import REPO
 
 
 def test_definitions_load_with_one_sensor_per_prefix(monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -20,16 +20,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
 
+from rag_ingest.cli.dev import SAMPLE_BUCKET, dagster_command
 from rag_ingest.core.config import Settings
 from rag_ingest.core.registry import Registry, default_url
 from rag_ingest.core.vectorstore import open_vector_store
 from rag_ingest.defs.ingestion.sensors import INGEST_JOB, sensor_names
-from rag_ingest.devserver import SAMPLE_BUCKET
-from rag_ingest_tests.helpers import REPO, SAMPLE_CORPUS, free_port
+from rag_ingest.testing import REPO, SAMPLE_CORPUS
+from rag_ingest.testing.ports import free_port
 
 SHARDS = 16
 EXPECTED = sum(1 for p in SAMPLE_CORPUS.rglob("*") if p.is_file())
@@ -39,7 +41,7 @@ STATUSES = {"ok": EXPECTED - 4, "failed": 2, "empty": 1, "unsupported": 1}
 
 @dataclass
 class Dev:
-    """A running ``python -m rag_ingest.devserver`` and its folders."""
+    """A running ``python -m rag_ingest.cli dev`` (what `make dev` runs) and its folders."""
 
     process: subprocess.Popen[bytes]
     home: Path
@@ -98,7 +100,7 @@ def dev(tmp_path: Path, *args: str) -> Iterator[Dev]:
     log = tmp_path / "dev.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "rag_ingest.devserver", *args],
+            [sys.executable, "-m", "rag_ingest.cli", "dev", *args],
             cwd=REPO,
             env=env,
             stdout=out,
@@ -115,6 +117,36 @@ def dev(tmp_path: Path, *args: str) -> Iterator[Dev]:
         for pid in _processes_with(str(data)):  # left behind by a failed test: ours, by id
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_make_dev_names_the_code_location_as_workspace_yaml_and_dg_do() -> None:
+    """`make dev`, `dg dev`, a plain `dagster dev` and the deployed daemon name the code location
+    alike: Dagster keys schedule and sensor state by location name."""
+    import tomllib
+
+    import yaml
+    from dagster._core.workspace.load_target import PyProjectFileTarget, WorkspaceFileTarget
+
+    command = dagster_command("127.0.0.1", "3000")
+    assert "-m" not in command[3:], command  # `-m module` would name the location after it
+    workspace = Path(command[command.index("-w") + 1])
+    assert workspace == REPO / "workspace.yaml"
+    (entry,) = yaml.safe_load(workspace.read_text())["load_from"]
+    assert entry["python_module"] == {
+        "module_name": "rag_ingest.definitions",
+        "location_name": "rag_ingest",
+    }
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["dg"]["project"]
+    assert project["code_location_target_module"] == "rag_ingest.definitions"
+    assert project["code_location_name"] == "rag_ingest"
+
+    # What Dagster itself makes of them (no code is loaded to name the origins).
+    def named(origins: Any) -> list[tuple[str, str | None]]:
+        return [(o.location_name, o.loadable_target_origin.module_name) for o in origins]
+
+    dev = named(WorkspaceFileTarget(paths=[str(workspace)]).create_origins())
+    plain = named(PyProjectFileTarget(str(REPO / "pyproject.toml")).create_origins())
+    assert dev == plain == [("rag_ingest", "rag_ingest.definitions")]
 
 
 def _processes_with(marker: str) -> list[int]:

@@ -5,7 +5,7 @@ import pytest
 
 from rag_ingest.core.documents.extract import extract, gunzip_bounded
 from rag_ingest.core.documents.model import ExtractionError
-from rag_ingest_tests.helpers import SAMPLE_CORPUS
+from rag_ingest.testing import SAMPLE_CORPUS
 
 
 def _raises(status: str, key: str, data: bytes, **kwargs: object) -> str:

@@ -18,7 +18,9 @@ from botocore.exceptions import ReadTimeoutError
 
 from rag_ingest.core.keys import partition_key
 from rag_ingest.resources import LocalEmbedder, S3Source, VectorStoreResource
-from rag_ingest_tests.helpers import REPO, Harness, free_port, make_resources, make_settings
+from rag_ingest.testing import REPO
+from rag_ingest.testing.harness import Harness, make_resources, make_settings
+from rag_ingest.testing.ports import free_port
 from rag_ingest_tests.sync_oracle import expected_versions, text
 
 
@@ -205,7 +207,7 @@ def test_a_run_killed_with_sigkill_converges_on_rerun(
     script = textwrap.dedent(f"""
         from pathlib import Path
         from dagster import DagsterInstance
-        from rag_ingest_tests.helpers import Harness, make_resources, make_settings
+        from rag_ingest.testing.harness import Harness, make_resources, make_settings
         settings = make_settings({bucket!r}, Path({str(data)!r}))
         resources = make_resources({s3_endpoint!r}, settings)
         Harness(DagsterInstance.get(), settings, resources).sync()

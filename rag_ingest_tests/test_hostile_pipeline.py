@@ -8,7 +8,7 @@ import dagster as dg
 
 from rag_ingest.core.keys import partition_key
 from rag_ingest.core.text.encoder import shared_encoder
-from rag_ingest_tests.helpers import Harness, make_resources, make_settings
+from rag_ingest.testing.harness import Harness, make_resources, make_settings
 from rag_ingest_tests.hostile import HOSTILE_LIMITS, expected_outcomes, hostile_corpus
 
 # Documents that are hostile by their size but still ingest (a 2 MB run of "a a a", 50,000

@@ -14,7 +14,7 @@ import pytest
 from rag_ingest.core.modal_names import APP_NAME, CLASS_NAME
 from rag_ingest.resources.embedders import EmbeddingError
 from rag_ingest.resources.modal import ModalEmbedder, ModalSetupError
-from rag_ingest_tests.helpers import Harness, make_resources, make_settings
+from rag_ingest.testing.harness import Harness, make_resources, make_settings
 from rag_ingest_tests.modal_fakes import FakeModal, fake_vector, install, set_modal_token
 
 DOCS = {

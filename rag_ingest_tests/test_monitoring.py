@@ -16,7 +16,7 @@ from rag_ingest.core.text.chunking import Chunk
 from rag_ingest.core.vectorstore import DocumentPoints, open_vector_store
 from rag_ingest.defs.monitoring.usage import embedding_workload
 from rag_ingest.resources import EmbedStats, LocalEmbedder
-from rag_ingest_tests.helpers import Harness, make_resources, make_settings
+from rag_ingest.testing.harness import Harness, make_resources, make_settings
 
 KITCHEN = {
     "kitchen/bread.md": "# Bread\n\nKnead the dough for ten minutes, let it rise, then bake.",

@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from rag_ingest.resources import VectorStoreResource
-from rag_ingest_tests.helpers import Harness, make_resources, make_settings
+from rag_ingest.testing.harness import Harness, make_resources, make_settings
 from rag_ingest_tests.sync_oracle import expected_versions, text
 
 

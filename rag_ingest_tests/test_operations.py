@@ -9,7 +9,7 @@ import pytest
 
 from rag_ingest.cli import main as cli_main
 from rag_ingest.core.keys import partition_key
-from rag_ingest_tests.helpers import Harness, make_resources, make_settings
+from rag_ingest.testing.harness import Harness, make_resources, make_settings
 from rag_ingest_tests.sync_oracle import expected_versions, text
 
 

@@ -12,13 +12,8 @@ from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.text.chunking import Chunk
 from rag_ingest.core.text.encoder import shared_encoder
 from rag_ingest.core.vectorstore import DocumentPoints
-from rag_ingest_tests.helpers import (
-    Harness,
-    make_resources,
-    make_settings,
-    shard_range,
-    upload_corpus,
-)
+from rag_ingest.testing.harness import Harness, make_resources, make_settings, shard_range
+from rag_ingest.testing.s3 import upload_corpus
 
 ODD_KEYS = {
     "odd/Q3 report, final (v2).md": "# Quarterly report\n\nRevenue grew by twelve percent.",

@@ -36,14 +36,9 @@ from rag_ingest.core.keys import key_hash, partition_key
 from rag_ingest.core.md_table import md_cell
 from rag_ingest.defs.ingestion.sensors import RANGE_END_TAG, RANGE_START_TAG
 from rag_ingest.resources import DocumentRegistry
-from rag_ingest_tests.helpers import (
-    REPO,
-    Harness,
-    make_resources,
-    make_settings,
-    shard_range,
-)
-from rag_ingest_tests.pg import REGISTRY_TABLES, PgServer, public_tables
+from rag_ingest.testing import REPO
+from rag_ingest.testing.harness import Harness, make_resources, make_settings, shard_range
+from rag_ingest.testing.postgres import REGISTRY_TABLES, PgServer, public_tables
 
 DEPLOY_CONFIG = REPO / "deploy" / "dagster.yaml"
 ASSETS = ("raw_documents", "chunks", "embeddings", "qdrant_collection")

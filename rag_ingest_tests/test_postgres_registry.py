@@ -18,7 +18,7 @@ from rag_ingest.core.keys import key_hash, partition_key
 from rag_ingest.core.registry import Known, Outcome, Registry, Scope
 from rag_ingest.core.registry.model import ShardRequest
 from rag_ingest.core.storage.s3 import S3Object
-from rag_ingest_tests.pg import REGISTRY_TABLES, PgServer, public_tables
+from rag_ingest.testing.postgres import REGISTRY_TABLES, PgServer, public_tables
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 

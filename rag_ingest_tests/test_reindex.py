@@ -16,7 +16,7 @@ from rag_ingest.core.index.versions import rollback
 from rag_ingest.core.text.encoder import shared_encoder
 from rag_ingest.core.vectorstore import StoreLocked
 from rag_ingest.resources import LocalEmbedder
-from rag_ingest_tests.helpers import Harness, make_resources, make_settings
+from rag_ingest.testing.harness import Harness, make_resources, make_settings
 from rag_ingest_tests.sync_oracle import expected_versions, text
 
 QUERIES = ["glacier and river", "honey bread", "chess puzzle engine", "comet orbit lantern"]

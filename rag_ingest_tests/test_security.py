@@ -8,7 +8,9 @@ import pytest
 
 from rag_ingest.core.config import Settings
 from rag_ingest.defs.resources import build_resources
-from rag_ingest_tests.helpers import SAMPLE_CORPUS, Harness, upload_corpus
+from rag_ingest.testing import SAMPLE_CORPUS
+from rag_ingest.testing.harness import Harness
+from rag_ingest.testing.s3 import upload_corpus
 
 SECRETS = {
     "AWS_SECRET_ACCESS_KEY": "SeCrEt-aws-7f3a9c1d",

@@ -19,7 +19,7 @@ from rag_ingest.defs.ingestion.sensors import (
     sensor_names,
 )
 from rag_ingest.resources import LocalEmbedder
-from rag_ingest_tests.helpers import Harness, make_resources, make_settings
+from rag_ingest.testing.harness import Harness, make_resources, make_settings
 from rag_ingest_tests.sync_oracle import expected_versions, text
 
 

@@ -15,7 +15,7 @@ import pytest
 from rag_ingest.core.keys import partition_key
 from rag_ingest.core.pipeline.runfiles import run_path
 from rag_ingest.resources import LocalEmbedder
-from rag_ingest_tests.helpers import Harness, make_resources, make_settings, shard_range
+from rag_ingest.testing.harness import Harness, make_resources, make_settings, shard_range
 from rag_ingest_tests.sync_oracle import expected_versions, text
 
 

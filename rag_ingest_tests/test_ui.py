@@ -22,7 +22,7 @@ import pytest
 
 from rag_ingest.core.config import Settings
 from rag_ingest.core.keys import partition_key
-from rag_ingest_tests.browser import (
+from rag_ingest.testing.browser import (
     chromium,
     dagster_webserver,
     displayed,
@@ -30,7 +30,7 @@ from rag_ingest_tests.browser import (
     require_chromium,
     wait_for,
 )
-from rag_ingest_tests.helpers import Harness, make_resources, make_settings, shard_range
+from rag_ingest.testing.harness import Harness, make_resources, make_settings, shard_range
 
 ASSETS = ("raw_documents", "chunks", "embeddings", "qdrant_collection")
 DOCUMENTS = {

@@ -2,8 +2,9 @@
 
 - No import cycle between modules, counting imports inside functions too (a lazy import is
   still a dependency a reader has to follow).
-- Imports point one way: ``defs`` → ``resources`` → ``core``; the CLI and ``definitions`` sit on
-  top. ``modal_functions`` (the deployable app) may import core, never the reverse.
+- Imports point one way: ``defs`` → ``resources`` → ``core``; ``definitions``, ``testing``
+  (local stand-ins and the harness) and the CLI sit on top, in that order (`make dev` starts the
+  tests' local S3). ``modal_functions`` (the deployable app) may import core, never the reverse.
 - Inside ``core`` the wings form layers (``CORE_WINGS``, lowest first): a wing imports only
   from wings below it or from itself; no wing cycle.
 - ``core`` imports no Dagster; ``bench`` may import the project, never its tests; nothing in
@@ -40,7 +41,9 @@ CORE_WINGS: tuple[str, ...] = (
     "config",
 )
 # Top-level layers of the package, lowest first.
-LAYERS: tuple[str, ...] = ("core", "resources", "defs", "definitions", "cli")
+# ``testing`` (local stand-ins: moto, PostgreSQL, ports, the harness) sits under ``cli`` because
+# `make dev` starts the same local S3 the tests use; nothing the pipeline runs imports it.
+LAYERS: tuple[str, ...] = ("core", "resources", "defs", "definitions", "testing", "cli")
 
 
 def module_name(path: Path) -> str:

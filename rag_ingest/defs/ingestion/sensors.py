@@ -32,7 +32,7 @@ PARTITION_TAG = "dagster/partition"
 TRIGGER_TAG = "rag_ingest/trigger"
 INGEST_JOB = "ingest_documents"
 FULL_RECONCILE_COUNTER = "full_reconcile_at"
-_ACTIVE = [
+ACTIVE_RUN_STATUSES = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
     dg.DagsterRunStatus.STARTING,
@@ -59,7 +59,7 @@ def shards_in_flight(instance: dg.DagsterInstance, layout: Shards) -> set[int]:
     """Shards covered by a queued or running run of the ingestion assets (sensor runs and UI
     backfills alike)."""
     covered: set[int] = set()
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=_ACTIVE)):
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES)):
         first = run.tags.get(RANGE_START_TAG) or run.tags.get(PARTITION_TAG)
         last = run.tags.get(RANGE_END_TAG) or first
         try:

@@ -8,17 +8,11 @@ verified version by itself unless ``RAG_AUTO_PROMOTE=false``).
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 from typing import Any
 
+from rag_ingest.cli.resources import resources, when
 from rag_ingest.core.config import Settings
 from rag_ingest.core.index.fingerprint import Fingerprint
-
-
-def _when(timestamp: float | None) -> str:
-    if not timestamp:
-        return "-"
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def index(args: argparse.Namespace) -> int:
@@ -30,7 +24,6 @@ def index(args: argparse.Namespace) -> int:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from rag_ingest.commands import resources
     from rag_ingest.core.index import versions
 
     settings: Settings = args.settings
@@ -49,7 +42,7 @@ def _index(args: argparse.Namespace) -> int:
                 print(
                     f"{'*' if s.live else ' '} {s.target.collection:<32} {s.target.state:<11} "
                     f"{s.points:>9,} points  {s.documents_done:>8,} done  "
-                    f"{s.documents_waiting:>8,} waiting  created {_when(s.target.created_at)}  "
+                    f"{s.documents_waiting:>8,} waiting  created {when(s.target.created_at)}  "
                     f"{marks.strip()}\n    {spec}"
                 )
             return 0

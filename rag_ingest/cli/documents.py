@@ -1,46 +1,29 @@
-"""`rag-ingest status | search | health | cost | index`: the operator's commands.
+"""`rag-ingest status | search | health | cost`: the operator's commands about documents and
+the work done on them (`index` has its own module, ``cli.index``).
 
-Resources are the ones the code location wires (``defs.resources.build_resources``) from the
-same settings, so the CLI reads exactly what the pipeline writes.
+Resources are the code location's own, wired by ``defs.resources.build_resources`` from the same
+settings (``cli.resources``), so the CLI reads exactly what the pipeline writes.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import re
 import sys
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 
+from rag_ingest.cli.resources import resources, when
 from rag_ingest.core.config import Settings
 
 SNIPPET_CHARS = 240
 
 
-@contextlib.contextmanager
-def resources(settings: Settings, *names: str) -> Iterator[Any]:
-    """The code location's resources for ``settings``, initialized as a run would."""
-    from rag_ingest.defs.resources import build_resources
-
-    wired = build_resources(settings)
-    with dg.build_resources({name: wired[name] for name in names}) as resources:
-        yield resources
-
-
 def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     flat = re.sub(r"\s+", " ", text).strip()
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
-
-
-def _when(timestamp: float | None) -> str:
-    if not timestamp:
-        return "-"
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def status(args: argparse.Namespace) -> int:
@@ -64,7 +47,7 @@ def status(args: argparse.Namespace) -> int:
                 ("chunks", str(record.chunk_count if record.chunk_count is not None else "-")),
                 ("collection", target.collection if target else "-"),
                 ("last run", record.run_id or "-"),
-                ("updated", _when(record.updated_at)),
+                ("updated", when(record.updated_at)),
             ]
             for name, value in rows:
                 print(f"{name:<14} {value}")
@@ -80,7 +63,7 @@ def status(args: argparse.Namespace) -> int:
                     )
                     if part
                 )
-                print(f"  {_when(ev.at)}  {ev.event:<10} {ev.status:<11} {detail}")
+                print(f"  {when(ev.at)}  {ev.event:<10} {ev.status:<11} {detail}")
     return 0
 
 
@@ -179,7 +162,6 @@ def health(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     from rag_ingest.core.modal_names import GPU
-    from rag_ingest.index_commands import add_index_parser
 
     p = sub.add_parser("status", help="one document's state and history")
     p.add_argument("ref", help="s3://bucket/key, a key, or a document id")
@@ -202,4 +184,3 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=cost)
     p = sub.add_parser("health", help="compare the live collection with S3 and the registry")
     p.set_defaults(func=health)
-    add_index_parser(sub)

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
-from rag_ingest_tests.helpers import REPO, free_port
+from rag_ingest.testing import REPO
+from rag_ingest.testing.ports import free_port
 
 if TYPE_CHECKING:  # selenium is imported lazily: collection works without it
     from selenium.webdriver.remote.webdriver import WebDriver

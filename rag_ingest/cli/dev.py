@@ -1,4 +1,5 @@
-"""`make dev`: a local S3 with the sample corpus (unless one is configured), then `dagster dev`.
+"""`make dev` (``rag-ingest dev``): a local S3 with the sample corpus (unless one is
+configured), then `dagster dev` on the code location workspace.yaml names.
 
 Everything it starts stops on Ctrl-C or SIGTERM: ``dagster dev`` runs in its own process group
 (a backgrounded ``dagster dev`` ignores SIGTERM otherwise) and the whole group is signalled.
@@ -7,6 +8,7 @@ Everything it starts stops on Ctrl-C or SIGTERM: ``dagster dev`` runs in its own
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,72 +16,47 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from rag_ingest.testing import REPO, SAMPLE_CORPUS
+from rag_ingest.testing.s3 import moto_server, upload_corpus
+
 SAMPLE_BUCKET = "rag-ingest-sample"
+# The code location as workspace.yaml names it, which is also how `dg dev` and a plain
+# `dagster dev` name it ([tool.dg.project] in pyproject.toml): schedule and sensor state is
+# keyed by location name, so any other name would lose it when switching between them.
+WORKSPACE = REPO / "workspace.yaml"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_local_s3(corpus: Path) -> tuple[Any, str]:
-    """moto's S3 server on 127.0.0.1 holding ``corpus`` in bucket ``rag-ingest-sample``."""
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    from rag_ingest.core.storage.s3 import make_client
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request
-
-    port = int(os.environ.get("RAG_DEV_S3_PORT") or _free_port())
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    client = make_client(endpoint, "us-east-1")
-    client.create_bucket(Bucket=SAMPLE_BUCKET)
-    files = sorted(p for p in corpus.rglob("*") if p.is_file())
-    for path in files:
-        client.put_object(
-            Bucket=SAMPLE_BUCKET, Key=path.relative_to(corpus).as_posix(), Body=path.read_bytes()
-        )
-    print(
-        f"[dev] local S3 at {endpoint}: {len(files)} sample objects in s3://{SAMPLE_BUCKET}/",
-        flush=True,
-    )
-    return server, endpoint
+def dagster_command(host: str, port: str) -> list[str]:
+    """``dagster dev`` on ``host:port`` with the project's one code location."""
+    return [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-h",
+        host,
+        "-p",
+        port,
+        "-w",
+        str(WORKSPACE),
+    ]
 
 
 def _runs_in_flight(dagster_home: str) -> int:
     """Runs of the dev instance that are queued or not finished yet."""
     import dagster as dg
 
+    from rag_ingest.defs.ingestion.sensors import ACTIVE_RUN_STATUSES
+
     instance = dg.DagsterInstance.from_config(dagster_home)
     try:
-        return instance.get_runs_count(
-            dg.RunsFilter(
-                statuses=[
-                    dg.DagsterRunStatus.QUEUED,
-                    dg.DagsterRunStatus.NOT_STARTED,
-                    dg.DagsterRunStatus.STARTING,
-                    dg.DagsterRunStatus.STARTED,
-                    dg.DagsterRunStatus.CANCELING,
-                ]
-            )
-        )
+        return instance.get_runs_count(dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES))
     finally:
         instance.dispose()
 
 
-def _watch(
-    env: dict[str, str], expected: int | None, done: threading.Event, stop: threading.Event
-) -> None:
+def _watch(expected: int | None, done: threading.Event, stop: threading.Event) -> None:
     """Print registry progress; set ``done`` once ``expected`` documents are registered, none
     has work left in the collection the pipeline writes now, and no run is still going.
 
@@ -87,20 +64,19 @@ def _watch(
     ingested into, so a registry left by an earlier setup (another engine or fingerprint)
     is not mistaken for a finished ingestion. Runs record their documents' outcomes before
     they verify, promote and report their shards: stopping then would interrupt the last run.
-    """
-    from rag_ingest.core.config import Settings
-    from rag_ingest.core.registry import GONE_STATUSES, Registry, default_url
-    from rag_ingest.resources import VectorStoreResource
 
-    settings = Settings.from_env(env)
-    location = VectorStoreResource(
-        engine=settings.qdrant_engine,
-        url=env.get("RAG_QDRANT_URL") or None,
-        path=str(settings.qdrant_path),
-    ).location
-    registry = Registry(env.get("RAG_REGISTRY_URL") or default_url(settings.data_dir))
+    The registry and the vector store's location are the code location's own resources, read
+    from this process's environment, which is the one ``dagster dev`` inherits.
+    """
+    from rag_ingest.cli.resources import resources
+    from rag_ingest.core.config import Settings
+    from rag_ingest.core.registry import GONE_STATUSES
+
+    settings = Settings.from_env()
     last: tuple[dict[str, int], int] | None = None
-    try:
+    with resources(settings, "registry", "vectors") as res:
+        registry = res.registry.registry
+        location = res.vectors.location
         while not stop.wait(3.0):
             counts = registry.status_counts(settings.scope)
             target = registry.target(location, settings.physical_collection)
@@ -119,11 +95,34 @@ def _watch(
                 and live >= expected
                 and target is not None
                 and not waiting
-                and not _runs_in_flight(env["DAGSTER_HOME"])
+                and not _runs_in_flight(os.environ["DAGSTER_HOME"])
             ):
                 done.set()
-    finally:
-        registry.close()
+
+
+def _local_s3(stack: contextlib.ExitStack) -> int:
+    """Start moto's S3 with the sample corpus and point this process's environment at it;
+    returns how many documents it holds."""
+    from rag_ingest.core.storage.s3 import make_client
+
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "dev"),
+        ("AWS_SECRET_ACCESS_KEY", "dev"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
+        os.environ.setdefault(name, value)
+    port = int(os.environ.get("RAG_DEV_S3_PORT") or 0) or None
+    endpoint = stack.enter_context(moto_server(port))
+    client = make_client(endpoint, "us-east-1")
+    client.create_bucket(Bucket=SAMPLE_BUCKET)
+    keys = upload_corpus(client, SAMPLE_BUCKET, SAMPLE_CORPUS)
+    print(
+        f"[dev] local S3 at {endpoint}: {len(keys)} sample objects in s3://{SAMPLE_BUCKET}/",
+        flush=True,
+    )
+    os.environ["RAG_S3_ENDPOINT_URL"] = endpoint
+    os.environ["RAG_S3_BUCKET"] = SAMPLE_BUCKET
+    return len(keys)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,8 +139,14 @@ def main(argv: list[str] | None = None) -> int:
         help="with --exit-when-ingested: give up after this many seconds",
     )
     args = parser.parse_args(argv)
+    with contextlib.ExitStack() as stack:
+        return _run(args, stack)
 
-    env = os.environ.copy()
+
+def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
+    # This process's environment is the one `dagster dev` inherits: the watcher reads the same
+    # settings and resources as the code location.
+    env = os.environ
     env.setdefault("DAGSTER_HOME", str(REPO / "dagster_home"))
     env.setdefault("RAG_DATA_DIR", str(REPO / "data"))
     # One planned event per asset and run instead of one per shard: run creation drops from
@@ -150,7 +155,6 @@ def main(argv: list[str] | None = None) -> int:
     # sensor requests the shard again, so nothing is lost. docs/deployment.md says the same.
     env.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
     Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    server = None
     expected: int | None = None
     if env.get("RAG_S3_ENDPOINT_URL") or env.get("RAG_S3_BUCKET"):
         if not env.get("RAG_S3_BUCKET"):
@@ -162,39 +166,16 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     else:
-        for name, value in (
-            ("AWS_ACCESS_KEY_ID", "dev"),
-            ("AWS_SECRET_ACCESS_KEY", "dev"),
-            ("AWS_DEFAULT_REGION", "us-east-1"),
-        ):
-            env.setdefault(name, value)
-            os.environ.setdefault(name, value)
-        corpus = REPO / "sample_corpus"
-        server, endpoint = start_local_s3(corpus)
-        env["RAG_S3_ENDPOINT_URL"] = endpoint
-        env["RAG_S3_BUCKET"] = SAMPLE_BUCKET
-        expected = sum(1 for p in corpus.rglob("*") if p.is_file())
+        expected = _local_s3(stack)
 
     port = env.get("RAG_WEBSERVER_PORT", "3000")
     host = env.get("RAG_WEBSERVER_HOST", "127.0.0.1")
-    command = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "dev",
-        "-h",
-        host,
-        "-p",
-        port,
-        "-m",
-        "rag_ingest.definitions",
-    ]
     print(
         f"[dev] starting Dagster UI + daemon on http://{host}:{port} "
         f"(DAGSTER_HOME={env['DAGSTER_HOME']})",
         flush=True,
     )
-    proc = subprocess.Popen(command, env=env, cwd=REPO, start_new_session=True)
+    proc = subprocess.Popen(dagster_command(host, port), cwd=REPO, start_new_session=True)
 
     stopping = threading.Event()
     done = threading.Event()
@@ -205,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    watcher = threading.Thread(target=_watch, args=(env, expected, done, stopping), daemon=True)
+    watcher = threading.Thread(target=_watch, args=(expected, done, stopping), daemon=True)
     watcher.start()
     deadline = time.monotonic() + args.timeout if args.timeout else None
     code = 0
@@ -224,8 +205,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stopping.set()
         _stop_group(proc)
-        if server is not None:
-            server.stop()
     return code
 
 

@@ -1,8 +1,8 @@
-"""Test helpers: local services, resources bound to them, and driving sensor ticks and runs."""
+"""The project's definitions bound to local services, and driving sensor ticks and runs in
+process: what the tests and the benchmark run the pipeline with."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -18,33 +18,8 @@ from rag_ingest.defs.ingestion.definitions import ingestion_definitions
 from rag_ingest.defs.ingestion.sensors import RANGE_END_TAG, RANGE_START_TAG, evaluate_listing_tick
 from rag_ingest.defs.maintenance.definitions import maintenance_definitions
 from rag_ingest.defs.monitoring.definitions import monitoring_definitions
-from rag_ingest.resources import (
-    DocumentRegistry,
-    IntermediateStore,
-    LocalEmbedder,
-    S3Source,
-    VectorStoreResource,
-)
-
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE_CORPUS = REPO / "sample_corpus"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def upload_corpus(
-    client: Any, bucket: str, root: Path = SAMPLE_CORPUS, prefix: str = ""
-) -> list[str]:
-    keys = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        key = prefix + path.relative_to(root).as_posix()
-        client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
-        keys.append(key)
-    return keys
+from rag_ingest.defs.resources import build_resources
+from rag_ingest.resources import DocumentRegistry, S3Source, VectorStoreResource
 
 
 def make_settings(bucket: str, data_dir: Path, **changes: Any) -> Settings:
@@ -66,23 +41,25 @@ def make_settings(bucket: str, data_dir: Path, **changes: Any) -> Settings:
 def make_resources(
     endpoint: str, settings: Settings, embedder: Any = None, **s3_kwargs: Any
 ) -> dict[str, dg.ConfigurableResource]:
-    return {
-        "s3_source": S3Source(
-            bucket=settings.bucket,
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            max_attempts=2,
-            **s3_kwargs,
-        ),
-        "registry": DocumentRegistry(url=f"sqlite:///{settings.data_dir / 'registry.sqlite'}"),
-        "storage": IntermediateStore(base=settings.intermediate_base),
-        "vectors": VectorStoreResource(
-            engine=settings.qdrant_engine,
-            path=str(settings.qdrant_path),
-            lock_wait_seconds=5,
-        ),
-        "embedder": embedder if embedder is not None else LocalEmbedder(),
-    }
+    """The code location's resources for ``settings`` (``build_resources``), except where a
+    test differs: the bucket at ``endpoint`` (named outright, not through the environment) with
+    two attempts, not waiting long for an embedded store's lock, and an injected embedder."""
+    resources = build_resources(settings)
+    resources["s3_source"] = S3Source(
+        bucket=settings.bucket,
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        max_attempts=2,
+        **s3_kwargs,
+    )
+    resources["vectors"] = VectorStoreResource(
+        engine=settings.qdrant_engine,
+        path=str(settings.qdrant_path),
+        lock_wait_seconds=5,
+    )
+    if embedder is not None:
+        resources["embedder"] = embedder
+    return resources
 
 
 def project_definitions(
