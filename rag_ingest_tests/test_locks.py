@@ -18,7 +18,7 @@ import pytest
 
 from rag_ingest.core.registry import Registry
 from rag_ingest.core.registry.lock import LockTimeout, exclusive
-from rag_ingest_tests.pg import PgServer
+from rag_ingest.testing.postgres import PgServer
 
 HOLDER = """
 import sys, time
