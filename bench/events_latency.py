@@ -28,7 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -272,7 +272,7 @@ def run(keys: int, repeats: int, workdir: Path) -> Results:
 
             # Listing only: no notifications any more (nothing reaches the queue).
             _notifications(client, None)
-            env.settings = replace(settings, events_queue_url="", sensor_interval_seconds=30)
+            env.settings = settings.replace(events_queue_url="", sensor_interval_seconds=30)
             for i in range(repeats):
                 sample = measure(env, client, f"{NEW}listing-{i}.md", env.listing_tick, i)
                 results.listing.append(sample)

@@ -4,7 +4,6 @@ collection is repaired by the next reconcile with no manual step; the health job
 what it finds in between."""
 
 import random
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ def test_a_new_qdrant_path_or_collection_gets_every_document(
     bucket = harness.settings.bucket
     expected = expected_versions(s3_client, bucket)
     # Same registry and Dagster instance, a new embedded store: everything is work there.
-    moved = replace(harness.settings, qdrant_dir=str(tmp_path / "elsewhere"))
+    moved = harness.settings.replace(qdrant_dir=str(tmp_path / "elsewhere"))
     harness.settings = moved
     harness.resources["vectors"] = VectorStoreResource(
         path=str(moved.qdrant_path), lock_wait_seconds=5
@@ -42,7 +41,7 @@ def test_a_new_qdrant_path_or_collection_gets_every_document(
     harness.converge()
     assert harness.versions() == expected
     # A new collection name (alias) at the same place: the same again.
-    renamed = replace(moved, collection="knowledge")
+    renamed = moved.replace(collection="knowledge")
     harness.settings = renamed
     harness.resources["vectors"] = VectorStoreResource(
         path=str(renamed.qdrant_path), lock_wait_seconds=5

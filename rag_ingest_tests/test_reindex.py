@@ -3,7 +3,6 @@ a reader querying throughout, an interrupted build resuming, promotion and rollb
 
 import random
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +110,7 @@ def test_a_pipeline_change_reindexes_in_the_background_and_rolls_back(
 ) -> None:
     settings_change, embedder_change, environment = CHANGES[change]
     v1 = make_settings(corpus, tmp_path, documents_per_run=3)
-    v2 = replace(v1, **settings_change)
+    v2 = v1.replace(**settings_change)
     assert v1.physical_collection != v2.physical_collection
     with dg.instance_for_test() as instance:
         harness = Harness(instance, v1, make_resources(s3_endpoint, v1))

@@ -4,6 +4,30 @@
 sizes, chunking, the embedder's vector space, where data lives). Secrets (AWS, Qdrant API key,
 Modal tokens) never pass through here: resources read them through ``dagster.EnvVar``.
 Configuration mistakes are refused when the code location loads, with the variable named.
+
+Parsing is pydantic-settings' (``BaseSettings``), not hand-written. This module stays free of
+Dagster so that the CLI, the benchmarks and ``core`` read the same settings without it.
+
+Variables: each field is read from its name upper-cased with the ``RAG_`` prefix
+(``shards`` ← ``RAG_SHARDS``, ``chunk_max_tokens`` ← ``RAG_CHUNK_MAX_TOKENS``), except:
+
+- ``bucket`` ← ``RAG_S3_BUCKET``; ``prefixes`` ← ``RAG_S3_PREFIXES`` (comma-separated; blanks
+  and repeats dropped; none means the whole bucket); ``events_queue_url`` ←
+  ``RAG_S3_EVENTS_QUEUE_URL``;
+- ``max_new_per_tick`` ← ``RAG_SENSOR_MAX_NEW_PER_TICK``;
+- ``collection`` ← ``RAG_QDRANT_COLLECTION``; ``qdrant_dir`` ← ``RAG_QDRANT_PATH``;
+  ``qdrant_engine`` ← ``RAG_QDRANT_EMBEDDED`` (``edge`` or ``local``), and ``server`` whenever
+  ``RAG_QDRANT_URL`` is set (the URL itself belongs to the ``vectors`` resource).
+
+Values are stripped and a blank one counts as unset. With ``RAG_S3_EVENTS_QUEUE_URL`` set,
+``sensor_interval_seconds`` defaults to 3600 (the listing is only the safety net), else 30.
+
+Only :meth:`Settings.from_env` (and :func:`load_settings`) read the environment:
+``Settings(...)`` built with keywords sees its arguments and the defaults, nothing else, so a
+test's settings never pick up the shell's. ``from_env`` and :meth:`Settings.replace` refuse a
+bad value with a :class:`SettingsError` (a ``ValueError``) on one line naming the variable;
+``Settings(...)`` raises pydantic's ``ValidationError`` (also a ``ValueError``), same words.
+Instances are frozen and hashable.
 """
 
 from __future__ import annotations
@@ -12,8 +36,18 @@ import functools
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from rag_ingest.core.documents.limits import DocumentLimits
 from rag_ingest.core.index.fingerprint import Fingerprint, physical_collection
@@ -28,47 +62,15 @@ from rag_ingest.core.text.encoder import (
     check_backend,
     vector_space,
 )
+from rag_ingest.core.vectorstore import ENGINES
 
 DEFAULT_MONITOR_CRON = "0 6 * * *"  # daily, 06:00 UTC
-ENGINES = ("edge", "local", "server")
-_COLLECTION = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+PREFIX = "RAG_"
+_COLLECTION = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name} must be true or false, got {raw!r}")
+class SettingsError(ValueError):
+    """A refused setting, on one line, naming its environment variable."""
 
 
 def check_prefixes(prefixes: tuple[str, ...]) -> tuple[str, ...]:
@@ -83,58 +85,152 @@ def check_prefixes(prefixes: tuple[str, ...]) -> tuple[str, ...]:
     return prefixes
 
 
-@dataclass(frozen=True)
-class Settings:
-    bucket: str = ""
-    prefixes: tuple[str, ...] = ("",)
-    data_dir: Path = field(default_factory=lambda: Path("data").resolve())
-    sensor_interval_seconds: int = 30
-    max_new_per_tick: int = 200_000
+# The mapping Settings.from_env reads while it builds; None: keywords and defaults only.
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("rag_environ", default=None)
+
+
+class _Environ(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k if self.case_sensitive else k.lower(): v for k, v in self._environ.items()}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX,
+        frozen=True,
+        extra="forbid",
+        validate_by_name=True,  # keywords are the fields' names, the aliases are variables
+        validate_by_alias=True,
+    )
+
+    bucket: str = Field(default="", validation_alias="RAG_S3_BUCKET")
+    prefixes: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("",), validation_alias="RAG_S3_PREFIXES"
+    )
+    data_dir: Path = Field(default_factory=lambda: Path("data").resolve())
+    sensor_interval_seconds: int = Field(default=30, ge=1)
+    max_new_per_tick: int = Field(
+        default=200_000, ge=1, validation_alias="RAG_SENSOR_MAX_NEW_PER_TICK"
+    )
     shards: int = DEFAULT_SHARDS
-    documents_per_run: int = 2000
-    shards_per_backfill_run: int = 16
-    full_reconcile_hours: float = 24.0
-    retry_backoff_seconds: float = 30.0
+    documents_per_run: int = Field(default=2000, ge=1)
+    shards_per_backfill_run: int = Field(default=16, ge=1)
+    full_reconcile_hours: float = Field(default=24.0, ge=0.0)
+    retry_backoff_seconds: float = Field(default=30.0, ge=1.0)
     embedder: str = "local"
     embed_backend: str = DEFAULT_BACKEND
     chunk_max_tokens: int = MAX_CHUNK_TOKENS
-    chunk_overlap_tokens: int = 32
-    qdrant_engine: str = "edge"
-    qdrant_dir: str = ""
-    collection: str = "documents"
+    chunk_overlap_tokens: int = Field(default=32, ge=0)
+    qdrant_engine: str = Field(default="edge", validation_alias="RAG_QDRANT_EMBEDDED")
+    qdrant_dir: str = Field(default="", validation_alias="RAG_QDRANT_PATH")
+    collection: str = Field(default="documents", validation_alias="RAG_QDRANT_COLLECTION")
     auto_promote: bool = True
     storage_base: str = ""
-    document_timeout_seconds: float = 120.0
-    document_memory_mb: int = 2048
-    max_object_bytes: int = 64 * 1024 * 1024
-    extract_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    events_queue_url: str = ""
-    events_interval_seconds: int = 10
+    document_timeout_seconds: float = Field(default=120.0, ge=1.0)
+    document_memory_mb: int = Field(default=2048, ge=256)
+    max_object_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    extract_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    events_queue_url: str = Field(default="", validation_alias="RAG_S3_EVENTS_QUEUE_URL")
+    events_interval_seconds: int = Field(default=10, ge=1)
     monitor_cron: str = DEFAULT_MONITOR_CRON
 
-    def __post_init__(self) -> None:
-        Shards(self.shards)  # raises on an unsupported count
-        check_backend(self.embed_backend)
-        check_prefixes(self.prefixes)
-        if self.embedder not in ("local", "modal"):
-            raise ValueError(f"RAG_EMBEDDER must be 'local' or 'modal', got {self.embedder!r}")
-        if self.qdrant_engine not in ENGINES:
-            raise ValueError(f"Qdrant engine must be one of {ENGINES}, got {self.qdrant_engine!r}")
-        if not _COLLECTION.match(self.collection):
-            raise ValueError(
-                f"RAG_QDRANT_COLLECTION must be 1-200 of [A-Za-z0-9_-], got {self.collection!r}"
-            )
-        if not MIN_CHUNK_TOKENS <= self.chunk_max_tokens <= MAX_CHUNK_TOKENS:
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        environ = _ENVIRON.get()
+        if environ is None:
+            return (init_settings,)
+        return init_settings, _Environ(settings_cls, environ)
+
+    @field_validator("prefixes", mode="before")
+    @classmethod
+    def _split_prefixes(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from the environment: "docs/, reports/"
+            return tuple(dict.fromkeys(p.strip() for p in value.split(",") if p.strip())) or ("",)
+        return value
+
+    @field_validator("embedder", "embed_backend", "qdrant_engine", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _resolve(cls, value: Path) -> Path:
+        return value.resolve()
+
+    @field_validator("prefixes")
+    @classmethod
+    def _prefixes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return check_prefixes(value)
+
+    @field_validator("shards")
+    @classmethod
+    def _shards(cls, value: int) -> int:
+        if value not in ALLOWED_COUNTS:
+            raise ValueError(f"RAG_SHARDS must be one of {ALLOWED_COUNTS}, got {value}")
+        return value
+
+    @field_validator("embedder")
+    @classmethod
+    def _embedder(cls, value: str) -> str:
+        if value not in ("local", "modal"):
+            raise ValueError(f"RAG_EMBEDDER must be 'local' or 'modal', got {value!r}")
+        return value
+
+    @field_validator("embed_backend")
+    @classmethod
+    def _backend(cls, value: str) -> str:
+        try:
+            return check_backend(value)
+        except ValueError as exc:
+            raise ValueError(f"RAG_EMBED_BACKEND: {exc}") from None
+
+    @field_validator("qdrant_engine")
+    @classmethod
+    def _engine(cls, value: str) -> str:
+        if value not in ENGINES:
+            raise ValueError(f"RAG_QDRANT_EMBEDDED must be one of {ENGINES}, got {value!r}")
+        return value
+
+    @field_validator("collection")
+    @classmethod
+    def _collection(cls, value: str) -> str:
+        if not _COLLECTION.fullmatch(value):
+            raise ValueError(f"RAG_QDRANT_COLLECTION must be 1-200 of [A-Za-z0-9_-], got {value!r}")
+        return value
+
+    @field_validator("chunk_max_tokens")
+    @classmethod
+    def _max_tokens(cls, value: int) -> int:
+        if not MIN_CHUNK_TOKENS <= value <= MAX_CHUNK_TOKENS:
             raise ValueError(
                 f"RAG_CHUNK_MAX_TOKENS must be in {MIN_CHUNK_TOKENS}..{MAX_CHUNK_TOKENS}, got "
-                f"{self.chunk_max_tokens}"
+                f"{value}"
             )
-        if not 0 <= self.chunk_overlap_tokens < self.chunk_max_tokens // 2:
+        return value
+
+    @model_validator(mode="after")
+    def _together(self) -> Settings:
+        if not self.chunk_overlap_tokens < self.chunk_max_tokens // 2:
             raise ValueError(
                 "RAG_CHUNK_OVERLAP_TOKENS must be below half of RAG_CHUNK_MAX_TOKENS, got "
                 f"{self.chunk_overlap_tokens}"
             )
         self._check_storage_outside_watched()
+        return self
 
     def _check_storage_outside_watched(self) -> None:
         base = self.storage_base
@@ -205,49 +301,63 @@ class Settings:
     def intermediate_base(self) -> str:
         return self.storage_base or str(self.data_dir / "storage")
 
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes``, validated again (``dataclasses.replace`` of old)."""
+        return _refusing(lambda: type(self)(**{**dict(self), **changes}))
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = dict(os.environ if environ is None else environ)
-        raw_prefixes = env.get("RAG_S3_PREFIXES", "")
-        prefixes = tuple(dict.fromkeys(p.strip() for p in raw_prefixes.split(",") if p.strip()))
-        queue = env.get("RAG_S3_EVENTS_QUEUE_URL", "").strip()
-        engine = (
-            "server"
-            if env.get("RAG_QDRANT_URL", "").strip()
-            else (env.get("RAG_QDRANT_EMBEDDED", "").strip().lower() or "edge")
-        )
-        shards = _int(env, "RAG_SHARDS", DEFAULT_SHARDS)
-        if shards not in ALLOWED_COUNTS:
-            raise ValueError(f"RAG_SHARDS must be one of {ALLOWED_COUNTS}, got {shards}")
-        return cls(
-            bucket=env.get("RAG_S3_BUCKET", "").strip(),
-            prefixes=prefixes or ("",),
-            data_dir=Path(env.get("RAG_DATA_DIR", "data")).resolve(),
-            # With an event queue the listing is only the safety net: hourly by default.
-            sensor_interval_seconds=_int(env, "RAG_SENSOR_INTERVAL_SECONDS", 3600 if queue else 30),
-            max_new_per_tick=_int(env, "RAG_SENSOR_MAX_NEW_PER_TICK", 200_000),
-            shards=shards,
-            documents_per_run=_int(env, "RAG_DOCUMENTS_PER_RUN", 2000),
-            shards_per_backfill_run=_int(env, "RAG_SHARDS_PER_BACKFILL_RUN", 16),
-            full_reconcile_hours=_float(env, "RAG_FULL_RECONCILE_HOURS", 24.0),
-            retry_backoff_seconds=_float(env, "RAG_RETRY_BACKOFF_SECONDS", 30.0, 1.0),
-            embedder=env.get("RAG_EMBEDDER", "local").strip().lower() or "local",
-            embed_backend=env.get("RAG_EMBED_BACKEND", "").strip().lower() or DEFAULT_BACKEND,
-            chunk_max_tokens=_int(env, "RAG_CHUNK_MAX_TOKENS", MAX_CHUNK_TOKENS),
-            chunk_overlap_tokens=_int(env, "RAG_CHUNK_OVERLAP_TOKENS", 32, minimum=0),
-            qdrant_engine=engine,
-            qdrant_dir=env.get("RAG_QDRANT_PATH", "").strip(),
-            collection=env.get("RAG_QDRANT_COLLECTION", "").strip() or "documents",
-            auto_promote=_bool(env, "RAG_AUTO_PROMOTE", True),
-            storage_base=env.get("RAG_STORAGE_BASE", "").strip(),
-            document_timeout_seconds=_float(env, "RAG_DOCUMENT_TIMEOUT_SECONDS", 120.0, 1.0),
-            document_memory_mb=_int(env, "RAG_DOCUMENT_MEMORY_MB", 2048, minimum=256),
-            max_object_bytes=_int(env, "RAG_MAX_OBJECT_BYTES", 64 * 1024 * 1024),
-            extract_workers=_int(env, "RAG_EXTRACT_WORKERS", os.cpu_count() or 1),
-            events_queue_url=queue,
-            events_interval_seconds=_int(env, "RAG_EVENTS_INTERVAL_SECONDS", 10),
-            monitor_cron=env.get("RAG_MONITOR_CRON", "").strip() or DEFAULT_MONITOR_CRON,
-        )
+        """Settings from ``environ`` (default ``os.environ``): the ``RAG_`` variables only."""
+        env = {
+            k: v.strip()
+            for k, v in (os.environ if environ is None else environ).items()
+            if k.startswith(PREFIX) and v.strip()
+        }
+        if env.get("RAG_QDRANT_URL"):
+            env["RAG_QDRANT_EMBEDDED"] = "server"
+        if env.get("RAG_S3_EVENTS_QUEUE_URL"):
+            env.setdefault("RAG_SENSOR_INTERVAL_SECONDS", "3600")
+        token = _ENVIRON.set(env)
+        try:
+            return _refusing(cls)
+        finally:
+            _ENVIRON.reset(token)
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a field (or of an alias, which is one already)."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, str):
+        return alias
+    return field if field.startswith(PREFIX) else PREFIX + field.upper()
+
+
+# pydantic's own refusals, in the words this module always used.
+_REFUSALS = {
+    "int_parsing": "must be an integer, got {input!r}",
+    "int_from_float": "must be an integer, got {input!r}",
+    "float_parsing": "must be a number, got {input!r}",
+    "bool_parsing": "must be true or false, got {input!r}",
+    "greater_than_equal": "must be at least {ge}, got {input}",
+}
+
+
+def _refusing(build: Any) -> Settings:
+    """``build()``, with a ValidationError turned into one SettingsError line."""
+    try:
+        return build()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            ctx = error.get("ctx", {})
+            if error["type"] == "value_error":  # ours: the message names its variable
+                lines.append(str(ctx["error"]))
+                continue
+            template = _REFUSALS.get(error["type"], "{msg}, got {input!r}")
+            name = env_name(str(error["loc"][0])) if error["loc"] else "settings"
+            lines.append(f"{name} {template.format(msg=error['msg'], input=error['input'], **ctx)}")
+        raise SettingsError("; ".join(lines)) from None
 
 
 @functools.cache

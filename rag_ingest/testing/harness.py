@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ def make_settings(bucket: str, data_dir: Path, **changes: Any) -> Settings:
         sensor_interval_seconds=1,
         retry_backoff_seconds=1,
     )
-    return replace(base, **changes)
+    return base.replace(**changes)
 
 
 def make_resources(
