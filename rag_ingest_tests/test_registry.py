@@ -125,10 +125,21 @@ def test_a_registry_of_the_first_release_is_upgraded_in_place(tmp_path: Path) ->
             ),
             {"d": doc, "lm": NOW.isoformat()},
         )
+        conn.execute(
+            sa.text(
+                "CREATE TABLE targets (id INTEGER PRIMARY KEY, location VARCHAR(1024) NOT NULL, "
+                "collection VARCHAR(255) NOT NULL, alias VARCHAR(255) NOT NULL, fingerprint "
+                "VARCHAR(32) NOT NULL, spec TEXT NOT NULL, state VARCHAR(16) NOT NULL, "
+                "created_at FLOAT NOT NULL, promoted_at FLOAT)"
+            )
+        )
     engine.dispose()
     registry = Registry(url)
     record = registry.lookup([doc])[doc]
     assert record.key_hash == key_hash(doc) and record.target_id is None
+    assert (record.attempts, record.retry_at) == (0, None)  # no retry waiting
+    target = registry.new_target("loc", "c", "a", "f", "{}")
+    assert (target.state, target.rolled_back_at) == ("building", None)
     # Not ingested in any target yet: the next reconcile re-checks it.
     assert registry.work_count(Scope("bkt"), 1) == 1
 

@@ -60,6 +60,22 @@ def partition_key(bucket: str, key: str) -> str:
     return f"{slug}~{digest}" if slug else digest
 
 
+NUL_KEY_REASON = "key contains NUL, which PostgreSQL cannot store"
+
+
+def storable_key(key: str) -> str:
+    """The key as the registry stores it: S3 allows NUL in keys, PostgreSQL text does not, so
+    each NUL is written as the four characters ``\\x00`` (on every database, so SQLite and
+    PostgreSQL agree). The document id is still :func:`partition_key` of the real key, which
+    is how such a row is recognized (:func:`key_is_stored_as_is`)."""
+    return key.replace("\0", "\\x00") if "\0" in key else key
+
+
+def key_is_stored_as_is(bucket: str, key: str, doc_id: str) -> bool:
+    """Whether a registry row's ``key`` is the object's real key (not an escaped one)."""
+    return "\\x00" not in key or partition_key(bucket, key) == doc_id
+
+
 def doc_hash(doc_id: str) -> str:
     """The 16 hex digits of a document id's key hash (its last 16 characters)."""
     return doc_id[-_HASH_HEX:]

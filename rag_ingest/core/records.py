@@ -24,6 +24,9 @@ class DocumentInfo:
     title: str | None = None
     pages: int | None = None
     compressed: bool = False
+    # The failure is transient (S3 throttling/5xx/timeouts, an extraction timeout or killed
+    # worker, a 404 that a re-put may end): the document is tried again later.
+    retryable: bool = False
 
     @property
     def source(self) -> str:

@@ -1,13 +1,17 @@
 """Per-document work of each asset, free of Dagster: fetch + extract, chunk.
 
 Bad input never fails a run: whatever one document causes (vanished object, too large,
-undecodable, corrupt, a parser stuck or out of memory, a chunking bug) is recorded on its
-:class:`DocumentInfo` as a status and reason. S3 failures that outlast the client's retries
-propagate, because they say nothing about the document.
+unreadable, undecodable, corrupt, a parser stuck or out of memory, a chunking bug) is recorded
+on its :class:`DocumentInfo` as a status and reason. Failures that a later attempt may not
+meet (S3 throttling, 5xx, timeouts after the client's retries, an extraction timeout or a
+killed worker, a 404 that a delete-then-put may end) are marked ``retryable``
+(``core.pipeline.retries``); failures that are properties of the object (its storage class,
+ACL, KMS key, SSE-C) are final, with S3's error code and message as the reason.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +19,7 @@ from rag_ingest.core.documents.decode import replace_surrogates
 from rag_ingest.core.documents.isolation import DocumentProcessor, Outcome
 from rag_ingest.core.documents.limits import DocumentLimits
 from rag_ingest.core.documents.model import Block
+from rag_ingest.core.keys import NUL_KEY_REASON, key_is_stored_as_is
 from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.registry import DocumentRecord
 from rag_ingest.core.storage import s3
@@ -33,7 +38,9 @@ __all__ = [
     "CHUNKER_VERSION",
     "DocumentLimits",
     "DocumentProcessor",
+    "OutageGuard",
     "Outcome",
+    "S3Unavailable",
     "chunk_document",
     "chunk_documents",
     "chunk_stats",
@@ -58,10 +65,21 @@ def load_document(
         size=record.size,
         last_modified=record.last_modified,
     )
+    if not key_is_stored_as_is(record.bucket, record.key, record.doc_id):
+        info.status, info.reason = "failed", f"{NUL_KEY_REASON} (stored as {record.key!r})"
+        return info, []
     try:
         fetched = s3.fetch(client, record.bucket, record.key, limits.max_object_bytes)
     except s3.ObjectMissing:
+        # A listing that no longer lists it marks it deleted; a delete-then-put ends in a
+        # retry that reads it.
         info.status, info.reason = "missing", "object no longer exists in S3"
+        info.retryable = True
+        return info, []
+    except s3.ObjectUnreadable as exc:
+        kind = "transient S3 error" if exc.transient else "unreadable"
+        info.status, info.reason = "failed", replace_surrogates(f"{kind}: {exc}")[:500]
+        info.retryable = exc.transient
         return info, []
     except s3.ObjectTooLarge as exc:
         info.status, info.reason = (
@@ -79,6 +97,7 @@ def load_document(
     if doc is None:
         # Reasons quote parser messages, which may quote the document: keep them storable.
         info.status, info.reason = status, replace_surrogates(reason or "") or None
+        info.retryable = transient_extraction(status, info.reason)
         return info, []
     info.format, info.title, info.pages, info.compressed = (
         doc.format,
@@ -87,6 +106,44 @@ def load_document(
         doc.compressed,
     )
     return info, doc.blocks
+
+
+class S3Unavailable(Exception):
+    """Every read of a run failed transiently: S3 (or the way to it) is down, not a document.
+    Failing the run lets Dagster's retries and the sensor's back-off wait for it, instead of
+    spending every document's retry attempts on an outage."""
+
+
+class OutageGuard:
+    """Counts a run's reads: raises :class:`S3Unavailable` once ``threshold`` transient S3
+    failures came with no successful read. A few unreadable objects among readable ones
+    never trip it (thread-safe: documents are read in several threads)."""
+
+    def __init__(self, threshold: int = 3) -> None:
+        self.threshold = threshold
+        self.read = self.transient = 0
+        self._lock = threading.Lock()
+
+    def observe(self, info: DocumentInfo) -> None:
+        with self._lock:
+            if info.retryable and (info.reason or "").startswith("transient S3 error"):
+                self.transient += 1
+            elif info.status != "missing":
+                self.read += 1
+            if not self.read and self.transient >= self.threshold:
+                raise S3Unavailable(
+                    f"{self.transient} reads in a row failed transiently and none succeeded; "
+                    f"the last: {info.source}: {info.reason}"
+                )
+
+
+# Reasons of ``core.documents.isolation`` that say the worker, not the document, failed (a
+# loaded machine, the OOM killer, an operator's kill): worth another attempt, within bounds.
+_TRANSIENT_EXTRACTION = ("timed out after ", "extraction worker died")
+
+
+def transient_extraction(status: str, reason: str | None) -> bool:
+    return status == "failed" and (reason or "").startswith(_TRANSIENT_EXTRACTION)
 
 
 def chunk_document(

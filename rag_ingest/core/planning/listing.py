@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from rag_ingest.core.keys import storable_key
 from rag_ingest.core.registry.model import GONE_STATUSES, Known
 from rag_ingest.core.storage.s3 import S3Object
 
@@ -19,11 +20,16 @@ class TickPlan:
     listed: int = 0
     unchanged: int = 0
     stale: int = 0
+    # Listed with another ETag and an older LastModified than the registered version: either
+    # a stale listing (taken before the registered version was written) or a real change to
+    # an older version (a versioned bucket's newest version deleted, clock skew). Only the
+    # object's current state can tell; see :func:`settle_rechecks`.
+    recheck: list[S3Object] = field(default_factory=list)
 
 
 def _older(obj: S3Object, entry: Known) -> bool:
-    """Whether the listed version is older than the registered one (a stale listing page or
-    a late event must not bring an old version back)."""
+    """Whether the listed version looks older than the registered one by the clocks (which
+    never decides a change by itself: see ``recheck``)."""
     if not entry.last_modified:
         return False
     try:
@@ -32,30 +38,44 @@ def _older(obj: S3Object, entry: Known) -> bool:
         return False
 
 
-def plan_tick(listing: Iterable[S3Object], known: Mapping[str, Known], max_new: int) -> TickPlan:
+def plan_tick(
+    listing: Iterable[S3Object],
+    known: Mapping[str, Known],
+    max_new: int,
+    current: bool = False,
+) -> TickPlan:
     """Compare a listing with the registry.
 
+    Version identity is the ETag, never a clock: a registered key listed with another ETag
+    is a change whatever its LastModified.
+
     * new: unregistered keys, oldest first, at most ``max_new`` (the rest wait a tick);
-    * changed: registered keys with another ETag and a LastModified not older than the
-      registered one, or keys that came back after a delete;
+    * changed: registered keys with another ETag, or keys that came back after a delete.
+      With ``current=False`` (a paginated listing, which can be older than a version an
+      event registered meanwhile) one whose LastModified is older than the registered one's
+      goes to ``recheck`` instead, for :func:`settle_rechecks` to decide from the object's
+      current state (HEAD). ``current=True``: the entries are the objects' current state
+      (HEAD answers of the event sensor), so they are changes;
     * gone: doc ids of registered keys missing from the listing (not already gone).
 
     Nothing is filtered by LastModified alone, so objects sharing a second are never skipped.
+    Keys are compared as the registry stores them (:func:`storable_key`).
     """
     plan = TickPlan()
     new: list[S3Object] = []
     listed_keys: set[str] = set()
     for obj in listing:
         plan.listed += 1
-        listed_keys.add(obj.key)
-        entry = known.get(obj.key)
+        stored = storable_key(obj.key)
+        listed_keys.add(stored)
+        entry = known.get(stored)
         if entry is None:
             new.append(obj)
         elif entry.status in GONE_STATUSES:
             plan.changed.append(obj)
         elif entry.etag != obj.etag:
-            if _older(obj, entry):
-                plan.stale += 1
+            if not current and _older(obj, entry):
+                plan.recheck.append(obj)
             else:
                 plan.changed.append(obj)
         else:
@@ -69,3 +89,27 @@ def plan_tick(listing: Iterable[S3Object], known: Mapping[str, Known], max_new: 
     plan.new = new[:max_new]
     plan.deferred = len(new) - len(plan.new)
     return plan
+
+
+def settle_rechecks(
+    plan: TickPlan, known: Mapping[str, Known], heads: Mapping[str, S3Object | None]
+) -> None:
+    """Decide ``plan.recheck`` from each key's current state (``heads``: HEAD answers by key,
+    None for a key that no longer exists; keys without an answer wait for the next tick).
+
+    * S3 now serves the registered ETag: the listing was stale; nothing changes.
+    * S3 now serves another ETag (the listed one or a newer one): a change, whatever the
+      clocks say; the current object is queued.
+    * The key is gone: left to the next listing, which will not list it.
+    """
+    for obj in plan.recheck:
+        if obj.key not in heads:
+            plan.stale += 1
+            continue
+        now = heads[obj.key]
+        entry = known.get(storable_key(obj.key))
+        if now is None or entry is None or now.etag == entry.etag:
+            plan.stale += 1
+        else:
+            plan.changed.append(now)
+    plan.recheck = []

@@ -30,6 +30,8 @@ class DocumentRecord:
     key_hash: int = 0
     target_id: int | None = None
     run_id: str | None = None
+    attempts: int = 0
+    retry_at: float | None = None
 
     @property
     def source(self) -> str:
@@ -59,6 +61,9 @@ class Outcome:
     reason: str | None = None
     etag: str | None = None
     chunk_count: int | None = None
+    # Transient failures in a row at this version, and when to try again (None: final).
+    attempts: int = 0
+    retry_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,7 @@ class Target:
     state: str
     created_at: float
     promoted_at: float | None
+    rolled_back_at: float | None = None
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from rag_ingest.core.keys import storable_key
 from rag_ingest.core.registry.model import (
     GONE_STATUSES,
     WORK_STATUSES,
@@ -40,16 +42,22 @@ def scope_condition(scope: Scope) -> sa.ColumnElement[bool]:
     )
 
 
-def work_condition(target_id: int | None) -> sa.ColumnElement[bool]:
-    """Documents whose state in ``target_id`` is not final for the version they hold."""
+def work_condition(target_id: int | None, due: float | None = None) -> sa.ColumnElement[bool]:
+    """Documents whose state in ``target_id`` is not final for the version they hold.
+
+    A document waiting to retry a transient failure counts once its retry is due at ``due``
+    (a time: what to run now), or as soon as it waits (``due=None``: is the target complete?).
+    """
     if target_id is None:
         return documents.c.status != "removed"
+    retry = documents.c.retry_at.is_not(None) if due is None else documents.c.retry_at <= due
     return sa.and_(
         documents.c.status != "removed",
         sa.or_(
             documents.c.status.in_(WORK_STATUSES),
             documents.c.target_id.is_(None),
             documents.c.target_id != target_id,
+            retry,
         ),
     )
 
@@ -84,7 +92,7 @@ class ReadsMixin:
 
     def known_keys(self, bucket: str, keys: Iterable[str]) -> dict[str, Known]:
         """Registered objects among exact ``keys`` of ``bucket``, by key (absent: unknown)."""
-        wanted = list(dict.fromkeys(keys))
+        wanted = list(dict.fromkeys(storable_key(k) for k in keys))
         found: dict[str, Known] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(wanted):
@@ -124,14 +132,15 @@ class ReadsMixin:
         shard = (documents.c.key_hash // width).label("shard")
         stmt = (
             sa.select(shard, sa.func.count(), sa.func.max(documents.c.seq))
-            .where(scope_condition(scope), work_condition(target_id))
+            .where(scope_condition(scope), work_condition(target_id, time.time()))
             .group_by(shard)
         )
         with self.engine.connect() as conn:
             return {int(s): (int(n), int(m)) for s, n, m in conn.execute(stmt)}
 
     def work_count(self, scope: Scope, target_id: int | None) -> int:
-        """Documents in scope whose state in ``target_id`` is not final."""
+        """Documents in scope whose state in ``target_id`` is not final (retries waiting
+        included: a version is not complete while any wait)."""
         stmt = sa.select(sa.func.count()).where(scope_condition(scope), work_condition(target_id))
         with self.engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
@@ -154,7 +163,9 @@ class ReadsMixin:
     ) -> Iterator[DocumentRecord]:
         """Documents of a key-hash range in key order: those needing work in ``target_id``, or
         (``only_work=False``) every live one."""
-        condition = work_condition(target_id) if only_work else documents.c.status != "removed"
+        condition = (
+            work_condition(target_id, time.time()) if only_work else documents.c.status != "removed"
+        )
         stmt = (
             sa.select(documents)
             .where(

@@ -32,6 +32,11 @@ documents = sa.Table(
     # The target (Qdrant location + physical collection) its current status was reached in.
     sa.Column("target_id", sa.Integer),
     sa.Column("run_id", sa.String(64)),
+    # Transient failures (S3 throttling/5xx/timeouts, an extraction timeout, a 404 during a
+    # delete-then-put): how many in a row at this version, and when to try again (NULL: no
+    # retry due). See ``core.pipeline.retries``.
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("retry_at", sa.Float),
     sa.UniqueConstraint("bucket", "key", name="uq_documents_bucket_key"),
 )
 events = sa.Table(
@@ -61,6 +66,9 @@ targets = sa.Table(
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("promoted_at", sa.Float),
+    # Set by ``index rollback``, cleared by an explicit promotion; a collection of the same
+    # location and name registered again (dropped or lost meanwhile) inherits it.
+    sa.Column("rolled_back_at", sa.Float),
 )
 # The last run request made for each shard (see ``core.requests``), shared by all sensors.
 shard_requests = sa.Table(
@@ -79,7 +87,9 @@ counters = sa.Table(
     sa.Column("value", sa.BigInteger, nullable=False),
 )
 # Columns added after the first release, with how to fill them on an existing registry.
-_ADDED = ("key_hash", "target_id", "run_id")
+_ADDED = ("key_hash", "target_id", "run_id", "attempts", "retry_at")
+_ADDED_TARGETS = ("rolled_back_at",)
+_NOT_NULL_ZERO = ("key_hash", "attempts")
 
 
 def upgrade(engine: sa.Engine, attempts: int = 5) -> None:
@@ -102,15 +112,23 @@ def upgrade(engine: sa.Engine, attempts: int = 5) -> None:
 
 def _upgrade(engine: sa.Engine) -> None:
     meta.create_all(engine)
-    present = {c["name"] for c in sa.inspect(engine).get_columns("documents")}
+    inspector = sa.inspect(engine)
+    present = {c["name"] for c in inspector.get_columns("documents")}
     missing = [name for name in _ADDED if name not in present]
+    present_targets = {c["name"] for c in inspector.get_columns("targets")}
+    missing_targets = [name for name in _ADDED_TARGETS if name not in present_targets]
+    if missing_targets:
+        with engine.begin() as conn:
+            for name in missing_targets:
+                kind = targets.c[name].type.compile(engine.dialect)
+                conn.execute(sa.text(f"ALTER TABLE targets ADD COLUMN {name} {kind}"))
     if not missing:
         return
     with engine.begin() as conn:
         for name in missing:
             column = documents.c[name]
             kind = column.type.compile(engine.dialect)
-            default = " DEFAULT 0 NOT NULL" if name == "key_hash" else ""
+            default = " DEFAULT 0 NOT NULL" if name in _NOT_NULL_ZERO else ""
             conn.execute(sa.text(f"ALTER TABLE documents ADD COLUMN {name} {kind}{default}"))
         for index in documents.indexes:
             index.create(conn, checkfirst=True)

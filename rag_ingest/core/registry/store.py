@@ -19,7 +19,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy import event, exc
 
-from rag_ingest.core.keys import key_hash, partition_key
+from rag_ingest.core.keys import key_hash, partition_key, storable_key
 from rag_ingest.core.registry.model import (
     GONE_STATUSES,
     Outcome,
@@ -57,6 +57,8 @@ _RECORD_OUTCOME = (
                 "run_id",
                 "ingested_etag",
                 "chunk_count",
+                "attempts",
+                "retry_at",
             )
         }
     )
@@ -128,7 +130,7 @@ class Registry(ReadsMixin, TargetsMixin):
                         {
                             "doc_id": doc_id,
                             "bucket": o.bucket,
-                            "key": o.key,
+                            "key": storable_key(o.key),
                             "etag": o.etag,
                             "size": o.size,
                             "last_modified": _iso(o.last_modified),
@@ -181,7 +183,14 @@ class Registry(ReadsMixin, TargetsMixin):
                 conn.execute(
                     documents.update()
                     .where(documents.c.doc_id == sa.bindparam("b_doc"))
-                    .values(seq=seq, status="pending", reason=reason, updated_at=now),
+                    .values(
+                        seq=seq,
+                        status="pending",
+                        reason=reason,
+                        updated_at=now,
+                        attempts=0,
+                        retry_at=None,
+                    ),
                     params[start : start + INSERT_BATCH],
                 )
             self._log(
@@ -223,7 +232,14 @@ class Registry(ReadsMixin, TargetsMixin):
                 conn.execute(
                     documents.update()
                     .where(documents.c.doc_id.in_(chunk))
-                    .values(status=status, reason=reason, seq=seq, updated_at=now)
+                    .values(
+                        status=status,
+                        reason=reason,
+                        seq=seq,
+                        updated_at=now,
+                        attempts=0,
+                        retry_at=None,
+                    )
                 )
             self._log(
                 conn, [_event(d, now, event_name, status, None, run_id, reason) for d in doc_ids]
@@ -257,6 +273,8 @@ class Registry(ReadsMixin, TargetsMixin):
                     "run_id": run_id,
                     "ingested_etag": o.etag if ok else None,
                     "chunk_count": o.chunk_count if ok else 0,
+                    "attempts": o.attempts,
+                    "retry_at": o.retry_at,
                 }
                 if conn.execute(_RECORD_OUTCOME, params).rowcount:
                     applied.add(o.doc_id)

@@ -51,9 +51,21 @@ class TargetsMixin:
     def new_target(
         self, location: str, collection: str, alias: str, fingerprint: str, spec: str
     ) -> Target:
-        """Register a (re)created collection; earlier targets of the same collection end."""
+        """Register a (re)created collection; earlier targets of the same collection end.
+
+        A collection rolled back by an operator stays rolled back when it is created again
+        (dropped, or lost, while the settings still name it): the new target inherits the
+        pin, and only an explicit promotion (or other settings) ends it.
+        """
         now = time.time()
         with self.engine.begin() as conn:
+            last = conn.execute(
+                sa.select(targets.c.rolled_back_at)
+                .where(targets.c.location == location, targets.c.collection == collection)
+                .order_by(targets.c.id.desc())
+                .limit(1)
+            ).first()
+            pinned = last.rolled_back_at if last is not None else None
             conn.execute(
                 targets.update()
                 .where(
@@ -70,9 +82,10 @@ class TargetsMixin:
                     alias=alias,
                     fingerprint=fingerprint,
                     spec=spec,
-                    state="building",
+                    state="building" if pinned is None else "rolled_back",
                     created_at=now,
                     promoted_at=None,
+                    rolled_back_at=pinned,
                 )
             )
             key = result.inserted_primary_key
@@ -90,9 +103,14 @@ class TargetsMixin:
             return [_target(r) for r in conn.execute(stmt.order_by(targets.c.id))]
 
     def set_target_state(self, target_id: int, state: str, promoted: bool = False) -> None:
+        """``rolled_back`` pins the collection (see :meth:`new_target`); ``live`` unpins it."""
         values: dict[str, object] = {"state": state}
         if promoted:
             values["promoted_at"] = time.time()
+        if state == "rolled_back":
+            values["rolled_back_at"] = time.time()
+        elif state == "live":
+            values["rolled_back_at"] = None
         with self.engine.begin() as conn:
             conn.execute(targets.update().where(targets.c.id == target_id).values(values))
 

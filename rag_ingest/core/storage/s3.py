@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import botocore.session
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import parse_timestamp
 
 
@@ -41,6 +41,53 @@ class ObjectMissing(Exception):
 
 class ObjectTooLarge(Exception):
     """The object exceeds the configured maximum size; it is not downloaded."""
+
+
+class ObjectUnreadable(Exception):
+    """GET failed for this object after the client's own retries.
+
+    ``transient``: throttling, 5xx, connection errors and timeouts, which a later attempt may
+    not meet. Otherwise a property of the object (its storage class, ACL, KMS key, SSE-C
+    encryption...), which only a change to the object ends.
+    """
+
+    def __init__(self, code: str, message: str, transient: bool) -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code, self.message, self.transient = code, message, transient
+
+
+_MISSING_CODES = ("NoSuchKey", "404", "NotFound")
+# 4xx answers that say nothing about the object.
+_TRANSIENT_CODES = frozenset(
+    {
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequests",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "ProvisionedThroughputExceededException",
+        "RequestTimeTooSkewed",
+        "ExpiredToken",
+        "InternalError",
+        "ServiceUnavailable",
+        "KMS.ThrottlingException",
+    }
+)
+
+
+def unreadable(exc: ClientError | BotoCoreError) -> ObjectUnreadable:
+    """Classify a GET failure that is not a missing object."""
+    if isinstance(exc, BotoCoreError):  # connection errors, timeouts, a broken body stream
+        return ObjectUnreadable(type(exc).__name__, str(exc), transient=True)
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code") or "")
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    message = str(error.get("Message") or "")
+    transient = code in _TRANSIENT_CODES or status >= 500 or status in (408, 429) or not status
+    return ObjectUnreadable(code or str(status), message, transient)
 
 
 # One boto3 session per process, for every client make_client builds.
@@ -120,13 +167,17 @@ def fetch(client: Any, bucket: str, key: str, max_bytes: int) -> FetchedObject:
     Raises:
         ObjectMissing: the key no longer exists.
         ObjectTooLarge: the object is larger than ``max_bytes``.
+        ObjectUnreadable: any other failure, after the client's retries, classified
+            transient or not (:func:`unreadable`).
     """
     try:
         response = client.get_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+        if exc.response.get("Error", {}).get("Code") in _MISSING_CODES:
             raise ObjectMissing(key) from exc
-        raise
+        raise unreadable(exc) from exc
+    except BotoCoreError as exc:
+        raise unreadable(exc) from exc
     body = response["Body"]
     size = int(response.get("ContentLength", 0))
     try:
@@ -135,6 +186,10 @@ def fetch(client: Any, bucket: str, key: str, max_bytes: int) -> FetchedObject:
         data = body.read(max_bytes + 1)
         if len(data) > max_bytes:
             raise ObjectTooLarge(f"object exceeds the {max_bytes:,}-byte limit")
+    except (BotoCoreError, OSError) as exc:  # the body stream broke (reset, read timeout)
+        if isinstance(exc, BotoCoreError):
+            raise unreadable(exc) from exc
+        raise ObjectUnreadable(type(exc).__name__, str(exc), transient=True) from exc
     finally:
         body.close()
     obj = S3Object(
@@ -150,3 +205,26 @@ def fetch(client: Any, bucket: str, key: str, max_bytes: int) -> FetchedObject:
         content_type=response.get("ContentType"),
         content_encoding=response.get("ContentEncoding"),
     )
+
+
+def head_keys(client: Any, bucket: str, keys: list[str]) -> dict[str, S3Object | None]:
+    """The current version of each key (None: it does not exist); keys whose HEAD failed are
+    absent. Used to settle a listing entry the registry disagrees with."""
+    found: dict[str, S3Object | None] = {}
+    for key in keys:
+        try:
+            response = client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in _MISSING_CODES:
+                found[key] = None
+            continue
+        except BotoCoreError:
+            continue
+        found[key] = S3Object(
+            bucket=bucket,
+            key=key,
+            etag=_etag(str(response.get("ETag", ""))),
+            size=int(response.get("ContentLength", 0)),
+            last_modified=response["LastModified"],
+        )
+    return found

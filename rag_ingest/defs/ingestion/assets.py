@@ -19,6 +19,7 @@ from rag_ingest.core.config import Settings
 from rag_ingest.core.pipeline.runfiles import DocumentRow, run_path, write_rows
 from rag_ingest.core.pipeline.steps import (
     DocumentProcessor,
+    OutageGuard,
     chunk_documents,
     chunk_stats,
     load_document,
@@ -109,10 +110,13 @@ def build_ingestion_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         report = ShardReport(scope, ("object", "status", "reason"))
         workers = max(1, settings.extract_workers)
 
+        outage = OutageGuard()
+
         def work(record: DocumentRecord) -> DocumentRow:
             if record.status == "deleting":
                 return DocumentRow(_deleting(record))
             info, blocks = load_document(s3_source.client, record, processor, limits)
+            outage.observe(info)  # S3 down for every read: fail the run, not the documents
             return DocumentRow(info, blocks=blocks)
 
         def tallied(rows: Iterator[DocumentRow]) -> Iterator[DocumentRow]:

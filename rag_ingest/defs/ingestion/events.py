@@ -157,7 +157,8 @@ def apply_messages(
     # The listing of just these keys against the registry rows of just these keys: a key
     # whose HEAD failed is in neither, so it is never taken for deleted.
     known = reg.known_keys(settings.bucket, heads.answered)
-    tick.plan = plan_tick(heads.objects, known, max_new=len(heads.objects))
+    # HEAD answers are the objects' current state: another ETag is a change (current=True).
+    tick.plan = plan_tick(heads.objects, known, max_new=len(heads.objects), current=True)
     reg.register(tick.plan.new)
     reg.requeue(tick.plan.changed)
     reg.mark_deleting(tick.plan.gone)

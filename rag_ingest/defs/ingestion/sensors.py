@@ -18,11 +18,11 @@ import dagster as dg
 
 from rag_ingest.core.config import Settings
 from rag_ingest.core.keys import source_uri
-from rag_ingest.core.planning.listing import plan_tick
+from rag_ingest.core.planning.listing import plan_tick, settle_rechecks
 from rag_ingest.core.planning.run_requests import decide, run_key
 from rag_ingest.core.planning.shards import Shards
 from rag_ingest.core.registry import Registry
-from rag_ingest.core.storage.s3 import list_objects
+from rag_ingest.core.storage.s3 import head_keys, list_objects
 from rag_ingest.resources import DocumentRegistry, S3Source, VectorStoreResource
 
 # Dagster's own backfill daemon launches multi-partition runs with these run tags.
@@ -135,11 +135,13 @@ def evaluate_listing_tick(
 ) -> dg.SensorResult:
     """The body of a prefix sensor's tick (a plain function, so tests can call it)."""
     started = time.perf_counter()
+    known = reg.known(source.bucket, prefix)
     plan = plan_tick(
-        list_objects(source.client, source.bucket, prefix),
-        reg.known(source.bucket, prefix),
-        settings.max_new_per_tick,
+        list_objects(source.client, source.bucket, prefix), known, settings.max_new_per_tick
     )
+    # Entries whose clocks disagree with the registry: the object's current state decides.
+    recheck = [o.key for o in plan.recheck]
+    settle_rechecks(plan, known, head_keys(source.client, source.bucket, recheck))
     reg.register(plan.new)
     reg.requeue(plan.changed)
     reg.mark_deleting(plan.gone)

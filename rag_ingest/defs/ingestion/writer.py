@@ -18,9 +18,10 @@ import numpy as np
 from rag_ingest.core.config import Settings
 from rag_ingest.core.index.versions import ensure_target, maybe_promote
 from rag_ingest.core.keys import point_id
+from rag_ingest.core.pipeline.retries import settle_documents
 from rag_ingest.core.pipeline.runfiles import RUNS, DocumentRow
 from rag_ingest.core.pipeline.windows import windows
-from rag_ingest.core.registry import GONE_STATUSES, DocumentRecord, Outcome, Registry, Target
+from rag_ingest.core.registry import GONE_STATUSES, DocumentRecord, Registry, Target
 from rag_ingest.core.vectorstore.base import CollectionMismatch, DocumentPoints, VectorStore
 from rag_ingest.defs.checks import (
     COLLECTION_CHECKS,
@@ -87,14 +88,12 @@ class _Writer:
                 self.report.add(info.doc_id, "skipped", info.source, info.status, SUPERSEDED)
             else:
                 fresh.append(DocumentPoints(info, row.chunks, vectors))
-        stats = self.store.replace_documents(self.target.collection, fresh, batch_size)
+        # Transient failures leave points alone and wait for a retry (core.pipeline.retries).
+        to_write, outcomes = settle_documents(fresh, current, self.target.id)
+        stats = self.store.replace_documents(self.target.collection, to_write, batch_size)
         self.written += stats.points_written
         self.stale += stats.stale_points_removed
         self._remove(deleted)
-        outcomes = [
-            Outcome(d.info.doc_id, d.info.status, d.info.reason, d.info.etag, len(d.chunks))
-            for d in fresh
-        ]
         applied = self.reg.record(outcomes, self.target.id, self.scope.run_id)
         ok_ids = [d.info.doc_id for d in fresh if d.info.status == "ok"]
         self.actual.update(self.store.points_per_document(self.target.collection, ok_ids))
