@@ -18,7 +18,7 @@ from rag_ingest.core.keys import NUL_KEY_REASON, partition_key
 from rag_ingest.core.pipeline import retries
 from rag_ingest.core.registry.schema import documents
 from rag_ingest.resources import DocumentRegistry, S3Source
-from rag_ingest_tests.helpers import Harness, make_resources, make_settings
+from rag_ingest.testing.harness import Harness, make_resources, make_settings
 from rag_ingest_tests.sync_oracle import expected_versions, text
 
 
@@ -185,7 +185,7 @@ def test_a_transient_failure_keeps_good_points_and_blocks_promotion(
     # A re-index is not promoted while a document of it waits for a retry.
     monkeypatch.setattr(retries, "POLICY", replace(fast_retries, base_seconds=3600.0))
     v1 = harness.settings
-    v2 = replace(v1, chunk_max_tokens=64, chunk_overlap_tokens=8)
+    v2 = v1.replace(chunk_max_tokens=64, chunk_overlap_tokens=8)
     harness.settings = v2
     assert all(r.success for r in harness.sync())
     with harness.store() as store:
@@ -337,7 +337,7 @@ def test_a_rollback_sticks_when_the_rolled_back_collection_is_dropped(
     harness = _harness(instance, s3_endpoint, bucket, tmp_path)
     v1 = harness.settings
     harness.converge()
-    v2 = replace(v1, chunk_max_tokens=64, chunk_overlap_tokens=8)
+    v2 = v1.replace(chunk_max_tokens=64, chunk_overlap_tokens=8)
     harness.settings = v2
     harness.converge()
     with harness.store() as store:
