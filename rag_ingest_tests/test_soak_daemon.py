@@ -23,7 +23,7 @@ import pytest
 from rag_ingest.core.config import Settings
 from rag_ingest.core.registry import Registry, default_url
 from rag_ingest.core.vectorstore import open_vector_store
-from rag_ingest.defs.ingestion.sensors import FULL_RECONCILE_COUNTER
+from rag_ingest.defs.ingestion.sensors import ACTIVE_RUN_STATUSES, FULL_RECONCILE_COUNTER
 from rag_ingest_tests.helpers import REPO
 from rag_ingest_tests.soak_location import FAULT_FLAG_ENV
 from rag_ingest_tests.sync_oracle import expected_versions, text
@@ -50,13 +50,6 @@ load_from:
       module_name: rag_ingest_tests.soak_location
       location_name: soak
 """
-_ACTIVE = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
 
 
 def _stored(settings: Settings) -> set[tuple[str, str, int]]:
@@ -113,7 +106,7 @@ class Soak:
 
     def active_runs(self) -> list[dg.DagsterRun]:
         with self.instance() as instance:
-            return list(instance.get_runs(dg.RunsFilter(statuses=_ACTIVE)))
+            return list(instance.get_runs(dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES)))
 
     def kill_a_run(self, within: float = 120.0) -> bool:
         """SIGKILL the worker of the first run seen executing its steps."""

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rag_ingest.core.documents.decode import replace_surrogates
-from rag_ingest.core.documents.isolation import DocumentProcessor, Outcome
+from rag_ingest.core.documents.isolation import DocumentProcessor, ExtractionOutcome
 from rag_ingest.core.documents.limits import DocumentLimits
 from rag_ingest.core.documents.model import Block
 from rag_ingest.core.records import DocumentInfo
@@ -33,7 +33,7 @@ __all__ = [
     "CHUNKER_VERSION",
     "DocumentLimits",
     "DocumentProcessor",
-    "Outcome",
+    "ExtractionOutcome",
     "chunk_document",
     "chunk_documents",
     "chunk_stats",
@@ -50,14 +50,7 @@ def load_document(
     """Fetch one object (in the calling thread) and extract its text in ``processor``'s
     worker processes (timeout and memory cap per document)."""
     limits = limits or processor.limits
-    info = DocumentInfo(
-        doc_id=record.doc_id,
-        bucket=record.bucket,
-        key=record.key,
-        etag=record.etag,
-        size=record.size,
-        last_modified=record.last_modified,
-    )
+    info = DocumentInfo.from_record(record)
     try:
         fetched = s3.fetch(client, record.bucket, record.key, limits.max_object_bytes)
     except s3.ObjectMissing:

@@ -19,7 +19,7 @@ import dagster as dg
 from rag_ingest.core.config import Settings
 from rag_ingest.core.keys import source_uri
 from rag_ingest.core.planning.listing import plan_tick
-from rag_ingest.core.planning.run_requests import decide, run_key
+from rag_ingest.core.planning.run_requests import decide
 from rag_ingest.core.planning.shards import Shards
 from rag_ingest.core.registry import Registry
 from rag_ingest.core.storage.s3 import list_objects
@@ -32,7 +32,8 @@ PARTITION_TAG = "dagster/partition"
 TRIGGER_TAG = "rag_ingest/trigger"
 INGEST_JOB = "ingest_documents"
 FULL_RECONCILE_COUNTER = "full_reconcile_at"
-_ACTIVE = [
+# A run in one of these may still materialize its shards: they are not requested again.
+ACTIVE_RUN_STATUSES = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
     dg.DagsterRunStatus.STARTING,
@@ -59,7 +60,7 @@ def shards_in_flight(instance: dg.DagsterInstance, layout: Shards) -> set[int]:
     """Shards covered by a queued or running run of the ingestion assets (sensor runs and UI
     backfills alike)."""
     covered: set[int] = set()
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=_ACTIVE)):
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES)):
         first = run.tags.get(RANGE_START_TAG) or run.tags.get(PARTITION_TAG)
         last = run.tags.get(RANGE_END_TAG) or first
         try:
@@ -105,16 +106,16 @@ def request_runs(
     reg.save_shard_requests(layout.count, decision.requests)
     requests = [
         dg.RunRequest(
-            run_key=run_key(layout, r, decision.requests, int(now) if full else 0),
+            run_key=run.run_key,
             job_name=INGEST_JOB,
             tags={
-                RANGE_START_TAG: r.first,
-                RANGE_END_TAG: r.last,
+                RANGE_START_TAG: run.range.first,
+                RANGE_END_TAG: run.range.last,
                 TRIGGER_TAG: trigger,
-                "rag_ingest/documents": str(r.documents),
+                "rag_ingest/documents": str(run.range.documents),
             },
         )
-        for r in decision.ranges
+        for run in decision.runs
     ]
     pending = sum(n for n, _ in work.values())
     summary = (
