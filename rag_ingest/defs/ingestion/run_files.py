@@ -1,10 +1,12 @@
 """How a step finds its run and the files its upstream step wrote.
 
 The steps pass documents through one file per asset per run (``core.pipeline.runfiles``),
-read lazily in windows, rather than through Dagster inputs: an IO manager would have to hold
-a whole run's output, or write it after the step had already reported its counts and checks
-(see ``docs/`` on the IO manager question). Each materialization records the run whose files
-hold it (:data:`STORAGE_RUN`), so a run of a downstream asset alone finds them.
+read lazily in windows, rather than through Dagster inputs. An IO manager can stream (it can
+drain a generator the step returns), but it writes after the step has returned its
+materialization, and what it adds as output metadata lands identically on every partition of
+the run: the per-shard counts and tables the steps tally while writing would be lost. Each
+materialization records the run whose files hold it (:data:`STORAGE_RUN`), so a run of a
+downstream asset alone finds them.
 """
 
 from collections.abc import Iterator
