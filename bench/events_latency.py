@@ -124,7 +124,7 @@ class Env:
             yield ctx
 
     def events_tick(self) -> Any:
-        from rag_ingest.defs.ingestion.events import evaluate_events_tick
+        from rag_ingest.defs.ingestion.event_sensor import evaluate_events_tick
 
         with self.context() as ctx:
             r = ctx.resources

@@ -9,7 +9,7 @@ ends when the last run ends (every document is then searchable); that last, conf
 is timed apart (``confirm``), like the bench's own final check.
 Stage seconds come from each asset's ``run_seconds``/``run_embed_seconds`` materialization
 metadata and from timers this module wraps around the listing, the shards' verification and
-the version check (``_Writer.verify_shards``, ``maybe_promote``); Dagster's bookkeeping is each
+the version check (``ShardWriter.verify_shards``, ``maybe_promote``); Dagster's bookkeeping is each
 run's wall time minus its four asset bodies.
 """
 
@@ -181,8 +181,9 @@ def instrumented(timers: Timers) -> Iterator[None]:
     """Timers around the listing (time spent inside the listing generator), the shards'
     verification, the version check and each S3 GET. Behaviour is unchanged."""
     from rag_ingest.core.pipeline import steps as stages
+    from rag_ingest.core.pipeline import write
     from rag_ingest.core.storage import s3 as s3_module
-    from rag_ingest.defs.ingestion import sensors, writer
+    from rag_ingest.defs.ingestion import qdrant_collection, sensors
 
     def timed_listing(original: Any) -> Any:
         def listing(*args: Any, **kwargs: Any) -> Iterator[Any]:
@@ -216,8 +217,8 @@ def instrumented(timers: Timers) -> Iterator[None]:
 
     with (
         _patched(sensors, "list_objects", timed_listing),
-        _patched(writer._Writer, "verify_shards", timed("verify")),
-        _patched(writer, "maybe_promote", timed("verify")),
+        _patched(write.ShardWriter, "verify_shards", timed("verify")),
+        _patched(qdrant_collection, "maybe_promote", timed("verify")),
         _patched(s3_module, "fetch", timed("get")),
     ):
         assert stages.s3 is s3_module  # load_document calls s3.fetch through the module

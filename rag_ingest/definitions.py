@@ -6,6 +6,7 @@ from the environment once; :func:`build_definitions` builds the same set from ex
 (tests, scripts).
 """
 
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -15,6 +16,11 @@ from rag_ingest.defs.ingestion.definitions import ingestion_definitions
 from rag_ingest.defs.maintenance.definitions import maintenance_definitions
 from rag_ingest.defs.monitoring.definitions import monitoring_definitions
 from rag_ingest.defs.resources import resource_definitions
+
+# backfill_policy is "beta" in 1.13 but is the documented way to batch partitions into runs.
+# Set on import, before any definitions are built (the defs folder and build_definitions both
+# come through this module).
+warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from rag_ingest.defs.checks import (
+from rag_ingest.defs.ingestion.checks import (
     EmbeddingAudit,
     dimension_result,
     duplicate_ids_result,

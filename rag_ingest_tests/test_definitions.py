@@ -189,3 +189,25 @@ def test_embed_backend_is_wired_from_the_environment(monkeypatch) -> None:  # ty
     monkeypatch.setenv("RAG_EMBED_BACKEND", "cuda-please")
     with pytest.raises(ValueError, match="allowed: torch, onnx"):
         Settings.from_env()
+
+
+def test_building_the_definitions_raises_no_backfill_policy_warning() -> None:
+    # Outside pytest's own filters, every warning shown: the filter set on importing
+    # rag_ingest.definitions must cover build_definitions.
+    code = (
+        "from rag_ingest.core.config import Settings\n"
+        "from rag_ingest.definitions import build_definitions\n"
+        "build_definitions(Settings.from_env())\n"
+        "print('built')\n"
+    )
+    env = {**os.environ, "RAG_S3_BUCKET": "b"}
+    out = subprocess.run(
+        [sys.executable, "-W", "always", "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "built" and "backfill_policy" not in out.stderr

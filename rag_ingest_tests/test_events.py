@@ -18,8 +18,9 @@ import pytest
 
 from rag_ingest.core.config import Settings
 from rag_ingest.core.keys import partition_key
+from rag_ingest.core.planning.s3_events import apply_messages
 from rag_ingest.core.registry import Registry
-from rag_ingest.defs.ingestion.events import EVENTS_SENSOR, apply_messages, build_events_sensor
+from rag_ingest.defs.ingestion.event_sensor import EVENTS_SENSOR, build_events_sensor
 from rag_ingest.defs.ingestion.sensors import RANGE_END_TAG, RANGE_START_TAG
 from rag_ingest.resources.events import QueueMessage, S3EventsQueue
 from rag_ingest.testing.harness import Harness, make_resources, make_settings
@@ -269,7 +270,7 @@ def test_a_failed_head_keeps_its_message_and_never_marks_the_key_deleted(
         QueueMessage("3", "h3", "{broken"),
     ]
     log = _Log()
-    tick, done = apply_messages(messages, _FlakyS3(s3_client, "bad.md"), reg, settings, log)
+    tick, done = apply_messages(messages, _FlakyS3(s3_client, "bad.md"), reg, settings.scope, log)
     assert [m.message_id for m in done] == ["1", "3"]  # the malformed one is deleted too
     assert [o.key for o in tick.plan.new] == ["ok.md"] and tick.plan.gone == []
     assert set(tick.head_failed) == {"bad.md"} and tick.malformed == 1

@@ -87,3 +87,7 @@ def test_the_same_work_gives_the_same_run_key_but_each_full_pass_a_new_one() -> 
     assert day1.ranges == day2.ranges
     key1 = run_key(layout, day1.ranges[0], day1.requests, 86_400)
     assert key1 != run_key(layout, day2.ranges[0], day2.requests, 172_800)
+    # decide() hands each range over with that key, so the sensor only wraps it.
+    assert a.runs[0].run_key == run_key(layout, a.ranges[0], a.requests)
+    assert day1.runs[0].run_key == key1
+    assert day2.runs[0].run_key == run_key(layout, day2.ranges[0], day2.requests, 172_800)

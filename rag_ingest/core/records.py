@@ -3,8 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from rag_ingest.core.keys import source_uri
+
+
+class RegisteredVersion(Protocol):
+    """The version of an object the registry holds (``registry.DocumentRecord`` is one; the
+    registry sits above this module, so it is named by shape)."""
+
+    @property
+    def doc_id(self) -> str: ...
+    @property
+    def bucket(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def etag(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def last_modified(self) -> str: ...
 
 
 @dataclass
@@ -31,3 +50,19 @@ class DocumentInfo:
     @property
     def source(self) -> str:
         return source_uri(self.bucket, self.key)
+
+    @classmethod
+    def from_record(
+        cls, record: RegisteredVersion, status: str = "ok", reason: str | None = None
+    ) -> DocumentInfo:
+        """The registered version of a document, as a run starts with it."""
+        return cls(
+            doc_id=record.doc_id,
+            bucket=record.bucket,
+            key=record.key,
+            etag=record.etag,
+            size=record.size,
+            last_modified=record.last_modified,
+            status=status,
+            reason=reason,
+        )

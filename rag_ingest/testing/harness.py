@@ -122,7 +122,7 @@ class Harness:
 
     def events_tick(self) -> dg.SensorResult:
         """One evaluation of the event sensor (needs an ``events_queue`` resource)."""
-        from rag_ingest.defs.ingestion.events import evaluate_events_tick
+        from rag_ingest.defs.ingestion.event_sensor import evaluate_events_tick
 
         with self._sensor_context("s3_source", "registry", "vectors", "events_queue") as context:
             res = context.resources

@@ -35,7 +35,7 @@ from rag_ingest.core.documents.model import Block, Extracted
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
-class Outcome(NamedTuple):
+class ExtractionOutcome(NamedTuple):
     status: str  # ok, empty, unsupported or failed
     reason: str | None
     extracted: Extracted | None
@@ -148,7 +148,9 @@ class _Worker:
         except OSError:  # the worker died while idle (killed from outside)
             return False
 
-    def run(self, key: str, body: bytes, content_type: str | None, encoding: str | None) -> Outcome:
+    def run(
+        self, key: str, body: bytes, content_type: str | None, encoding: str | None
+    ) -> ExtractionOutcome:
         header = pickle.dumps((key, content_type, encoding))
         self.ensure_ready()
         if not self._send(header, body):
@@ -156,7 +158,7 @@ class _Worker:
             self.ensure_ready()
             if not self._send(header, body):
                 code = self.kill()
-                return Outcome(
+                return ExtractionOutcome(
                     "failed", f"extraction worker died ({_describe_exit(code)})", None, None
                 )
         assert self.inbox is not None
@@ -165,16 +167,20 @@ class _Worker:
             if not self.inbox.poll(timeout):
                 self.kill()
                 self.start()  # replace it now, so the next document does not wait
-                return Outcome("failed", f"timed out after {timeout:g} s", None, None)
+                return ExtractionOutcome("failed", f"timed out after {timeout:g} s", None, None)
             reply = self.inbox.recv_bytes()
         except (EOFError, OSError):
             code = self.kill()
-            return Outcome("failed", f"extraction worker died ({_describe_exit(code)})", None, None)
+            return ExtractionOutcome(
+                "failed", f"extraction worker died ({_describe_exit(code)})", None, None
+            )
         status, reason, payload, peak_kb, restart = pickle.loads(reply)
         if restart:
             self.kill()
             self.start()
-        return Outcome(status, reason, _unpack(payload), peak_kb * 1024 if peak_kb else None)
+        return ExtractionOutcome(
+            status, reason, _unpack(payload), peak_kb * 1024 if peak_kb else None
+        )
 
 
 class DocumentProcessor:
@@ -250,7 +256,7 @@ class DocumentProcessor:
 
     def extract_measured(
         self, key: str, body: bytes, content_type: str | None, content_encoding: str | None
-    ) -> Outcome:
+    ) -> ExtractionOutcome:
         """Like :meth:`extract`, plus the worker's peak RSS while it handled this document."""
         if not self._started:
             self.start()

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rag_ingest.core.documents.decode import replace_surrogates
-from rag_ingest.core.documents.isolation import DocumentProcessor, Outcome
+from rag_ingest.core.documents.isolation import DocumentProcessor, ExtractionOutcome
 from rag_ingest.core.documents.limits import DocumentLimits
 from rag_ingest.core.documents.model import Block
 from rag_ingest.core.keys import NUL_KEY_REASON, key_is_stored_as_is
@@ -38,8 +38,8 @@ __all__ = [
     "CHUNKER_VERSION",
     "DocumentLimits",
     "DocumentProcessor",
+    "ExtractionOutcome",
     "OutageGuard",
-    "Outcome",
     "S3Unavailable",
     "chunk_document",
     "chunk_documents",
@@ -57,14 +57,7 @@ def load_document(
     """Fetch one object (in the calling thread) and extract its text in ``processor``'s
     worker processes (timeout and memory cap per document)."""
     limits = limits or processor.limits
-    info = DocumentInfo(
-        doc_id=record.doc_id,
-        bucket=record.bucket,
-        key=record.key,
-        etag=record.etag,
-        size=record.size,
-        last_modified=record.last_modified,
-    )
+    info = DocumentInfo.from_record(record)
     if not key_is_stored_as_is(record.bucket, record.key, record.doc_id):
         info.status, info.reason = "failed", f"{NUL_KEY_REASON} (stored as {record.key!r})"
         return info, []

@@ -20,11 +20,23 @@ MAX_BACKOFF_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
+class PlannedRun:
+    """One run to request: its shard range and the key that deduplicates the request."""
+
+    range: RunRange
+    run_key: str
+
+
+@dataclass(frozen=True)
 class Decision:
-    ranges: list[RunRange]
+    runs: list[PlannedRun]
     requests: dict[int, ShardRequest]
     waiting: dict[int, float]
     """Shards held back by their back-off: seconds until they may be requested."""
+
+    @property
+    def ranges(self) -> list[RunRange]:
+        return [run.range for run in self.runs]
 
 
 def signature(documents: int, max_seq: int) -> str:
@@ -41,7 +53,7 @@ def decide(
     max_documents: int,
     full: bool = False,
 ) -> Decision:
-    """Shards to request now, grouped into run ranges.
+    """Shards to request now, grouped into run ranges, each with its run key.
 
     Args:
         work: per shard index, (documents needing work, highest change number).
@@ -72,7 +84,9 @@ def decide(
         eligible[index] = max(docs, 1)
         requests[index] = ShardRequest(sig, attempts, now)
     ranges = plan_ranges(layout, eligible, max_documents, skip=sorted(in_flight))
-    return Decision(ranges, requests, waiting)
+    full_pass = int(now) if full else 0
+    runs = [PlannedRun(r, run_key(layout, r, requests, full_pass)) for r in ranges]
+    return Decision(runs, requests, waiting)
 
 
 def run_key(

@@ -8,17 +8,25 @@ An event is only ever a hint, "look at this key": delivery is at least once, uno
 possibly late, so the sensor reads the object's current state from S3 before it changes the
 registry. What is parsed here is therefore just enough to find the key, to log, and to keep
 one event per key when a batch holds several.
+
+:func:`apply_messages` is what the event sensor does with a batch: each named key's current
+state is read with a HEAD and applied exactly as a listing of just those keys would be
+(``plan_tick``): unknown → registered, other ETag and not older → re-queued, 404 while
+registered → marked for deletion.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote_plus
 
+from rag_ingest.core.planning.listing import TickPlan, plan_tick
+from rag_ingest.core.registry import Registry
 from rag_ingest.core.registry.model import Scope
+from rag_ingest.core.storage.s3 import S3Object, head_all
 
 # What a body can be, once parsed.
 S3_EVENTS = "s3"
@@ -157,3 +165,109 @@ def reduce_events(events: Iterable[ObjectEvent], scope: Scope) -> Batch:
                 continue
         batch.latest[ident] = event
     return batch
+
+
+class Message(Protocol):
+    """What :func:`apply_messages` reads of a queue message."""
+
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def body(self) -> str: ...
+
+
+M = TypeVar("M", bound=Message)
+
+
+@dataclass
+class Heads:
+    """What S3 holds now for the keys events named."""
+
+    objects: list[S3Object] = field(default_factory=list)
+    answered: set[str] = field(default_factory=set)  # exists or 404: a definite answer
+    failed: dict[str, str] = field(default_factory=dict)  # key → error, decided next time
+
+    @classmethod
+    def of(cls, client: Any, bucket: str, keys: Iterable[str]) -> Heads:
+        answered, failed = head_all(client, bucket, keys)
+        objects = [obj for obj in answered.values() if obj is not None]
+        return cls(objects, set(answered), failed)
+
+
+@dataclass
+class EventsTick:
+    received: int = 0
+    deleted: int = 0
+    kept: int = 0
+    test_events: int = 0
+    ignored: int = 0
+    malformed: int = 0
+    out_of_scope: int = 0
+    duplicates: int = 0
+    keys: int = 0
+    plan: TickPlan = field(default_factory=TickPlan)
+    head_failed: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        plan = self.plan
+        return (
+            f"{self.received} message(s) ({self.test_events} test, {self.ignored} ignored, "
+            f"{self.malformed} malformed), {self.out_of_scope} event(s) outside the watched "
+            f"prefixes, {self.keys} key(s) looked at ({self.duplicates} duplicate event(s)): "
+            f"new {len(plan.new)}, changed {len(plan.changed)}, deleted {len(plan.gone)}, "
+            f"unchanged {plan.unchanged}, stale {plan.stale}, HEAD failed "
+            f"{len(self.head_failed)}; {self.deleted} message(s) deleted, {self.kept} kept"
+        )
+
+
+def apply_messages(
+    messages: Sequence[M], client: Any, reg: Registry, scope: Scope, log: Any
+) -> tuple[EventsTick, list[M]]:
+    """Bring the registry in step with S3 for every key the messages name.
+
+    Returns:
+        The tick's counts and the messages that are done with (to delete): all but those
+        naming a key whose HEAD failed, which come back after their visibility timeout.
+    """
+    tick = EventsTick(received=len(messages))
+    parsed: list[tuple[M, ParsedBody]] = [(m, parse_body(m.body)) for m in messages]
+    for message, body in parsed:
+        if body.kind == TEST_EVENT:
+            tick.test_events += 1
+        elif body.kind == IGNORED:
+            tick.ignored += 1
+        elif body.kind == MALFORMED:
+            # Deleted: no later delivery can make it readable, and keeping it would only
+            # repeat this warning every visibility timeout. The listing covers its key, if any.
+            tick.malformed += 1
+            log.warning(
+                f"SQS message {message.message_id} is not an S3 event notification "
+                f"({body.problem}); deleting it. Body: {message.body[:300]!r}"
+            )
+        elif body.problem:
+            log.warning(f"SQS message {message.message_id}: skipped records: {body.problem}")
+    batch = reduce_events((e for _, b in parsed for e in b.events), scope)
+    tick.out_of_scope, tick.duplicates, tick.keys = (
+        batch.out_of_scope,
+        batch.duplicates,
+        len(batch.latest),
+    )
+    bucket = scope.bucket
+    heads = Heads.of(client, bucket, sorted(key for _, key in batch.latest))
+    tick.head_failed = heads.failed
+    # The listing of just these keys against the registry rows of just these keys: a key
+    # whose HEAD failed is in neither, so it is never taken for deleted.
+    known = reg.known_keys(bucket, heads.answered)
+    # HEAD answers are the objects' current state: another ETag is a change (current=True).
+    tick.plan = plan_tick(heads.objects, known, max_new=len(heads.objects), current=True)
+    reg.register(tick.plan.new)
+    reg.requeue(tick.plan.changed)
+    reg.mark_deleting(tick.plan.gone)
+    for key, error in sorted(heads.failed.items()):
+        log.warning(f"HEAD s3://{bucket}/{key} failed ({error}); its message is kept")
+    done = [
+        m
+        for m, body in parsed
+        if not any(e.bucket == bucket and e.key in heads.failed for e in body.events)
+    ]
+    return tick, done

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -207,24 +208,54 @@ def fetch(client: Any, bucket: str, key: str, max_bytes: int) -> FetchedObject:
     )
 
 
-def head_keys(client: Any, bucket: str, keys: list[str]) -> dict[str, S3Object | None]:
-    """The current version of each key (None: it does not exist); keys whose HEAD failed are
-    absent. Used to settle a listing entry the registry disagrees with."""
-    found: dict[str, S3Object | None] = {}
-    for key in keys:
+# Parallel HEAD requests of one batch: they are latency-bound, not bandwidth-bound.
+HEAD_THREADS = 16
+
+
+def head_object(client: Any, bucket: str, key: str) -> S3Object | None:
+    """The object's current version, or None when the key does not exist (404)."""
+    try:
+        response = client.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if str(exc.response.get("Error", {}).get("Code")) in _MISSING_CODES:
+            return None
+        raise
+    return S3Object(
+        bucket=bucket,
+        key=key,
+        etag=_etag(str(response.get("ETag", ""))),
+        size=int(response.get("ContentLength", 0)),
+        last_modified=response["LastModified"],
+    )
+
+
+def head_all(
+    client: Any, bucket: str, keys: Iterable[str]
+) -> tuple[dict[str, S3Object | None], dict[str, str]]:
+    """HEAD every key (in parallel).
+
+    Returns:
+        The keys with a definite answer, each with its object (None: absent, or a folder
+        marker, as in a listing), and the keys whose HEAD failed, each with its error.
+    """
+
+    def one(key: str) -> tuple[str, S3Object | None, str | None]:
         try:
-            response = client.head_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code")) in _MISSING_CODES:
-                found[key] = None
-            continue
-        except BotoCoreError:
-            continue
-        found[key] = S3Object(
-            bucket=bucket,
-            key=key,
-            etag=_etag(str(response.get("ETag", ""))),
-            size=int(response.get("ContentLength", 0)),
-            last_modified=response["LastModified"],
-        )
-    return found
+            return key, head_object(client, bucket, key), None
+        except (BotoCoreError, ClientError) as exc:
+            return key, None, f"{type(exc).__name__}: {exc}"
+
+    keys = list(keys)
+    answered: dict[str, S3Object | None] = {}
+    failed: dict[str, str] = {}
+    if not keys:
+        return answered, failed
+    with ThreadPoolExecutor(max_workers=min(HEAD_THREADS, len(keys))) as pool:
+        for key, obj, error in pool.map(one, keys):
+            if error is not None:
+                failed[key] = error
+            elif obj is not None and key.endswith("/") and obj.size == 0:
+                answered[key] = None
+            else:
+                answered[key] = obj
+    return answered, failed

@@ -1,12 +1,30 @@
-"""The ingestion domain's definitions, built from the deployment's settings."""
+"""The ingestion domain's definitions, built from the deployment's settings.
+
+Each asset has its own module (``raw_documents`` → ``chunks`` → ``embeddings`` →
+``qdrant_collection``), each a factory over the settings; this assembles them with the
+registry check, the job and the sensors.
+"""
 
 import dagster as dg
 
 from rag_ingest.core.config import Settings, load_settings
-from rag_ingest.defs.checks import build_registry_check
-from rag_ingest.defs.ingestion.assets import GROUP, build_ingestion_assets
-from rag_ingest.defs.ingestion.partitions import shard_partitions
+from rag_ingest.defs.ingestion.checks import build_registry_check
+from rag_ingest.defs.ingestion.chunks import build_chunks
+from rag_ingest.defs.ingestion.embeddings import build_embeddings
+from rag_ingest.defs.ingestion.partitions import GROUP, shard_partitions
+from rag_ingest.defs.ingestion.qdrant_collection import build_qdrant_collection
+from rag_ingest.defs.ingestion.raw_documents import build_raw_documents
 from rag_ingest.defs.ingestion.sensors import INGEST_JOB, build_listing_sensor, sensor_names
+
+
+def ingestion_assets(settings: Settings) -> list[dg.AssetsDefinition]:
+    """The four steps of a reconcile run, in order."""
+    return [
+        build_raw_documents(settings),
+        build_chunks(settings),
+        build_embeddings(settings),
+        build_qdrant_collection(settings),
+    ]
 
 
 def ingestion_definitions(settings: Settings) -> dg.Definitions:
@@ -21,11 +39,11 @@ def ingestion_definitions(settings: Settings) -> dg.Definitions:
     )
     sensors = [build_listing_sensor(p, names[p], settings) for p in settings.prefixes]
     if settings.events_queue_url:
-        from rag_ingest.defs.ingestion.events import build_events_sensor
+        from rag_ingest.defs.ingestion.event_sensor import build_events_sensor
 
         sensors.append(build_events_sensor(settings))
     return dg.Definitions(
-        assets=build_ingestion_assets(settings),
+        assets=ingestion_assets(settings),
         asset_checks=[build_registry_check(settings)],
         jobs=[ingest_job],
         sensors=sensors,

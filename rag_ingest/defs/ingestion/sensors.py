@@ -19,10 +19,10 @@ import dagster as dg
 from rag_ingest.core.config import Settings
 from rag_ingest.core.keys import source_uri
 from rag_ingest.core.planning.listing import plan_tick, settle_rechecks
-from rag_ingest.core.planning.run_requests import decide, run_key
+from rag_ingest.core.planning.run_requests import decide
 from rag_ingest.core.planning.shards import Shards
 from rag_ingest.core.registry import Registry
-from rag_ingest.core.storage.s3 import head_keys, list_objects
+from rag_ingest.core.storage.s3 import head_all, list_objects
 from rag_ingest.resources import DocumentRegistry, S3Source, VectorStoreResource
 
 # Dagster's own backfill daemon launches multi-partition runs with these run tags.
@@ -32,6 +32,7 @@ PARTITION_TAG = "dagster/partition"
 TRIGGER_TAG = "rag_ingest/trigger"
 INGEST_JOB = "ingest_documents"
 FULL_RECONCILE_COUNTER = "full_reconcile_at"
+# A run in one of these may still materialize its shards: they are not requested again.
 ACTIVE_RUN_STATUSES = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -105,16 +106,16 @@ def request_runs(
     reg.save_shard_requests(layout.count, decision.requests)
     requests = [
         dg.RunRequest(
-            run_key=run_key(layout, r, decision.requests, int(now) if full else 0),
+            run_key=run.run_key,
             job_name=INGEST_JOB,
             tags={
-                RANGE_START_TAG: r.first,
-                RANGE_END_TAG: r.last,
+                RANGE_START_TAG: run.range.first,
+                RANGE_END_TAG: run.range.last,
                 TRIGGER_TAG: trigger,
-                "rag_ingest/documents": str(r.documents),
+                "rag_ingest/documents": str(run.range.documents),
             },
         )
-        for r in decision.ranges
+        for run in decision.runs
     ]
     pending = sum(n for n, _ in work.values())
     summary = (
@@ -141,7 +142,9 @@ def evaluate_listing_tick(
     )
     # Entries whose clocks disagree with the registry: the object's current state decides.
     recheck = [o.key for o in plan.recheck]
-    settle_rechecks(plan, known, head_keys(source.client, source.bucket, recheck))
+    # A key whose HEAD failed stays as the registry has it until the next listing.
+    answered, _ = head_all(source.client, source.bucket, recheck)
+    settle_rechecks(plan, known, answered)
     reg.register(plan.new)
     reg.requeue(plan.changed)
     reg.mark_deleting(plan.gone)

@@ -8,19 +8,26 @@ retention, nothing will resume it (the next reconcile redoes the work) and its f
 import time
 
 import dagster as dg
+from pydantic import Field
 
 from rag_ingest.core.pipeline.runfiles import RUNS
+from rag_ingest.defs.monitoring import GROUP
 from rag_ingest.resources import IntermediateStore
 
 _FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
 class CleanupConfig(dg.Config):
-    retention_hours: float = 72.0
+    retention_hours: float = Field(
+        default=72.0,
+        description="Hours after a run ended (failed, canceled or succeeded without cleaning "
+        "up) before its intermediate files are removed; until then it can be re-executed "
+        "from failure.",
+    )
 
 
 @dg.asset(
-    group_name="monitoring",
+    group_name=GROUP,
     kinds={"parquet"},
     description="Removes intermediate files of runs that ended longer ago than the retention.",
 )

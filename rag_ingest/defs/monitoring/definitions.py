@@ -3,11 +3,10 @@
 import dagster as dg
 
 from rag_ingest.core.config import Settings, load_settings
+from rag_ingest.defs.monitoring import GROUP
 from rag_ingest.defs.monitoring.cleanup import intermediate_files
 from rag_ingest.defs.monitoring.cost import embedding_cost_report
 from rag_ingest.defs.monitoring.health import build_collection_health
-
-GROUP = "monitoring"
 
 
 def monitoring_definitions(settings: Settings) -> dg.Definitions:

@@ -7,12 +7,14 @@ import time
 from datetime import UTC, datetime
 
 import dagster as dg
+from pydantic import Field
 
 from rag_ingest.core.config import Settings
 from rag_ingest.core.index.audit import audit_collection
 from rag_ingest.core.index.health import Drift, VectorSample, drift, norm_outliers
 from rag_ingest.core.storage.blobstore import BlobNotFound
-from rag_ingest.defs.checks import ERROR, HEALTH_CHECKS, WARN, examples_json, result
+from rag_ingest.defs.metadata import ERROR, WARN, examples_json, result
+from rag_ingest.defs.monitoring import GROUP
 from rag_ingest.resources import (
     DocumentRegistry,
     Embedder,
@@ -24,11 +26,58 @@ from rag_ingest.resources import (
 BASELINE_PATH = "monitoring/embedding_baseline.json"
 
 
+HEALTH_CHECKS = [
+    dg.AssetCheckSpec(
+        "points_match_recorded_chunks",
+        asset="collection_health",
+        description="The collection holds, per document, as many points as the registry "
+        "records chunks, and every ingested document has points (WARN).",
+    ),
+    dg.AssetCheckSpec(
+        "no_orphan_points",
+        asset="collection_health",
+        description="No points of documents whose S3 object no longer exists (WARN; the "
+        "reconcile of their shards removes them).",
+    ),
+    dg.AssetCheckSpec(
+        "vectors_are_sane",
+        asset="collection_health",
+        description="The collection's and the sampled vectors' dimension is the embedder's, and "
+        "every sampled vector has unit norm.",
+    ),
+    dg.AssetCheckSpec(
+        "embedding_drift_within_threshold",
+        asset="collection_health",
+        description="Recently ingested vectors have not moved from the stored baseline "
+        "(centroid distance, spread change) by more than the threshold (WARN).",
+    ),
+    dg.AssetCheckSpec(
+        "live_version_is_current",
+        asset="collection_health",
+        description="The alias serves the collection of the current pipeline fingerprint.",
+    ),
+]
+
+
 class HealthConfig(dg.Config):
-    sample_documents: int = 200
-    max_sample_vectors: int = 2000
-    drift_threshold: float = 0.1
-    reset_baseline: bool = False
+    sample_documents: int = Field(
+        default=200,
+        description="Most recently ingested documents whose vectors are sampled for sanity "
+        "and drift.",
+    )
+    max_sample_vectors: int = Field(
+        default=2000, description="Upper bound on the vectors read for the sample."
+    )
+    drift_threshold: float = Field(
+        default=0.1,
+        description="Largest drift score (the larger of centroid distance and spread change "
+        "against the baseline) that passes.",
+    )
+    reset_baseline: bool = Field(
+        default=False,
+        description="Make this run's sample the new drift baseline (after a deliberate model "
+        "or corpus change).",
+    )
 
 
 def _drift(
@@ -52,7 +101,7 @@ def _drift(
 
 def build_collection_health(settings: Settings) -> dg.AssetsDefinition:
     @dg.asset(
-        group_name="monitoring",
+        group_name=GROUP,
         kinds={"qdrant", "s3"},
         deps=["qdrant_collection"],
         pool="qdrant",

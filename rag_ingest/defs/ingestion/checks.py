@@ -1,13 +1,11 @@
-"""Every asset check of the project: specs, and the functions that build their results.
+"""The ingestion assets' checks: specs, and the functions that build their results.
 
-Ingestion checks are evaluated by the assets on what they just wrote (one result per run):
-``embeddings``' vector check is blocking, so bad vectors never reach Qdrant; the Qdrant checks
-run after the write. Monitoring checks belong to ``collection_health``. The standalone check
-``documents_not_ingested`` reads the registry.
+They are evaluated by the assets on what they just wrote (one result per run): ``embeddings``'
+vector check is blocking, so bad vectors never reach Qdrant; the Qdrant checks run after the
+write. The standalone check ``documents_not_ingested`` reads the registry.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -16,10 +14,8 @@ from rag_ingest.core.config import Settings
 from rag_ingest.core.index.health import norm_outliers
 from rag_ingest.core.md_table import md_table
 from rag_ingest.core.registry import FAILED_STATUSES
+from rag_ingest.defs.metadata import ERROR, EXAMPLES, WARN, examples_json, result
 from rag_ingest.resources import DocumentRegistry, VectorStoreResource
-
-EXAMPLES = 20
-ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
 
 EMBEDDING_CHECKS = [
     dg.AssetCheckSpec(
@@ -57,28 +53,6 @@ COLLECTION_CHECKS = [
         "(WARN; documents found missing are re-queued, orphans removed).",
     ),
 ]
-HEALTH_CHECKS = [
-    dg.AssetCheckSpec("points_match_recorded_chunks", asset="collection_health"),
-    dg.AssetCheckSpec("no_orphan_points", asset="collection_health"),
-    dg.AssetCheckSpec("vectors_are_sane", asset="collection_health"),
-    dg.AssetCheckSpec("embedding_drift_within_threshold", asset="collection_health"),
-    dg.AssetCheckSpec(
-        "live_version_is_current",
-        asset="collection_health",
-        description="The alias serves the collection of the current pipeline fingerprint.",
-    ),
-]
-
-
-def examples_json(items: Sequence[str]) -> dg.MetadataValue:
-    """The first :data:`EXAMPLES` items, as JSON metadata (lists can be 100k long)."""
-    return dg.MetadataValue.json(list(items[:EXAMPLES]))
-
-
-def result(
-    name: str, passed: bool, severity: dg.AssetCheckSeverity, **metadata: Any
-) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(check_name=name, passed=passed, severity=severity, metadata=metadata)
 
 
 class EmbeddingAudit:

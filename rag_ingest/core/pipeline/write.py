@@ -1,0 +1,163 @@
+"""One run's writes into one index version, free of Dagster: outcomes, supersedes, deletions,
+then each shard verified against the registry.
+
+Writers are serialized (the Dagster layer runs them in pool ``qdrant``), so the version check
+before each write and the write itself never interleave with another run's: a document is
+written only while the registry still holds the version this run processed. Outcomes are
+recorded for the current target; each shard is then compared with the registry, orphan points
+removed and documents whose points are missing re-queued.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from rag_ingest.core.keys import point_id
+from rag_ingest.core.pipeline.retries import settle_documents
+from rag_ingest.core.pipeline.runfiles import DocumentRow
+from rag_ingest.core.pipeline.scope import ShardTally
+from rag_ingest.core.pipeline.windows import windows
+from rag_ingest.core.registry import GONE_STATUSES, DocumentRecord, Registry, Target
+from rag_ingest.core.vectorstore.base import DocumentPoints, VectorStore
+
+WINDOW_POINTS = 8192
+SUPERSEDED = "a newer version (or the deletion) of this object was registered meanwhile"
+REQUEUED = "its points in the collection did not match its chunks; re-queued"
+
+
+class RunFilesMismatch(ValueError):
+    """The embeddings file of a run does not line up with its chunks file."""
+
+
+def aligned(
+    chunk_rows: Iterable[DocumentRow], vector_rows: Iterable[DocumentRow]
+) -> Iterator[tuple[DocumentRow, np.ndarray]]:
+    """Chunks and vectors of each document, read side by side from the two run files.
+
+    Raises:
+        RunFilesMismatch: a document's vectors are not those of its chunks.
+    """
+    for chunk_row, vector_row in zip(chunk_rows, vector_rows, strict=True):
+        info = chunk_row.info
+        vectors = vector_row.vectors if vector_row.vectors is not None else np.zeros((0, 0))
+        if vector_row.info.doc_id != info.doc_id or len(vectors) != len(chunk_row.chunks):
+            raise RunFilesMismatch(
+                f"{info.source}: embeddings do not match chunks ({len(vectors)} vectors for "
+                f"{len(chunk_row.chunks)} chunks); re-materialize embeddings for these shards"
+            )
+        yield chunk_row, vectors
+
+
+def _superseded(info_etag: str, current: DocumentRecord | None) -> bool:
+    return current is None or current.status in GONE_STATUSES or current.etag != info_etag
+
+
+class ShardWriter:
+    """One run's writes into one target, with what the checks and metadata need."""
+
+    def __init__(
+        self, store: VectorStore, reg: Registry, target: Target, report: ShardTally
+    ) -> None:
+        self.store, self.reg, self.target, self.report = store, reg, target, report
+        self.scope = report.scope
+        self.point_ids: list[str] = []
+        self.expected: dict[str, int] = {}
+        self.actual: Counter[str] = Counter()
+        self.written = self.stale = 0
+
+    def write(self, rows: Iterable[tuple[DocumentRow, np.ndarray]], batch_size: int) -> None:
+        """Write every document of ``rows``, a window of about :data:`WINDOW_POINTS` at once."""
+        for window in windows(rows, lambda item: max(1, len(item[0].chunks)), WINDOW_POINTS):
+            self.window(window, batch_size)
+
+    def window(self, items: list[tuple[DocumentRow, np.ndarray]], batch_size: int) -> None:
+        current = self.reg.lookup(row.info.doc_id for row, _ in items)
+        fresh: list[DocumentPoints] = []
+        deleted: list[DocumentRow] = []
+        for row, vectors in items:
+            info = row.info
+            self.report.count(info.doc_id, processed=1)
+            record = current.get(info.doc_id)
+            if info.status == "deleting":
+                if record is not None and record.status == "deleting":
+                    deleted.append(row)
+                else:  # re-created since the run was planned: its own run ingests it
+                    self.report.count(info.doc_id, superseded=1)
+            elif _superseded(info.etag, record):
+                self.report.count(info.doc_id, superseded=1)
+                self.report.add(info.doc_id, "skipped", info.source, info.status, SUPERSEDED)
+            else:
+                fresh.append(DocumentPoints(info, row.chunks, vectors))
+        # Transient failures leave points alone and wait for a retry (core.pipeline.retries).
+        to_write, outcomes = settle_documents(fresh, current, self.target.id)
+        stats = self.store.replace_documents(self.target.collection, to_write, batch_size)
+        self.written += stats.points_written
+        self.stale += stats.stale_points_removed
+        self._remove(deleted)
+        applied = self.reg.record(outcomes, self.target.id, self.scope.run_id)
+        ok_ids = [d.info.doc_id for d in fresh if d.info.status == "ok"]
+        self.actual.update(self.store.points_per_document(self.target.collection, ok_ids))
+        for doc in fresh:
+            info, n = doc.info, len(doc.chunks)
+            if info.doc_id not in applied:
+                self.report.count(info.doc_id, superseded=1)
+                continue
+            if info.status == "ok":
+                self.expected[info.doc_id] = n
+                self.point_ids += [point_id(info.doc_id, info.etag, c.index) for c in doc.chunks]
+                was = current[info.doc_id]
+                action = "updated" if was.ingested_etag else "added"
+                self.report.count(info.doc_id, ingested=1, points=n)
+                self.report.add(info.doc_id, action, info.source, "ok", f"{n} chunks")
+            else:
+                self.report.count(info.doc_id, failed=1)
+                self.report.add(info.doc_id, "failed", info.source, info.status, info.reason or "")
+
+    def _remove(self, deleted: list[DocumentRow]) -> None:
+        if not deleted:
+            return
+        ids = [row.info.doc_id for row in deleted]
+        # Every version at this location drops them: a re-index in progress must not keep
+        # serving a deleted document from the version readers still use.
+        for target in self.reg.targets(self.store.location, self.target.alias):
+            if target.state != "dropped" and self.store.collection_exists(target.collection):
+                self.store.delete_documents(target.collection, ids)
+        removed = self.reg.mark_removed(ids, self.scope.run_id)
+        for row in deleted:
+            if row.info.doc_id in removed:
+                self.report.count(row.info.doc_id, removed=1)
+                self.report.add(row.info.doc_id, "removed", row.info.source, "removed", "")
+
+    def verify_shards(self) -> tuple[list[str], int, int]:
+        """Compare each shard with the registry; remove orphans, re-queue wrong documents."""
+        mismatched: list[str] = []
+        requeued = orphans = 0
+        layout, watched, collection = self.scope.layout, self.scope.watched, self.target.collection
+        for shard in self.scope.shards:
+            hashes = layout.hash_range(shard)
+            expected = self.reg.ingested_chunks(self.target.id, hashes, watched)
+            if self.store.count(collection, hashes) == sum(expected.values()):
+                continue
+            per_doc = self.store.points_per_document(collection, key_hashes=hashes)
+            live = self.reg.live_doc_ids(watched, hashes)
+            stray = [d for d in per_doc if d not in live]
+            wrong = [d for d, n in expected.items() if per_doc.get(d, 0) != n]
+            if stray:
+                orphans += self.store.delete_documents(collection, stray)
+            if wrong:
+                requeued += len(self.reg.mark_pending(wrong, REQUEUED, self.scope.run_id))
+            if stray or wrong:
+                mismatched.append(f"{shard}: {len(wrong)} wrong, {len(stray)} orphan documents")
+        return mismatched, requeued, orphans
+
+    def count_unchanged(self) -> None:
+        """Documents of each shard this run left alone (already ingested at their version)."""
+        layout = self.scope.layout
+        live = self.reg.count_by_hash_bucket(self.scope.watched, self.scope.hashes, layout.width)
+        for shard, counts in self.report.counts.items():
+            touched = counts["processed"] - counts["removed"]
+            counts["documents"] = live.get(layout.index(shard), 0)
+            counts["unchanged"] = max(0, counts["documents"] - touched)

@@ -1,0 +1,117 @@
+"""``embeddings``: a vector per chunk, batched across the run's documents.
+
+Chunks are read from ``chunks``' run file and sent to the embedder a window of texts at a
+time; the blocking check ``vectors_match_chunks`` keeps bad vectors out of Qdrant.
+"""
+
+import time
+from collections.abc import Iterator
+
+import dagster as dg
+
+from rag_ingest.core.config import Settings
+from rag_ingest.core.pipeline.runfiles import DocumentRow, run_path, write_rows
+from rag_ingest.core.pipeline.windows import affected, windows
+from rag_ingest.defs.ingestion.checks import EMBEDDING_CHECKS, EmbeddingAudit
+from rag_ingest.defs.ingestion.partitions import GROUP, backfill_policy, shard_partitions
+from rag_ingest.defs.ingestion.run_files import read_upstream, run_scope
+from rag_ingest.defs.ingestion.shard_report import ShardReport
+from rag_ingest.resources import Embedder, IntermediateStore
+from rag_ingest.resources.embedders import EmbeddingError
+
+# Texts held in memory and sent to the embedder at once: bounds memory on huge runs while
+# still batching across documents.
+EMBED_WINDOW_TEXTS = 8192
+# Sources named in a failure's description; its metadata lists more.
+FAILED_SHOWN, FAILED_LISTED = 20, 1000
+
+
+def _embedding_failed(window: list[DocumentRow], exc: Exception) -> dg.Failure:
+    """Name the documents whose chunks did not come back; nothing of this run reaches Qdrant,
+    because qdrant_collection depends on this step."""
+    spans = exc.failed_spans if isinstance(exc, EmbeddingError) else None
+    sizes = [len(r.chunks) for r in window]
+    hit = affected(sizes, spans) if spans else list(range(len(window)))
+    sources = [window[i].info.source for i in hit]
+    shown = ", ".join(sources[:FAILED_SHOWN]) + (" …" if len(sources) > FAILED_SHOWN else "")
+    return dg.Failure(
+        description=f"embedding failed for {len(hit)} document(s) [{shown}]: {exc}",
+        metadata={"failed_documents": dg.MetadataValue.json(sources[:FAILED_LISTED])},
+    )
+
+
+def build_embeddings(settings: Settings) -> dg.AssetsDefinition:
+    @dg.asset(
+        partitions_def=shard_partitions(settings),
+        backfill_policy=backfill_policy(settings),
+        group_name=GROUP,
+        kinds={"pytorch", "parquet"},
+        deps=["chunks"],
+        pool="embedder",
+        check_specs=EMBEDDING_CHECKS,
+        description="Normalized float32 vectors of every chunk, batched across the run's "
+        "documents.",
+    )
+    def embeddings(
+        context: dg.AssetExecutionContext, embedder: Embedder, storage: IntermediateStore
+    ) -> dg.MaterializeResult:
+        started = time.perf_counter()
+        scope = run_scope(context, settings)
+        if embedder.vector_space != settings.fingerprint.vector_space:
+            raise dg.Failure(
+                f"the embedder produces {embedder.vector_space} vectors but the settings' "
+                f"fingerprint expects {settings.fingerprint.vector_space}"
+            )
+        report = ShardReport(scope, ("object", "status", "reason"))
+        audit = EmbeddingAudit(embedder.dimension)
+        stats_total: dict[str, float] = {"seconds": 0.0, "gpu": 0.0, "cost": 0.0, "batches": 0}
+
+        def embedded() -> Iterator[DocumentRow]:
+            rows = read_upstream(context, scope, storage, "chunks")
+            for window in windows(rows, lambda r: len(r.chunks), EMBED_WINDOW_TEXTS):
+                texts = [c.text for row in window for c in row.chunks]
+                try:
+                    vectors, stats = embedder.embed(texts)
+                except Exception as exc:
+                    raise _embedding_failed(window, exc) from exc
+                if vectors.shape != (len(texts), embedder.dimension):
+                    raise dg.Failure(f"embedder returned {vectors.shape} for {len(texts)} texts")
+                stats_total["seconds"] += stats.seconds
+                stats_total["gpu"] += stats.gpu_seconds
+                stats_total["cost"] += stats.cost_usd
+                stats_total["batches"] += stats.batches
+                offset = 0
+                for row in window:
+                    doc_vectors = vectors[offset : offset + len(row.chunks)]
+                    offset += len(row.chunks)
+                    audit.add(row.info.doc_id, len(row.chunks), doc_vectors, row.info.reason)
+                    tokens = sum(c.token_count for c in row.chunks)
+                    report.count(row.info.doc_id, documents=1, vectors=len(row.chunks))
+                    report.count(row.info.doc_id, tokens=tokens)
+                    yield DocumentRow(row.info, vectors=doc_vectors)
+
+        path = run_path(scope.storage_run, "embeddings")
+        written = write_rows(storage.store, path, "vectors", embedded())
+        report.attach(context, "documents_listed", always=("documents", "vectors", "tokens"))
+        totals = report.totals()
+        seconds = stats_total["seconds"]
+        return dg.MaterializeResult(
+            metadata={
+                "model": embedder.model_name,
+                "vector_space": embedder.vector_space,
+                "dimension": embedder.dimension,
+                "backend": type(embedder).__name__,
+                "run_documents": written,
+                "run_texts": totals["vectors"],
+                "run_tokens": totals["tokens"],
+                "run_batches": int(stats_total["batches"]),
+                "run_embed_seconds": round(seconds, 3),
+                "run_texts_per_second": round(totals["vectors"] / seconds, 2) if seconds else 0.0,
+                "run_gpu_seconds": round(stats_total["gpu"], 3),
+                "run_cost_usd": dg.MetadataValue.float(round(stats_total["cost"], 8)),
+                "run_seconds": round(time.perf_counter() - started, 3),
+            },
+            check_results=audit.results(),
+        )
+
+    return embeddings

@@ -1,0 +1,108 @@
+"""``raw_documents``: the shard's documents that need work, fetched and turned into text blocks.
+
+Materializing a shard reconciles it: the documents of the shard that are not ingested at
+their current version into the current target (Qdrant location + the fingerprint's
+collection) are fetched and extracted; deleted ones are passed on for removal; the rest are
+left alone. ``force`` re-ingests every document of the shards.
+"""
+
+import time
+from collections.abc import Iterator
+
+import dagster as dg
+from pydantic import Field
+
+from rag_ingest.core.config import Settings
+from rag_ingest.core.pipeline.runfiles import DocumentRow, run_path, write_rows
+from rag_ingest.core.pipeline.steps import DocumentProcessor, OutageGuard, load_document
+from rag_ingest.core.pipeline.windows import ordered_map
+from rag_ingest.core.records import DocumentInfo
+from rag_ingest.core.registry import DocumentRecord
+from rag_ingest.defs.ingestion.partitions import GROUP, backfill_policy, shard_partitions
+from rag_ingest.defs.ingestion.run_files import run_scope
+from rag_ingest.defs.ingestion.shard_report import ShardReport
+from rag_ingest.resources import DocumentRegistry, IntermediateStore, S3Source, VectorStoreResource
+
+DELETED = "object deleted from S3"
+
+
+class ReconcileConfig(dg.Config):
+    force: bool = Field(
+        default=False,
+        description="Re-ingest every document of the selected shards, even those already "
+        "ingested at their current version into the current collection.",
+    )
+
+
+def build_raw_documents(settings: Settings) -> dg.AssetsDefinition:
+    limits = settings.document_limits
+
+    @dg.asset(
+        partitions_def=shard_partitions(settings),
+        backfill_policy=backfill_policy(settings),
+        group_name=GROUP,
+        kinds={"s3", "parquet"},
+        description="The shard's documents that need work, fetched from S3 and turned into "
+        "text blocks (pages, sections); deleted objects are passed on for removal.",
+    )
+    def raw_documents(
+        context: dg.AssetExecutionContext,
+        config: ReconcileConfig,
+        s3_source: S3Source,
+        registry: DocumentRegistry,
+        storage: IntermediateStore,
+        vectors: VectorStoreResource,
+    ) -> dg.MaterializeResult:
+        started = time.perf_counter()
+        scope = run_scope(context, settings)
+        reg = registry.registry
+        target = reg.target(vectors.location, settings.physical_collection)
+        shards = set(scope.shards)
+        planned = [
+            r
+            for r in reg.documents_in(
+                settings.scope, scope.hashes, target.id if target else None, not config.force
+            )
+            if scope.shard_of(r.doc_id) in shards
+        ]
+        report = ShardReport(scope, ("object", "status", "reason"))
+
+        outage = OutageGuard()
+
+        def work(record: DocumentRecord) -> DocumentRow:
+            if record.status == "deleting":
+                return DocumentRow(DocumentInfo.from_record(record, "deleting", DELETED))
+            info, blocks = load_document(s3_source.client, record, processor, limits)
+            outage.observe(info)  # S3 down for every read: fail the run, not the documents
+            return DocumentRow(info, blocks=blocks)
+
+        def tallied(rows: Iterator[DocumentRow]) -> Iterator[DocumentRow]:
+            for row in rows:
+                info = row.info
+                report.count(info.doc_id, documents=1, **{f"documents_{info.status}": 1})
+                report.count(info.doc_id, bytes=info.size if info.status == "ok" else 0)
+                if info.status not in ("ok", "deleting"):
+                    report.add(info.doc_id, info.source, info.status, info.reason or "")
+                    context.log.warning(f"{info.source}: {info.status}: {info.reason}")
+                yield row
+
+        workers = max(1, settings.extract_workers)
+        with DocumentProcessor(limits, workers=workers) as processor:
+            rows = ordered_map(work, planned, s3_source.fetch_threads)
+            path = run_path(scope.storage_run, "raw_documents")
+            written = write_rows(storage.store, path, "blocks", tallied(rows))
+        report.attach(context, "documents_not_read", always=("documents", "documents_ok"))
+        totals = report.totals()
+        return dg.MaterializeResult(
+            metadata={
+                "run_documents": written,
+                "run_ok": totals["documents_ok"],
+                "run_deleted": totals["documents_deleting"],
+                "run_not_ok": written - totals["documents_ok"] - totals["documents_deleting"],
+                "run_bytes": totals["bytes"],
+                "run_forced": config.force,
+                "run_seconds": round(time.perf_counter() - started, 3),
+            }
+        )
+
+    return raw_documents
