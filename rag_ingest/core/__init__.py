@@ -1,1 +1,1 @@
-"""Pure logic: keys, extraction, chunking, encoding, registry, storage, Qdrant writes."""
+"""Pure logic, no Dagster: one wing per subsystem (docs/architecture.md, "Layout")."""

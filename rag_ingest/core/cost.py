@@ -18,8 +18,8 @@ MODAL_GPU_PRICE_PER_SECOND: dict[str, float] = {
     "A100-80GB": 0.000694,
     "H100": 0.001097,
 }
-# The seed article priced the A10G at $0.54/h ($0.000150/s); Modal's published rate is about
-# twice that. The report prints both so readers can reconcile old estimates.
+# The article this project started from priced the A10G at $0.54/h; Modal's published rate is
+# about twice that. The report prints both so readers can reconcile estimates made with it.
 SEED_A10G_PER_HOUR = 0.54
 # Always-on alternatives, USD per hour: AWS on-demand g5.xlarge (one A10G, us-east-1) and a
 # RunPod on-demand L4 pod (24 GB, A10G class; third-party snapshot, March 2026).
@@ -174,8 +174,9 @@ def render_markdown(report: CostReport) -> str:
         "| --- | ---: |",
         *(f"| {name} | {share:.1%} |" for name, share in report.break_even_utilisation.items()),
         "",
-        f"Always-on is cheaper only above the break-even utilisation. The seed article's A10G "
-        f"rate (${SEED_A10G_PER_HOUR}/h) is below Modal's published "
+        f"Always-on is cheaper only above the break-even utilisation. The A10G rate quoted "
+        f"by the article this project started from (${SEED_A10G_PER_HOUR}/h) is below Modal's "
+        f"published "
         f"${MODAL_GPU_PRICE_PER_SECOND['A10G'] * 3600:.2f}/h.",
     ]
     return "\n".join(rows)

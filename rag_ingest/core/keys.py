@@ -1,17 +1,19 @@
-"""Identifiers: S3 object → partition key (doc id), chunk → Qdrant point id.
+"""Identifiers: S3 object → document id, chunk → Qdrant point id.
 
-The partition key scheme (see docs/architecture.md):
+The document id scheme (see docs/architecture.md):
 
     <slug>~<hash16>
 
 * ``hash16`` is the first 16 hex digits of SHA-256 over ``bucket + "\\0" + key``: it alone makes
   the key unique (64 bits; ~3e-10 collision odds at 100k documents) and deterministic.
 * ``slug`` is a readable tail of the S3 key, reduced to ``[A-Za-z0-9._-]``, with runs of dots
-  collapsed (no ``..``, never the UI's ``...`` range syntax) and cut to 47 characters, so the
-  whole key is at most 64 characters: MySQL's unique index on partition keys covers only 64.
+  collapsed (no ``..``) and cut so the whole id stays short: ids appear in every point's
+  payload, in per-shard metadata tables and in run logs.
 
-The key never contains ``/``, spaces, commas or brackets, so it is safe in the Dagster UI, in
+The id never contains ``/``, spaces, commas or brackets, so it is safe in the Dagster UI, in
 URLs and as a file name. The real bucket and key are kept in the registry and in metadata.
+(Documents were once Dagster partitions, hence the function's name; partitions are key-space
+shards now, see :mod:`rag_ingest.core.planning.shards`.)
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def _slug(key: str) -> str:
 
 
 def partition_key(bucket: str, key: str) -> str:
-    """The dynamic partition key (and document id) for an S3 object.
+    """The document id for an S3 object.
 
     Args:
         bucket: S3 bucket name.
