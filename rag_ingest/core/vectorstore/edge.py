@@ -50,6 +50,7 @@ from rag_ingest.core.vectorstore.folder import (
     read_mapping,
     write_mapping,
 )
+from rag_ingest.core.vectorstore.location import folder_location
 
 ALIASES_FILE = "aliases.json"
 LOCK_FILE = ".lock"
@@ -99,7 +100,7 @@ class EdgeStore(PagedStore):
         auto_optimize_points: int | None = DEFAULT_AUTO_OPTIMIZE_POINTS,
         hnsw_ef: int | None = None,
     ) -> None:
-        self._root = Path(os.path.abspath(os.fspath(path)))
+        self._root = Path(os.path.realpath(os.fspath(path)))
         (self._root / COLLECTIONS_DIR).mkdir(parents=True, exist_ok=True)
         advice = "Edge lets one process open it at a time, readers included: wait for the run "
         advice += "to finish, or use a Qdrant server (RAG_QDRANT_URL)"
@@ -120,7 +121,7 @@ class EdgeStore(PagedStore):
 
     @property
     def location(self) -> str:
-        return f"edge:{self._root}"
+        return folder_location("edge", self._root)
 
     def close(self) -> None:
         if self._lock_fd is None:
