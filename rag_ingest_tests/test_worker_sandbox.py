@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -110,3 +111,20 @@ def test_each_document_runs_under_a_cpu_limit() -> None:
         assert soft != "unlimited"
         # the worker's CPU so far (start-up imports) + the timeout + the margin
         assert 20 + CPU_MARGIN_SECONDS <= int(soft) <= 20 + CPU_MARGIN_SECONDS + 60
+
+
+def test_a_worker_outlives_the_thread_that_started_it() -> None:
+    """Linux sends the parent-death signal when the starting *thread* ends (a fetch thread
+    replaces a timed-out worker, then its pool shuts down); the worker must carry on."""
+    processor = DocumentProcessor(DocumentLimits(timeout_seconds=30), workers=1)
+    try:
+        starter = threading.Thread(target=processor.start)  # not the main thread
+        starter.start()
+        starter.join()
+        (pid,) = processor.worker_pids()
+        time.sleep(1.5)  # the signal, and a watcher tick
+        assert _alive(pid)
+        assert processor.extract("a.md", b"# Title\n\nSome text.", None, None)[0] == "ok"
+        assert processor.worker_pids() == [pid]
+    finally:
+        processor.close()
