@@ -108,7 +108,7 @@ def cost(args: argparse.Namespace) -> int:
 def health(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from rag_ingest.core.index.audit import audit_collection
+    from rag_ingest.core.index.audit import audit_collection, live_documents
     from rag_ingest.core.index.health import norm_outliers
 
     settings: Settings = args.settings
@@ -121,18 +121,23 @@ def health(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     names = ("vectors", "registry", "s3_source")
-    with resources(settings, *names) as res, res.vectors.open() as store:
-        reg = res.registry.registry
-        collection = store.resolve(settings.collection) or settings.physical_collection
-        audit = audit_collection(
-            res.s3_source.client,
-            settings.scope,
-            reg,
-            store,
-            collection,
-            reg.target(store.location, collection),
-            progress=progress,
-        )
+    with resources(settings, *names) as res:
+        scope = settings.scope
+        # Listed before the store is opened: an embedded store's lock is not held through it.
+        listed = live_documents(res.s3_source.client, scope.bucket, scope.prefixes, progress)
+        with res.vectors.open() as store:
+            reg = res.registry.registry
+            collection = store.resolve(settings.collection) or settings.physical_collection
+            audit = audit_collection(
+                res.s3_source.client,
+                scope,
+                reg,
+                store,
+                collection,
+                reg.target(store.location, collection),
+                progress=progress,
+                live=listed,
+            )
     for bar in bars.values():
         bar.close()
     sync = audit.sync

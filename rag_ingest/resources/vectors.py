@@ -2,11 +2,11 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import dagster as dg
 
 from rag_ingest.core.vectorstore import VectorStore, open_vector_store
+from rag_ingest.core.vectorstore.location import store_location
 
 
 class VectorStoreResource(dg.ConfigurableResource):
@@ -28,10 +28,9 @@ class VectorStoreResource(dg.ConfigurableResource):
 
     @property
     def location(self) -> str:
-        """Where points live, as the registry names targets; never contains the API key."""
-        if self.engine == "server":
-            return f"server:{self.url}"
-        return f"{self.engine}:{Path(self.path).resolve()}"
+        """Where points live, as the registry names targets: the opened store's ``location``
+        (one function makes both); never contains the API key or URL user info."""
+        return store_location(self.engine, url=self.url, path=self.path)
 
     @property
     def is_embedded(self) -> bool:

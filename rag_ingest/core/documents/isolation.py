@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 from rag_ingest.core.documents.limits import DocumentLimits
 from rag_ingest.core.documents.model import Block, Extracted
+from rag_ingest.core.documents.sandbox import worker_environment
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -75,10 +76,7 @@ class _Worker:
     def start(self) -> None:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p
-        )
+        env = worker_environment(os.environ, _PACKAGE_ROOT)  # no credentials
         limits = json.dumps(dataclasses.asdict(self.limits))
         args = [sys.executable, "-m", "rag_ingest.core.documents.worker"]
         try:

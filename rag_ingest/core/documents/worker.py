@@ -3,7 +3,9 @@
 Started by :class:`rag_ingest.core.documents.isolation.DocumentProcessor` as ``python -m
 rag_ingest.core.documents.worker <read fd> <write fd> <limits as JSON>``. Its address space is
 capped (``RLIMIT_AS``) so a memory bomb raises MemoryError here, and its parent kills it on
-timeout; either way only this process is lost. Messages are length-prefixed frames
+timeout; either way only this process is lost. It ends with its parent, runs each document
+under a CPU-time limit and sees only an allow-listed environment
+(:mod:`rag_ingest.core.documents.sandbox`). Messages are length-prefixed frames
 (:class:`multiprocessing.connection.Connection` over the two pipes): a pickled ``(key,
 content_type, content_encoding)`` header and the raw body in; one pickled ``(status, reason,
 payload, peak_rss_kb, restart)`` reply out.
@@ -24,6 +26,7 @@ from rag_ingest.core.documents.decode import replace_surrogates
 from rag_ingest.core.documents.extract import extract
 from rag_ingest.core.documents.limits import DocumentLimits
 from rag_ingest.core.documents.model import Extracted, ExtractionError
+from rag_ingest.core.documents.sandbox import die_with_parent, limit_cpu_for_document, no_core_files
 
 _MAX_REASON = 500
 
@@ -103,6 +106,7 @@ def serve(inbox: Connection, outbox: Connection, limits: DocumentLimits) -> None
         except EOFError:
             return
         key, content_type, content_encoding = pickle.loads(header)
+        limit_cpu_for_document(limits.timeout_seconds)
         _reset_peak_rss()
         status, reason, payload, restart = handle(key, body, content_type, content_encoding, limits)
         del body
@@ -118,6 +122,8 @@ def serve(inbox: Connection, outbox: Connection, limits: DocumentLimits) -> None
 
 def main(argv: list[str]) -> None:
     read_fd, write_fd, limits_json = int(argv[0]), int(argv[1]), argv[2]
+    die_with_parent()  # first: a run killed now must not leave this process behind
+    no_core_files()
     limits = DocumentLimits(**json.loads(limits_json))
     # The parent handles Ctrl-C and ends this process by closing its pipe or killing it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -67,12 +67,17 @@ def audit_collection(
     sample_documents: int = 200,
     max_sample_vectors: int = 2000,
     progress: Progress = _quiet,
+    live: set[str] | None = None,
 ) -> Audit:
     """Compare a collection with S3 and the registry; sample recent vectors for drift.
 
     ``target`` is the registry's record of the collection (None: nothing recorded for it).
+    ``live``: the S3 listing (:func:`live_documents`), taken *before* ``store`` was opened, so
+    an embedded store's folder lock is not held through a listing of the whole bucket (writers
+    wait for it); None lists here, inside whatever hold the caller has.
     """
-    live = live_documents(s3_client, scope.bucket, scope.prefixes, progress)
+    if live is None:
+        live = live_documents(s3_client, scope.bucket, scope.prefixes, progress)
     recorded = registry.ingested_chunks(target.id, scope=scope) if target else {}
     per_doc = store.points_per_document(
         collection, on_page=lambda n: progress("qdrant points scanned", n)

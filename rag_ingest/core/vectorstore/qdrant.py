@@ -12,7 +12,6 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from qdrant_client import QdrantClient, models
@@ -31,6 +30,7 @@ from rag_ingest.core.vectorstore.base import (
     paged,
     row_batches,
 )
+from rag_ingest.core.vectorstore.location import folder_location, server_location
 
 # What qdrant-client's local mode says about its own limits; we document them instead.
 _LOCAL_NOTICES = ("Payload indexes have no effect", "Local mode is not recommended")
@@ -42,14 +42,6 @@ def _quiet_local() -> Iterator[None]:
         for notice in _LOCAL_NOTICES:
             warnings.filterwarnings("ignore", message=notice, category=UserWarning)
         yield
-
-
-def server_location(url: str) -> str:
-    """``server:<url>`` with any user info and query string removed (they may hold secrets)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return "server:" + urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
 def _open_local(path: str, lock_wait_seconds: float, poll_seconds: float) -> QdrantClient:
@@ -111,9 +103,9 @@ class QdrantClientStore(PagedStore):
             self._client = QdrantClient(url=url, api_key=api_key, timeout=timeout)
             self._location = server_location(url)
         else:
-            folder = os.path.abspath(os.fspath(path or ""))
+            folder = os.path.realpath(os.fspath(path or ""))
             self._client = _open_local(folder, lock_wait_seconds, poll_seconds)
-            self._location = f"local:{folder}"
+            self._location = folder_location("local", folder)
         self._local = url is None
         self._closed = False
 

@@ -10,7 +10,7 @@ import dagster as dg
 from pydantic import Field
 
 from rag_ingest.core.config import Settings
-from rag_ingest.core.index.audit import audit_collection
+from rag_ingest.core.index.audit import audit_collection, live_documents
 from rag_ingest.core.index.health import Drift, VectorSample, drift, norm_outliers
 from rag_ingest.core.storage.blobstore import BlobNotFound
 from rag_ingest.defs.metadata import ERROR, WARN, examples_json, result
@@ -121,6 +121,8 @@ def build_collection_health(settings: Settings) -> dg.AssetsDefinition:
         started = time.perf_counter()
         reg = registry.registry
         current = settings.physical_collection
+        # Listed before the store is opened: an embedded store's lock is not held through it.
+        listed = live_documents(s3_source.client, settings.scope.bucket, settings.scope.prefixes)
         with vectors.open() as store:
             live = store.resolve(settings.collection)
             collection = live or current
@@ -134,6 +136,7 @@ def build_collection_health(settings: Settings) -> dg.AssetsDefinition:
                 target,
                 config.sample_documents,
                 config.max_sample_vectors,
+                live=listed,
             )
             building = reg.target(store.location, current)
         waiting = reg.work_count(settings.scope, building.id if building else None)
