@@ -14,7 +14,7 @@ from rag_ingest.cli import main as cli_main
 from rag_ingest.core.index import audit
 from rag_ingest.core.vectorstore import StoreLocked
 from rag_ingest.core.vectorstore.edge import EdgeStore
-from rag_ingest_tests.helpers import Harness, make_resources, make_settings
+from rag_ingest.testing.harness import Harness, make_resources, make_settings
 
 
 @pytest.fixture()

@@ -16,7 +16,7 @@ import pytest
 from rag_ingest.core.vectorstore import VectorStore, open_vector_store
 from rag_ingest.core.vectorstore.qdrant import QdrantClientStore
 from rag_ingest.resources import VectorStoreResource
-from rag_ingest_tests.helpers import Harness, make_resources, make_settings
+from rag_ingest.testing.harness import Harness, make_resources, make_settings
 from rag_ingest_tests.sync_oracle import text
 
 pytestmark = pytest.mark.filterwarnings("ignore:Failed to obtain server version")
