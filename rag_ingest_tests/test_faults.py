@@ -136,16 +136,21 @@ def test_embedder_failure_leaves_no_partial_document_and_a_rerun_completes(
         s3_client.put_object(Bucket=bucket, Key=key, Body=text(rng, 6).encode())
     harness.resources["embedder"] = BrokenEmbedder()
     request = harness.tick()
-    (failed,) = harness.launch(request)
-    assert not failed.success
-    failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
-    message = str(failure.event_specific_data.error)  # type: ignore[union-attr]
-    assert failure.step_key == "embeddings" and "GPU worker lost" in message
+    # The two changed documents land in one run or two, depending on how far apart their
+    # shards are (the bucket name is random): every run must fail at embeddings.
+    failed = harness.launch(request)
+    assert failed and not any(run.success for run in failed)
+    messages = ""
+    for run in failed:
+        failure = next(e for e in run.all_events if e.event_type_value == "STEP_FAILURE")
+        message = str(failure.event_specific_data.error)  # type: ignore[union-attr]
+        assert failure.step_key == "embeddings" and "GPU worker lost" in message
+        messages += message
     for key in keys[:2]:
-        assert f"s3://{bucket}/{key}" in message
+        assert f"s3://{bucket}/{key}" in messages
     assert harness.versions() == before  # old versions whole, nothing half-written
     harness.resources["embedder"] = LocalEmbedder()
-    assert [r.success for r in harness.launch(request, rerun=True)] == [True]
+    assert [r.success for r in harness.launch(request, rerun=True)] == [True] * len(failed)
     assert harness.versions() == expected_versions(s3_client, bucket)
 
 
