@@ -200,7 +200,7 @@ def run(keys: int, repeats: int, workdir: Path) -> Results:
         S3Source,
         VectorStoreResource,
     )
-    from rag_ingest.resources.events import S3EventsQueue
+    from rag_ingest.resources.sqs import S3EventsQueue
 
     results = Results(keys, repeats)
     with moto_server() as endpoint:

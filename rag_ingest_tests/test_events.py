@@ -22,7 +22,7 @@ from rag_ingest.core.planning.s3_events import apply_messages
 from rag_ingest.core.registry import Registry
 from rag_ingest.defs.ingestion.event_sensor import EVENTS_SENSOR, build_events_sensor
 from rag_ingest.defs.ingestion.sensors import RANGE_END_TAG, RANGE_START_TAG
-from rag_ingest.resources.events import QueueMessage, S3EventsQueue
+from rag_ingest.resources.sqs import QueueMessage, S3EventsQueue
 from rag_ingest.testing.harness import Harness, make_resources, make_settings
 from rag_ingest_tests.s3_events import notification, s3_record, sns_envelope
 from rag_ingest_tests.sync_oracle import expected_versions, text

@@ -17,7 +17,7 @@ from rag_ingest.core.planning.s3_events import (
     reduce_events,
 )
 from rag_ingest.core.registry import Scope
-from rag_ingest.resources.events import region_from_url
+from rag_ingest.resources.sqs import region_from_url
 from rag_ingest_tests.s3_events import notification, s3_record, sns_envelope
 
 

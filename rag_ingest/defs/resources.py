@@ -53,7 +53,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "embedder": embedder,
     }
     if settings.events_queue_url:
-        from rag_ingest.resources.events import S3EventsQueue
+        from rag_ingest.resources.sqs import S3EventsQueue
 
         # The same endpoint as S3: moto and LocalStack serve both; on AWS it is unset.
         resources["events_queue"] = S3EventsQueue(

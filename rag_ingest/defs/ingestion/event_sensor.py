@@ -21,7 +21,7 @@ from rag_ingest.core.planning.s3_events import EventsTick, apply_messages
 from rag_ingest.core.registry import Registry
 from rag_ingest.defs.ingestion.sensors import INGEST_JOB, request_runs
 from rag_ingest.resources import DocumentRegistry, S3Source, VectorStoreResource
-from rag_ingest.resources.events import S3EventsQueue
+from rag_ingest.resources.sqs import S3EventsQueue
 
 EVENTS_SENSOR = "s3_events_sensor"
 EVENTS_TRIGGER = "events"
