@@ -67,7 +67,7 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class Event:
+class HistoryEntry:
     at: float
     event: str
     status: str

@@ -14,7 +14,7 @@ from rag_ingest.core.registry.model import (
     GONE_STATUSES,
     WORK_STATUSES,
     DocumentRecord,
-    Event,
+    HistoryEntry,
     Known,
     Scope,
 )
@@ -233,7 +233,7 @@ class ReadsMixin:
             rows = conn.execute(sa.select(documents).where(condition))
             return [DocumentRecord(**row._mapping) for row in rows]
 
-    def history(self, doc_id: str, limit: int = 50) -> list[Event]:
+    def history(self, doc_id: str, limit: int = 50) -> list[HistoryEntry]:
         """The document's latest events, oldest first."""
         stmt = (
             sa.select(events)
@@ -244,7 +244,9 @@ class ReadsMixin:
         with self.engine.connect() as conn:
             rows = list(conn.execute(stmt))
         return [
-            Event(r.at, r.event, r.status, r.reason, r.etag, r.chunk_count, r.target_id, r.run_id)
+            HistoryEntry(
+                r.at, r.event, r.status, r.reason, r.etag, r.chunk_count, r.target_id, r.run_id
+            )
             for r in reversed(rows)
         ]
 
