@@ -68,6 +68,9 @@ class Outcome:
 
 @dataclass(frozen=True)
 class HistoryEntry:
+    """One line of a document's history (table ``document_events``), as ``rag-ingest status``
+    prints it."""
+
     at: float
     event: str
     status: str
