@@ -129,8 +129,17 @@ def _tick(workdir: Path, endpoint: str, bucket: str, serve: Any) -> tuple[float,
     source = S3Source(bucket=bucket, endpoint_url=endpoint, region_name="us-east-1")
     location = f"edge:{settings.qdrant_path}"
     spent = [0.0]
-    real = sensors.list_objects
-    sensors.list_objects = lambda *a, **k: _timed_listing(serve(real, *a, **k), spent)  # type: ignore[assignment]
+    from rag_ingest.core.planning import listing_pass
+    from rag_ingest.core.storage.s3 import ListingPage, list_objects
+
+    def whole_prefix(client: Any, bucket: str, prefix: str, *_: Any) -> ListingPage:
+        # The burst as one tick: the whole listing in one page (a pass that fits one tick),
+        # whatever RAG_LISTING_KEYS_PER_TICK says; paging is measured by bench.listing_pages.
+        objects = list(_timed_listing(serve(list_objects, client, bucket, prefix), spent))
+        return ListingPage(objects, objects[-1].key if objects else None, True, 0)
+
+    real = listing_pass.list_page
+    listing_pass.list_page = whole_prefix  # type: ignore[assignment]
     instance = dg.DagsterInstance.from_config(str(home))
     try:
         with dg.build_sensor_context(instance=instance) as context:
@@ -140,7 +149,7 @@ def _tick(workdir: Path, endpoint: str, bucket: str, serve: Any) -> tuple[float,
             )
             seconds = time.perf_counter() - started
     finally:
-        sensors.list_objects = real  # type: ignore[assignment]
+        listing_pass.list_page = real  # type: ignore[assignment]
         instance.dispose()
     return seconds, spent[0], result
 

@@ -132,13 +132,22 @@ class Env:
             return evaluate_events_tick(ctx, queue, r.s3_source, reg, self.settings, location)
 
     def listing_tick(self) -> Any:
+        """One listing tick, carrying the sensor cursor as the daemon does (a pass over a
+        large prefix spans ticks)."""
+        import dagster as dg
+
         from rag_ingest.defs.ingestion.sensors import evaluate_listing_tick
 
-        with self.context() as ctx:
+        cursor = getattr(self, "listing_cursor", None)
+        with dg.build_sensor_context(
+            instance=self.instance, resources=self.resources, cursor=cursor
+        ) as ctx:
             r = ctx.resources
-            return evaluate_listing_tick(
+            result = evaluate_listing_tick(
                 ctx, r.s3_source, r.registry.registry, self.settings, "", r.vectors.location
             )
+        self.listing_cursor = result.cursor
+        return result
 
     def launch(self, result: Any) -> int:
         job = self.job()
@@ -190,9 +199,9 @@ def run(keys: int, repeats: int, workdir: Path) -> Results:
 
     from rag_ingest.core.config import Settings
     from rag_ingest.core.keys import partition_key
+    from rag_ingest.core.planning import listing_pass
     from rag_ingest.core.registry import Outcome
-    from rag_ingest.core.storage.s3 import S3Object, list_objects
-    from rag_ingest.defs.ingestion import sensors
+    from rag_ingest.core.storage.s3 import ListingPage, S3Object, list_objects
     from rag_ingest.resources import (
         DocumentRegistry,
         IntermediateStore,
@@ -283,21 +292,21 @@ def run(keys: int, repeats: int, workdir: Path) -> Results:
             print(f"one full listing of {len(snapshot)} keys: {listing.seconds:.1f}s", flush=True)
             # The same with the listing served from memory (every key the bucket holds, the
             # new one HEADed): the sensor's own work at this size, without moto's LIST.
-            real = sensors.list_objects
+            real = listing_pass.list_page
             for i in range(repeats):
                 key = f"{NEW}memory-{i}.md"
 
-                def served(*_args: Any, _key: str = key, **_kwargs: Any) -> Iterator[Any]:
+                def served(*_args: Any, _key: str = key, **_kwargs: Any) -> ListingPage:
                     head = client.head_object(Bucket=BUCKET, Key=_key)
                     etag, size = head["ETag"].strip('"'), head["ContentLength"]
                     snapshot.append(S3Object(BUCKET, _key, etag, size, head["LastModified"]))
-                    return iter(snapshot)
+                    return ListingPage(list(snapshot), None, True, 0)  # one whole page
 
-                sensors.list_objects = served  # type: ignore[assignment]
+                listing_pass.list_page = served  # type: ignore[assignment]
                 try:
                     sample = measure(env, client, key, env.listing_tick, i)
                 finally:
-                    sensors.list_objects = real
+                    listing_pass.list_page = real
                 results.listing_memory.append(sample)
                 print(f"listing from memory #{i}: {sample}", flush=True)
     return results

@@ -121,6 +121,7 @@ def test_checks_health_drift_orphans_cost_and_cli(
             "vectors_are_sane",
             "embedding_drift_within_threshold",
             "live_version_is_current",
+            "no_held_deletions",
         ],
         True,
     )

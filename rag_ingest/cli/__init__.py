@@ -1,5 +1,5 @@
 """The `rag-ingest` command: `dev` (what `make dev` runs), `status`, `search`, `health`,
-`cost`, `index`.
+`cost`, `confirm-deletes`, `index`.
 
 This module only dispatches; each command lives with its kind (``documents``, ``index``,
 ``dev``) and none of them imports another, so the package has no import cycle.

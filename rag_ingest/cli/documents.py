@@ -1,5 +1,5 @@
-"""`rag-ingest status | search | health | cost`: the operator's commands about documents and
-the work done on them (`index` has its own module, ``cli.index``).
+"""`rag-ingest status | search | health | cost | confirm-deletes`: the operator's commands
+about documents and the work done on them (`index` has its own module, ``cli.index``).
 
 Resources are the code location's own, wired by ``defs.resources.build_resources`` from the same
 settings (``cli.resources``), so the CLI reads exactly what the pipeline writes.
@@ -127,6 +127,7 @@ def health(args: argparse.Namespace) -> int:
         listed = live_documents(res.s3_source.client, scope.bucket, scope.prefixes, progress)
         with res.vectors.open() as store:
             reg = res.registry.registry
+            holds = [h for h in reg.delete_holds(scope.bucket) if h.prefix in scope.prefixes]
             collection = store.resolve(settings.collection) or settings.physical_collection
             audit = audit_collection(
                 res.s3_source.client,
@@ -153,6 +154,7 @@ def health(args: argparse.Namespace) -> int:
         ("collection dimension", audit.collection_dimension or 0),
         ("sampled vectors not unit length", norm_outliers(audit.sample)),
         *((f"documents {status}", n) for status, n in sorted(audit.status_counts.items())),
+        ("deletions held (delete guard)", sum(h.would_delete for h in holds)),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
@@ -160,9 +162,34 @@ def health(args: argparse.Namespace) -> int:
         print(f"{name:<{width}}  {shown}")
     for doc in sync.orphan_documents[:20]:
         print(f"orphan: {doc}")
+    for hold in holds:
+        print(f"held: {hold.describe()}; `rag-ingest confirm-deletes --prefix {hold.prefix!r}`")
     print(f"({time.perf_counter() - started:.1f} s)")
-    healthy = not (sync.orphan_points or sync.live_documents_missing or audit.mismatched_documents)
+    healthy = not (
+        sync.orphan_points or sync.live_documents_missing or audit.mismatched_documents or holds
+    )
     return 0 if healthy else 1
+
+
+def confirm_deletes(args: argparse.Namespace) -> int:
+    """An operator confirms the deletions a listing pass of a prefix held back."""
+    settings: Settings = args.settings
+    prefix = args.prefix
+    with resources(settings, "registry") as res:
+        reg = res.registry.registry
+        hold = reg.delete_hold(settings.bucket, prefix)
+        if hold is None:
+            held = reg.delete_holds(settings.bucket)
+            print(f"nothing held for s3://{settings.bucket}/{prefix}", file=sys.stderr)
+            for other in held:
+                print(f"held: {other.describe()}", file=sys.stderr)
+            return 1
+        hold = reg.confirm_deletes(settings.bucket, prefix) or hold
+    print(
+        f"confirmed: {hold.describe()}. The prefix's next listing pass marks every missing "
+        "document deleted; their points are removed by the runs that follow."
+    )
+    return 0
 
 
 def add_parsers(sub: Any) -> None:
@@ -189,3 +216,9 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=cost)
     p = sub.add_parser("health", help="compare the live collection with S3 and the registry")
     p.set_defaults(func=health)
+    p = sub.add_parser(
+        "confirm-deletes",
+        help="let the next listing pass of a prefix apply the deletions the delete guard held",
+    )
+    p.add_argument("--prefix", required=True, help="the watched prefix, as in RAG_S3_PREFIXES")
+    p.set_defaults(func=confirm_deletes)

@@ -15,6 +15,10 @@ Variables: each field is read from its name upper-cased with the ``RAG_`` prefix
   and repeats dropped; none means the whole bucket); ``events_queue_url`` ←
   ``RAG_S3_EVENTS_QUEUE_URL``;
 - ``max_new_per_tick`` ← ``RAG_SENSOR_MAX_NEW_PER_TICK``;
+- ``listing_keys_per_tick`` / ``listing_seconds_per_tick`` (``RAG_LISTING_KEYS_PER_TICK``,
+  ``RAG_LISTING_SECONDS_PER_TICK``) bound one listing tick; ``delete_guard_percent`` /
+  ``delete_guard_min_documents`` (``RAG_DELETE_GUARD_PERCENT``,
+  ``RAG_DELETE_GUARD_MIN_DOCUMENTS``) hold a pass that would delete too much;
 - ``collection`` ← ``RAG_QDRANT_COLLECTION``; ``qdrant_dir`` ← ``RAG_QDRANT_PATH``;
   ``qdrant_engine`` ← ``RAG_QDRANT_EMBEDDED`` (``edge`` or ``local``), and ``server`` whenever
   ``RAG_QDRANT_URL`` is set (the URL itself belongs to the ``vectors`` resource).
@@ -51,6 +55,7 @@ from pydantic_settings import (
 
 from rag_ingest.core.documents.limits import DocumentLimits
 from rag_ingest.core.index.fingerprint import Fingerprint, physical_collection
+from rag_ingest.core.planning.listing import DeleteGuard
 from rag_ingest.core.planning.shards import ALLOWED_COUNTS, DEFAULT_SHARDS, Shards
 from rag_ingest.core.registry.model import Scope
 from rag_ingest.core.text.chunking import CHUNKER_VERSION, MAX_CHUNK_TOKENS, MIN_CHUNK_TOKENS
@@ -118,6 +123,14 @@ class Settings(BaseSettings):
     max_new_per_tick: int = Field(
         default=200_000, ge=1, validation_alias="RAG_SENSOR_MAX_NEW_PER_TICK"
     )
+    # One listing tick's share of a prefix (a pass spans ticks): well inside Dagster's 60-s
+    # sensor timeout, the registry writes and run requests included.
+    listing_keys_per_tick: int = Field(default=50_000, ge=1)
+    listing_seconds_per_tick: float = Field(default=20.0, gt=0.0)
+    # The delete guard: a listing pass that would mark more than this % of a prefix's
+    # documents deleted (and at least delete_guard_min_documents) is held for an operator.
+    delete_guard_percent: float = Field(default=20.0, ge=0.0, le=100.0)
+    delete_guard_min_documents: int = Field(default=100, ge=1)
     shards: int = DEFAULT_SHARDS
     documents_per_run: int = Field(default=2000, ge=1)
     shards_per_backfill_run: int = Field(default=16, ge=1)
@@ -253,6 +266,10 @@ class Settings(BaseSettings):
         return bool(self.bucket)
 
     @property
+    def delete_guard(self) -> DeleteGuard:
+        return DeleteGuard(self.delete_guard_percent, self.delete_guard_min_documents)
+
+    @property
     def scope(self) -> Scope:
         return Scope(self.bucket, self.prefixes)
 
@@ -340,6 +357,8 @@ _REFUSALS = {
     "float_parsing": "must be a number, got {input!r}",
     "bool_parsing": "must be true or false, got {input!r}",
     "greater_than_equal": "must be at least {ge}, got {input}",
+    "greater_than": "must be above {gt}, got {input}",
+    "less_than_equal": "must be at most {le}, got {input}",
 }
 
 

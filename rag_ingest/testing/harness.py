@@ -84,6 +84,8 @@ class Harness:
     runs: list[dg.ExecuteInProcessResult] = field(default_factory=list)
     failed_attempts: int = 0
     run_keys: set[str] = field(default_factory=set)
+    # Each listing sensor's cursor, kept between ticks as the daemon keeps it.
+    cursors: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def defs(self) -> dg.Definitions:
@@ -101,24 +103,44 @@ class Harness:
         with set_defs_state_storage(self.instance.defs_state_storage):
             return self.defs.resolve_job_def(name)
 
-    def _sensor_context(self, *names: str) -> dg.SensorEvaluationContext:
+    def _sensor_context(self, *names: str, cursor: str | None = None) -> dg.SensorEvaluationContext:
         """A sensor context with these resources, resolved as the daemon resolves them."""
         return dg.build_sensor_context(
-            instance=self.instance, resources={k: self.resources[k] for k in names}
+            instance=self.instance, resources={k: self.resources[k] for k in names}, cursor=cursor
         )
 
     def tick(self, prefix: str | None = None) -> dg.SensorResult:
-        """One evaluation of a prefix sensor, with resources resolved as the daemon does."""
-        with self._sensor_context("s3_source", "registry", "vectors") as context:
+        """One evaluation of a prefix sensor, with resources resolved as the daemon does, and
+        its cursor kept for the next."""
+        prefix = self.settings.prefixes[0] if prefix is None else prefix
+        cursor = self.cursors.get(prefix)
+        with self._sensor_context("s3_source", "registry", "vectors", cursor=cursor) as context:
             res = context.resources
-            return evaluate_listing_tick(
+            result = evaluate_listing_tick(
                 context,
                 res.s3_source,
                 res.registry.registry,
                 self.settings,
-                self.settings.prefixes[0] if prefix is None else prefix,
+                prefix,
                 res.vectors.location,
             )
+        self.cursors[prefix] = result.cursor
+        return result
+
+    def listing_pass(self, prefix: str | None = None, max_ticks: int = 10_000) -> int:
+        """Tick a prefix's sensor until its listing pass is complete; returns the ticks."""
+        for n in range(1, max_ticks + 1):
+            self.tick(prefix)
+            if not self.listing_in_pass(prefix):
+                return n
+        raise AssertionError(f"listing pass not complete after {max_ticks} ticks")
+
+    def listing_in_pass(self, prefix: str | None = None) -> bool:
+        """Whether the prefix's listing pass is part way (its cursor names a key)."""
+        from rag_ingest.core.planning.listing import ListingCursor
+
+        prefix = self.settings.prefixes[0] if prefix is None else prefix
+        return not ListingCursor.from_json(self.cursors.get(prefix)).fresh
 
     def events_tick(self) -> dg.SensorResult:
         """One evaluation of the event sensor (needs an ``events_queue`` resource)."""

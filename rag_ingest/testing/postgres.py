@@ -242,7 +242,14 @@ def scratch_database(server: PgServer, own: bool = False) -> Iterator[PgServer]:
 
 
 # The registry's tables (rag_ingest.core.registry.schema).
-REGISTRY_TABLES = {"documents", "document_events", "targets", "shard_requests", "counters"}
+REGISTRY_TABLES = {
+    "documents",
+    "document_events",
+    "targets",
+    "shard_requests",
+    "counters",
+    "delete_holds",
+}
 
 
 def public_tables(db: PgServer) -> set[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -113,3 +114,85 @@ def settle_rechecks(
         else:
             plan.changed.append(now)
     plan.recheck = []
+
+
+@dataclass
+class ListingCursor:
+    """Where a prefix's listing pass stands between sensor ticks (the sensor's cursor).
+
+    A pass lists the prefix in S3's key order over as many ticks as its size needs; each tick
+    compares only the key range it listed, (``after``, last key listed] (a pass's last tick:
+    (``after``, +∞)), with the registry rows of that range.
+
+    * after: the last key listed so far (None: the pass starts at the prefix's first key);
+    * started: when the pass started (time.time());
+    * registered: live documents registered under the prefix when the pass started (the
+      delete guard's base); escaped: whether any of them has a NUL key (stored escaped);
+    * gone: documents the pass marked deleted so far; held: deletions it held back.
+    """
+
+    after: str | None = None
+    started: float = 0.0
+    registered: int = 0
+    escaped: bool = True
+    gone: int = 0
+    held: int = 0
+
+    @property
+    def fresh(self) -> bool:
+        return self.started == 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "after": self.after,
+                "pass": self.started,
+                "registered": self.registered,
+                "escaped": self.escaped,
+                "gone": self.gone,
+                "held": self.held,
+            },
+            ensure_ascii=True,
+        )
+
+    @classmethod
+    def from_json(cls, raw: str | None) -> ListingCursor:
+        """The cursor a tick left; anything unreadable (none yet, an older format) starts a
+        new pass, which is always safe."""
+        if not raw:
+            return cls()
+        try:
+            data = json.loads(raw)
+            after = data["after"]
+            return cls(
+                after=after if isinstance(after, str) else None,
+                started=float(data["pass"]),
+                registered=int(data["registered"]),
+                escaped=bool(data.get("escaped", True)),
+                gone=int(data.get("gone", 0)),
+                held=int(data.get("held", 0)),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return cls()
+
+
+@dataclass(frozen=True)
+class DeleteGuard:
+    """When a listing pass may not mark documents deleted by itself.
+
+    A pass that would mark more than ``percent`` % of the prefix's live registered documents
+    deleted, and at least ``minimum`` of them, is held: a listing that suddenly returns far
+    fewer objects (a wrong prefix, a permission change, a truncated listing) is more likely a
+    fault than a mass deletion. ``percent`` 100 turns the guard off.
+    """
+
+    percent: float = 20.0
+    minimum: int = 100
+
+    def holds(self, cursor: ListingCursor, gone_now: int, confirmed: bool) -> bool:
+        """Whether this tick's ``gone_now`` deletions are held, given what the pass marked or
+        held before (once a pass is held, the rest of it is too)."""
+        if confirmed or gone_now == 0 or self.percent >= 100:
+            return False
+        total = cursor.gone + cursor.held + gone_now
+        return total >= self.minimum and total * 100 > cursor.registered * self.percent

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rag_ingest.core.keys import source_uri
 
@@ -46,6 +46,33 @@ class Known:
     etag: str
     status: str
     last_modified: str = ""
+    # The row's change number when read (not part of the comparison of two snapshots).
+    seq: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True)
+class DeleteHold:
+    """A listing pass of ``prefix`` that would have marked ``would_delete`` of ``registered``
+    live documents deleted, held until the listing recovers or an operator confirms."""
+
+    bucket: str
+    prefix: str
+    held_at: float
+    updated_at: float
+    would_delete: int
+    registered: int
+    confirmed_at: float | None = None
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.would_delete / max(self.registered, 1)
+
+    def describe(self) -> str:
+        state = "confirmed, applied by the next pass" if self.confirmed_at else "held"
+        return (
+            f"s3://{self.bucket}/{self.prefix}: {self.would_delete} of {self.registered} "
+            f"document(s) ({self.percent:.0f}%) missing from the listing; deletions {state}"
+        )
 
 
 @dataclass(frozen=True)

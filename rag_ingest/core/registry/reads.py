@@ -9,16 +9,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from rag_ingest.core.keys import storable_key
+from rag_ingest.core.keys import partition_key, storable_key
 from rag_ingest.core.registry.model import (
     GONE_STATUSES,
     WORK_STATUSES,
+    DeleteHold,
     DocumentRecord,
     HistoryEntry,
     Known,
     Scope,
 )
-from rag_ingest.core.registry.schema import counters, documents, events
+from rag_ingest.core.registry.schema import counters, delete_holds, documents, events
 
 _CHUNK = 500
 
@@ -68,11 +69,27 @@ _KNOWN_COLUMNS = (
     documents.c.etag,
     documents.c.status,
     documents.c.last_modified,
+    documents.c.seq,
 )
+# How a registry key escapes NUL (``keys.storable_key``): such rows sort by their real key.
+_ESCAPED_NUL = "\\x00"
 
 
 def _known(row: Any) -> Known:
-    return Known(row.doc_id, row.etag, row.status, row.last_modified)
+    return Known(row.doc_id, row.etag, row.status, row.last_modified, int(row.seq))
+
+
+def _real_key(bucket: str, key: str, doc_id: str) -> str:
+    """The S3 key of a registry row (its stored key with NUL escaped, see storable_key)."""
+    if _ESCAPED_NUL in key:
+        real = key.replace(_ESCAPED_NUL, "\0")
+        if partition_key(bucket, real) == doc_id:
+            return real
+    return key
+
+
+def _in_range(key: str, after: str | None, last: str | None) -> bool:
+    return (after is None or key > after) and (last is None or key <= last)
 
 
 class ReadsMixin:
@@ -89,6 +106,78 @@ class ReadsMixin:
             return {
                 row.key: _known(row) for row in conn.execute(stmt) if row.key.startswith(prefix)
             }
+
+    def _key_order(self) -> sa.ColumnElement[str]:
+        """The key column compared as S3 orders keys (UTF-8 bytes). SQLite's default BINARY
+        collation already does; PostgreSQL compares in the database's collation unless told
+        "C" (an index on ``key COLLATE "C"`` serves it, see schema)."""
+        if self.engine.dialect.name == "postgresql":
+            return documents.c.key.collate("C")
+        return documents.c.key
+
+    def known_range(
+        self, bucket: str, prefix: str, after: str | None, last: str | None, escaped: bool = True
+    ) -> dict[str, Known]:
+        """Registered objects under ``prefix`` whose S3 key lies in (``after``, ``last``] in S3's
+        order (None: unbounded on that side), by stored key. Rows of keys with NUL (stored
+        escaped, so sorted elsewhere) are placed by their real key; ``escaped=False`` says the
+        prefix has none (skips their scan)."""
+        if after is None and last is None:
+            return self.known(bucket, prefix)
+        key = self._key_order()
+        conditions = [documents.c.bucket == bucket, _prefix_condition(prefix)]
+        if after is not None:
+            conditions.append(key > storable_key(after))
+        if last is not None:
+            conditions.append(key <= storable_key(last))
+        found: dict[str, Known] = {}
+        with self.engine.connect() as conn:
+            stmt = sa.select(*_KNOWN_COLUMNS).where(*conditions)
+            for row in conn.execute(stmt):
+                if row.key.startswith(prefix) and _in_range(
+                    _real_key(bucket, row.key, row.doc_id), after, last
+                ):
+                    found[row.key] = _known(row)
+            if escaped:
+                stmt = sa.select(*_KNOWN_COLUMNS).where(
+                    documents.c.bucket == bucket,
+                    _prefix_condition(prefix),
+                    documents.c.key.contains(_ESCAPED_NUL, autoescape=True),
+                )
+                for row in conn.execute(stmt):
+                    real = _real_key(bucket, row.key, row.doc_id)
+                    if row.key.startswith(prefix) and _in_range(real, after, last):
+                        found[row.key] = _known(row)
+        return found
+
+    def prefix_stats(self, bucket: str, prefix: str) -> tuple[int, bool]:
+        """Live (not deleted) documents registered under ``prefix``, and whether any of the
+        prefix's keys is stored escaped (contains NUL): one scan, once per listing pass."""
+        escaped = documents.c.key.contains(_ESCAPED_NUL, autoescape=True)
+        stmt = sa.select(
+            sa.func.count().filter(documents.c.status.not_in(GONE_STATUSES)),
+            sa.func.count().filter(escaped),
+        ).where(documents.c.bucket == bucket, _prefix_condition(prefix))
+        with self.engine.connect() as conn:
+            live, nul = conn.execute(stmt).one()
+        return int(live or 0), bool(nul)
+
+    def delete_hold(self, bucket: str, prefix: str) -> DeleteHold | None:
+        """The prefix's held deletions, if a listing pass is held (see ``delete_holds``)."""
+        stmt = sa.select(delete_holds).where(
+            delete_holds.c.bucket == bucket, delete_holds.c.prefix == prefix
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        return DeleteHold(**row._mapping) if row else None
+
+    def delete_holds(self, bucket: str | None = None) -> list[DeleteHold]:
+        """Every held prefix (of ``bucket``), by prefix."""
+        stmt = sa.select(delete_holds).order_by(delete_holds.c.bucket, delete_holds.c.prefix)
+        if bucket is not None:
+            stmt = stmt.where(delete_holds.c.bucket == bucket)
+        with self.engine.connect() as conn:
+            return [DeleteHold(**row._mapping) for row in conn.execute(stmt)]
 
     def known_keys(self, bucket: str, keys: Iterable[str]) -> dict[str, Known]:
         """Registered objects among exact ``keys`` of ``bucket``, by key (absent: unknown)."""

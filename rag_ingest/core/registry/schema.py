@@ -86,6 +86,21 @@ counters = sa.Table(
     sa.Column("name", sa.String(32), primary_key=True),
     sa.Column("value", sa.BigInteger, nullable=False),
 )
+# A listing pass held back from marking documents deleted (the delete guard, see
+# ``core.planning.listing.DeleteGuard``): one row per watched prefix while held, until a pass
+# comes back below the threshold or an operator confirms (``rag-ingest confirm-deletes``).
+delete_holds = sa.Table(
+    "delete_holds",
+    meta,
+    sa.Column("bucket", sa.String(255), primary_key=True),
+    sa.Column("prefix", sa.String(1024), primary_key=True),
+    sa.Column("held_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    # Deletions the held pass would make, of how many live documents registered under prefix.
+    sa.Column("would_delete", sa.BigInteger, nullable=False),
+    sa.Column("registered", sa.BigInteger, nullable=False),
+    sa.Column("confirmed_at", sa.Float),
+)
 # Columns added after the first release, with how to fill them on an existing registry.
 _ADDED = ("key_hash", "target_id", "run_id", "attempts", "retry_at")
 _ADDED_TARGETS = ("rolled_back_at",)
@@ -112,6 +127,16 @@ def upgrade(engine: sa.Engine, attempts: int = 5) -> None:
 
 def _upgrade(engine: sa.Engine) -> None:
     meta.create_all(engine)
+    if engine.dialect.name == "postgresql":
+        # Listing ranges compare keys in S3's order (UTF-8 bytes: COLLATE "C"), which the
+        # unique index in the database's collation cannot serve.
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "CREATE INDEX IF NOT EXISTS ix_documents_bucket_key_c "
+                    'ON documents (bucket, key COLLATE "C")'
+                )
+            )
     inspector = sa.inspect(engine)
     present = {c["name"] for c in inspector.get_columns("documents")}
     missing = [name for name in _ADDED if name not in present]

@@ -22,6 +22,7 @@ from sqlalchemy import event, exc
 from rag_ingest.core.keys import key_hash, partition_key, storable_key
 from rag_ingest.core.registry.model import (
     GONE_STATUSES,
+    DeleteHold,
     Outcome,
 )
 from rag_ingest.core.registry.reads import (
@@ -31,7 +32,7 @@ from rag_ingest.core.registry.reads import (
     scope_condition,
     work_condition,
 )
-from rag_ingest.core.registry.schema import counters, documents, events, upgrade
+from rag_ingest.core.registry.schema import counters, delete_holds, documents, events, upgrade
 from rag_ingest.core.registry.targets import TargetsMixin
 from rag_ingest.core.storage.s3 import S3Object
 
@@ -160,16 +161,30 @@ class Registry(ReadsMixin, TargetsMixin):
         return found
 
     def requeue(
-        self, objects: Sequence[S3Object], reason: str = "object changed in S3"
+        self,
+        objects: Sequence[S3Object],
+        reason: str = "object changed in S3",
+        unchanged_since: int | None = None,
     ) -> list[str]:
         """Registered objects changed (or came back after a delete): store the new version and
-        mark them pending."""
+        mark them pending. Returns the doc ids changed.
+
+        ``unchanged_since``: a change number read before the caller looked at S3 (a listing's
+        snapshot): rows a writer changed after it (the events sensor registering a newer
+        version meanwhile) are left alone; the next listing compares them again.
+        """
         if not objects:
             return []
         now = time.time()
         doc_ids = [partition_key(o.bucket, o.key) for o in objects]
         with self.engine.begin() as conn:
             seq = self._next_seq(conn)
+            if unchanged_since is not None:
+                # Writers are serialized by the counter update above: nothing changes between
+                # this read and the update below.
+                current = self._unchanged(conn, doc_ids, unchanged_since)
+                kept = [(d, o) for d, o in zip(doc_ids, objects, strict=True) if d in current]
+                doc_ids, objects = [d for d, _ in kept], [o for _, o in kept]
             params = [
                 {
                     "b_doc": doc_id,
@@ -202,9 +217,24 @@ class Registry(ReadsMixin, TargetsMixin):
             )
         return doc_ids
 
-    def mark_deleting(self, doc_ids: Sequence[str]) -> None:
-        """The objects are gone from S3: their points are to be removed."""
-        self._set_status(doc_ids, "deleting", "object deleted from S3", "deleted")
+    def mark_deleting(
+        self, doc_ids: Sequence[str], unchanged_since: int | None = None
+    ) -> list[str]:
+        """The objects are gone from S3: their points are to be removed. Returns the doc ids
+        marked (``unchanged_since``: as for :meth:`requeue`)."""
+        return self._set_status(
+            doc_ids, "deleting", "object deleted from S3", "deleted", None, unchanged_since
+        )
+
+    @staticmethod
+    def _unchanged(conn: sa.Connection, doc_ids: Sequence[str], since: int) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(doc_ids):
+            stmt = sa.select(documents.c.doc_id).where(
+                documents.c.doc_id.in_(chunk), documents.c.seq <= since
+            )
+            found.update(conn.execute(stmt).scalars())
+        return found
 
     def mark_pending(
         self, doc_ids: Sequence[str], reason: str, run_id: str | None = None
@@ -222,12 +252,16 @@ class Registry(ReadsMixin, TargetsMixin):
         reason: str,
         event_name: str,
         run_id: str | None = None,
-    ) -> None:
+        unchanged_since: int | None = None,
+    ) -> list[str]:
         if not doc_ids:
-            return
+            return []
         now = time.time()
         with self.engine.begin() as conn:
             seq = self._next_seq(conn)
+            if unchanged_since is not None:
+                current = self._unchanged(conn, doc_ids, unchanged_since)
+                doc_ids = [d for d in doc_ids if d in current]
             for chunk in _chunks(doc_ids):
                 conn.execute(
                     documents.update()
@@ -244,6 +278,43 @@ class Registry(ReadsMixin, TargetsMixin):
             self._log(
                 conn, [_event(d, now, event_name, status, None, run_id, reason) for d in doc_ids]
             )
+        return list(doc_ids)
+
+    # --- the delete guard (listing sensors, the operator) -----------------------------------
+
+    def hold_deletes(self, bucket: str, prefix: str, would_delete: int, registered: int) -> None:
+        """Record (or update) a held listing pass of ``prefix``; a confirmation stays."""
+        now = time.time()
+        key = (delete_holds.c.bucket == bucket, delete_holds.c.prefix == prefix)
+        values = {"updated_at": now, "would_delete": would_delete, "registered": registered}
+        with self.engine.begin() as conn:
+            self._next_seq(conn)  # serializes with other registry writers
+            if not conn.execute(delete_holds.update().where(*key).values(values)).rowcount:
+                conn.execute(
+                    delete_holds.insert().values(
+                        bucket=bucket, prefix=prefix, held_at=now, **values
+                    )
+                )
+
+    def confirm_deletes(self, bucket: str, prefix: str) -> DeleteHold | None:
+        """An operator confirms a held prefix's deletions: the next listing pass applies them.
+        Returns the hold confirmed (None: nothing was held)."""
+        key = (delete_holds.c.bucket == bucket, delete_holds.c.prefix == prefix)
+        with self.engine.begin() as conn:
+            conn.execute(delete_holds.update().where(*key).values(confirmed_at=time.time()))
+        return self.delete_hold(bucket, prefix)
+
+    def clear_delete_hold(self, bucket: str, prefix: str, confirmed_before: float | None) -> None:
+        """The hold is over: a pass started after its confirmation (``confirmed_before``: that
+        pass's start) applied the deletions, or a pass came back under the threshold (None:
+        only an unconfirmed hold is cleared)."""
+        key = [delete_holds.c.bucket == bucket, delete_holds.c.prefix == prefix]
+        if confirmed_before is None:
+            key.append(delete_holds.c.confirmed_at.is_(None))
+        else:
+            key.append(delete_holds.c.confirmed_at <= confirmed_before)
+        with self.engine.begin() as conn:
+            conn.execute(delete_holds.delete().where(*key))
 
     # --- outcomes (runs) ---------------------------------------------------------------------
 

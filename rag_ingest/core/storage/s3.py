@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -153,13 +154,68 @@ def list_objects(client: Any, bucket: str, prefix: str) -> Iterator[S3Object]:
             key = item["Key"]
             if key.endswith("/") and item.get("Size", 0) == 0:
                 continue
-            yield S3Object(
-                bucket=bucket,
-                key=key,
-                etag=_etag(item["ETag"]),
-                size=int(item.get("Size", 0)),
-                last_modified=item["LastModified"],
-            )
+            yield _listed(bucket, item)
+
+
+@dataclass(frozen=True)
+class ListingPage:
+    """Part of a prefix's listing, in S3's key order (UTF-8 binary).
+
+    ``objects``: the objects listed (folder markers skipped); ``last_key``: the last key S3
+    returned (a skipped marker included; None when it returned none): the next page starts
+    after it; ``complete``: S3 has nothing after ``last_key`` under the prefix.
+    """
+
+    objects: list[S3Object]
+    last_key: str | None
+    complete: bool
+    requests: int
+
+
+def list_page(
+    client: Any,
+    bucket: str,
+    prefix: str,
+    after: str | None,
+    max_keys: int,
+    max_seconds: float,
+) -> ListingPage:
+    """List ``prefix`` from the first key after ``after`` (None: from the start) until at least
+    ``max_keys`` keys are listed, ``max_seconds`` have passed (checked between S3 requests)
+    or the listing is complete. Never asks S3 for more than ``max_keys`` keys in all."""
+    started = time.monotonic()
+    objects: list[S3Object] = []
+    last, seen, requests = after, 0, 0
+    while True:
+        params: dict[str, Any] = {
+            "Bucket": bucket,
+            "Prefix": prefix,
+            "MaxKeys": max(1, min(1000, max_keys - seen)),
+        }
+        if last is not None:
+            params["StartAfter"] = last
+        response = client.list_objects_v2(**params)
+        requests += 1
+        contents = response.get("Contents", ())
+        for item in contents:
+            last = item["Key"]
+            seen += 1
+            if last.endswith("/") and item.get("Size", 0) == 0:
+                continue
+            objects.append(_listed(bucket, item))
+        complete = not response.get("IsTruncated") or not contents
+        if complete or seen >= max_keys or time.monotonic() - started >= max_seconds:
+            return ListingPage(objects, last, complete, requests)
+
+
+def _listed(bucket: str, item: Mapping[str, Any]) -> S3Object:
+    return S3Object(
+        bucket=bucket,
+        key=item["Key"],
+        etag=_etag(item["ETag"]),
+        size=int(item.get("Size", 0)),
+        last_modified=item["LastModified"],
+    )
 
 
 def fetch(client: Any, bucket: str, key: str, max_bytes: int) -> FetchedObject:

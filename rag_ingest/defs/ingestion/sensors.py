@@ -1,13 +1,16 @@
 """Sensors: one per watched S3 prefix, keeping the registry in step with the bucket and
 requesting reconcile runs over the shards that have work.
 
-A tick lists its prefix (all pages) and compares it with the registry: new objects are
-registered, changed ones re-queued (never by an older listing than what is registered),
-deleted ones marked for removal. It then asks the registry which shards have work in the
-current target and requests runs over contiguous shard ranges of about
-``documents_per_run`` documents, skipping shards a run in flight already covers. Nothing
-depends on a sensor cursor: a reset Dagster instance, a failed run or a reset registry all
-converge on the next tick.
+A tick lists the next part of its prefix (a pass over the prefix spans as many ticks as
+its size needs, each bounded in keys and seconds, so a tick stays well inside Dagster's 60-s
+sensor timeout; the sensor cursor says where the pass stands) and compares that key range with
+the registry: new objects are registered, changed ones re-queued (never by an older listing
+than what is registered), deleted ones marked for removal, unless the delete guard holds a
+pass that would delete too much of the prefix. It then asks the registry which shards have
+work in the current target and requests runs over contiguous shard ranges of about
+``documents_per_run`` documents, skipping shards a run in flight already covers. A lost
+or reset cursor only starts a new pass: a reset Dagster instance, a failed run or a reset
+registry all converge on the next pass.
 """
 
 import hashlib
@@ -18,11 +21,11 @@ import dagster as dg
 
 from rag_ingest.core.config import Settings
 from rag_ingest.core.keys import source_uri
-from rag_ingest.core.planning.listing import plan_tick, settle_rechecks
+from rag_ingest.core.planning.listing import ListingCursor
+from rag_ingest.core.planning.listing_pass import listing_tick
 from rag_ingest.core.planning.run_requests import decide
 from rag_ingest.core.planning.shards import Shards
 from rag_ingest.core.registry import Registry
-from rag_ingest.core.storage.s3 import head_all, list_objects
 from rag_ingest.resources import DocumentRegistry, S3Source, VectorStoreResource
 
 # Dagster's own backfill daemon launches multi-partition runs with these run tags.
@@ -134,28 +137,36 @@ def evaluate_listing_tick(
     prefix: str,
     location: str,
 ) -> dg.SensorResult:
-    """The body of a prefix sensor's tick (a plain function, so tests can call it)."""
+    """The body of a prefix sensor's tick (a plain function, so tests can call it): the next
+    part of the listing pass the cursor names, then run requests as every tick."""
     started = time.perf_counter()
-    known = reg.known(source.bucket, prefix)
-    plan = plan_tick(
-        list_objects(source.client, source.bucket, prefix), known, settings.max_new_per_tick
+    tick = listing_tick(
+        source.client,
+        reg,
+        source.bucket,
+        prefix,
+        ListingCursor.from_json(context.cursor),
+        max_keys=settings.listing_keys_per_tick,
+        max_seconds=settings.listing_seconds_per_tick,
+        max_new=settings.max_new_per_tick,
+        guard=settings.delete_guard,
     )
-    # Entries whose clocks disagree with the registry: the object's current state decides.
-    recheck = [o.key for o in plan.recheck]
-    # A key whose HEAD failed stays as the registry has it until the next listing.
-    answered, _ = head_all(source.client, source.bucket, recheck)
-    settle_rechecks(plan, known, answered)
-    reg.register(plan.new)
-    reg.requeue(plan.changed)
-    reg.mark_deleting(plan.gone)
+    uri = source_uri(source.bucket, prefix)
+    if tick.held:
+        context.log.warning(
+            f"{uri}: DELETIONS HELD: this listing pass would mark "
+            f"{tick.hold.would_delete if tick.hold else tick.held} of "
+            f"{tick.cursor.registered or (tick.hold.registered if tick.hold else 0)} registered "
+            f"document(s) deleted (more than {settings.delete_guard_percent:g}%; "
+            "RAG_DELETE_GUARD_PERCENT). Nothing was marked deleted. If the objects really are "
+            f"gone, run `rag-ingest confirm-deletes --prefix {prefix!r}`; otherwise check the "
+            "bucket, the prefix and the credentials' permissions."
+        )
+    elif tick.hold is not None and tick.pass_done:
+        context.log.warning(f"{tick.hold.describe()}")
     requests, summary = request_runs(context, reg, settings, location, f"listing:{prefix}")
-    context.log.info(
-        f"{source_uri(source.bucket, prefix)}: listed {plan.listed}, new {len(plan.new)} "
-        f"(deferred {plan.deferred}), changed {len(plan.changed)}, deleted {len(plan.gone)}, "
-        f"unchanged {plan.unchanged}, stale listing entries {plan.stale}; {summary} in "
-        f"{time.perf_counter() - started:.2f}s"
-    )
-    return dg.SensorResult(run_requests=requests)
+    context.log.info(f"{uri}: {tick.summary()}; {summary} in {time.perf_counter() - started:.2f}s")
+    return dg.SensorResult(run_requests=requests, cursor=tick.cursor.to_json())
 
 
 def build_listing_sensor(prefix: str, name: str, settings: Settings) -> dg.SensorDefinition:

@@ -56,6 +56,13 @@ HEALTH_CHECKS = [
         asset="collection_health",
         description="The alias serves the collection of the current pipeline fingerprint.",
     ),
+    dg.AssetCheckSpec(
+        "no_held_deletions",
+        asset="collection_health",
+        description="No listing pass is held by the delete guard (a prefix's listing missing "
+        "more than RAG_DELETE_GUARD_PERCENT of its documents); a held prefix waits for "
+        "`rag-ingest confirm-deletes --prefix P` or for its listing to recover (WARN).",
+    ),
 ]
 
 
@@ -140,6 +147,7 @@ def build_collection_health(settings: Settings) -> dg.AssetsDefinition:
             )
             building = reg.target(store.location, current)
         waiting = reg.work_count(settings.scope, building.id if building else None)
+        holds = [h for h in reg.delete_holds(settings.bucket) if h.prefix in settings.prefixes]
         sync, vectors_sample = audit.sync, audit.sample
         mismatched = audit.mismatched_documents
         now = datetime.now(UTC).isoformat()
@@ -194,6 +202,14 @@ def build_collection_health(settings: Settings) -> dg.AssetsDefinition:
                 current_collection=current,
                 current_documents_waiting=waiting,
             ),
+            result(
+                "no_held_deletions",
+                not holds,
+                WARN,
+                held_prefixes=len(holds),
+                held_deletions=sum(h.would_delete for h in holds),
+                holds=examples_json([h.describe() for h in holds]),
+            ),
         ]
         for check in checks:
             if not check.passed:
@@ -204,6 +220,7 @@ def build_collection_health(settings: Settings) -> dg.AssetsDefinition:
                 "live_collection": live or "",
                 "current_collection": current,
                 "current_documents_waiting": waiting,
+                "held_deletions": sum(h.would_delete for h in holds),
                 "points": sync.points,
                 "documents_in_collection": sync.documents_in_collection,
                 "chunks_recorded": sync.chunks_recorded,
