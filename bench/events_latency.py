@@ -260,7 +260,7 @@ def run(keys: int, repeats: int, workdir: Path) -> Results:
                 results.events.append(sample)
                 print(f"events #{i}: {sample}", flush=True)
             # Idle ticks: an empty queue (one long poll) and the registry's work query.
-            from rag_ingest.defs.ingestion import events as events_module
+            from rag_ingest.defs.ingestion import event_sensor as events_module
 
             shared = events_module.request_runs
 
