@@ -178,27 +178,13 @@ def _patched(obj: Any, name: str, wrap: Callable[[Any], Any]) -> Iterator[None]:
 
 @contextmanager
 def instrumented(timers: Timers) -> Iterator[None]:
-    """Timers around the listing (time spent inside the listing generator), the shards'
+    """Timers around the listing (each page the listing sensor asks for), the shards'
     verification, the version check and each S3 GET. Behaviour is unchanged."""
     from rag_ingest.core.pipeline import steps as stages
     from rag_ingest.core.pipeline import write
+    from rag_ingest.core.planning import listing_pass
     from rag_ingest.core.storage import s3 as s3_module
-    from rag_ingest.defs.ingestion import qdrant_collection, sensors
-
-    def timed_listing(original: Any) -> Any:
-        def listing(*args: Any, **kwargs: Any) -> Iterator[Any]:
-            it = original(*args, **kwargs)
-            while True:
-                started = time.perf_counter()
-                try:
-                    item = next(it)
-                except StopIteration:
-                    timers.add("listing", time.perf_counter() - started)
-                    return
-                timers.add("listing", time.perf_counter() - started)
-                yield item
-
-        return listing
+    from rag_ingest.defs.ingestion import qdrant_collection
 
     def timed(name: str) -> Callable[[Any], Any]:
         def wrap(original: Any) -> Any:
@@ -216,7 +202,7 @@ def instrumented(timers: Timers) -> Iterator[None]:
         return wrap
 
     with (
-        _patched(sensors, "list_objects", timed_listing),
+        _patched(listing_pass, "list_page", timed("listing")),
         _patched(write.ShardWriter, "verify_shards", timed("verify")),
         _patched(qdrant_collection, "maybe_promote", timed("verify")),
         _patched(s3_module, "fetch", timed("get")),
