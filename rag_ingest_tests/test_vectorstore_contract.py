@@ -23,6 +23,7 @@ from rag_ingest.core.vectorstore import (
     VectorStore,
     open_vector_store,
 )
+from rag_ingest.core.vectorstore.edge import EdgeStore
 from rag_ingest_tests.vectorstores import BUCKET, DIM, make_doc, run_child
 
 
@@ -334,11 +335,30 @@ def test_second_process_gets_the_store_once_released(engine: str, store_path: Pa
     assert float(waited) >= 0.5
 
 
-def test_optimize_keeps_results(store: VectorStore, docs: list[DocumentPoints]) -> None:
-    before = [h.id for h in store.search("c", docs[2].vectors[1], 10)]
-    assert isinstance(store.optimize("c"), bool)
-    assert [h.id for h in store.search("c", docs[2].vectors[1], 10)] == before
-    assert store.optimize("missing") is False
+def test_optimize_keeps_results(engine: str, store_path: Path) -> None:
+    # Edge with an indexing threshold of a few points, so optimize really builds an index.
+    opened = (
+        EdgeStore(store_path, auto_optimize_points=10)
+        if engine == "edge"
+        else open_vector_store(engine, path=store_path)
+    )
+    rng = np.random.default_rng(11)
+    docs = [make_doc(f"opt/doc-{i}.md", chunks=1 + i % 4, rng=rng) for i in range(60)]
+    queries = [d.vectors[0] + 0.05 for d in docs[::6]]
+    with opened as store:
+        store.ensure_collection("c", DIM)
+        store.replace_documents("c", docs)
+
+        def results() -> list[list[tuple[str, float]]]:
+            return [[(h.id, round(h.score, 4)) for h in store.search("c", q, 10)] for q in queries]
+
+        before = results()
+        assert store.optimize("c") is (engine == "edge")  # a server or local mode: nothing
+        if isinstance(store, EdgeStore):
+            assert store.index_status("c")[:2] == (150, 150)
+        assert results() == before
+        assert store.count("c") == 150
+        assert store.optimize("missing") is False
 
 
 def test_factory_rejects_bad_arguments(tmp_path: Path) -> None:

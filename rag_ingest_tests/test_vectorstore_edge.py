@@ -132,11 +132,49 @@ def test_search_is_exact_before_the_index_and_close_builds_it(tmp_path: Path) ->
         assert top.score == pytest.approx(float(every[0] @ queries[0] / np.linalg.norm(queries[0])))
 
 
-def test_small_changes_leave_the_index_for_later(tmp_path: Path) -> None:
-    with EdgeStore(tmp_path, auto_optimize_points=10) as store:
+def _exact_top(every: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
+    return np.sort(every @ (query / np.linalg.norm(query)))[::-1][:k]
+
+
+def test_pipeline_sized_writes_end_indexed(tmp_path: Path) -> None:
+    """Review M5: runs smaller than the threshold used to leave every point unindexed for
+    ever. The backlog now carries over between opens, so ten runs of 1,500 points with a
+    3,000-point threshold build the index every second run and end with all of it indexed."""
+    rng = np.random.default_rng(5)
+    every = []
+    backlogs = []
+    for run in range(10):
+        docs = [make_doc(f"r{run}/{i}.md", chunks=50, rng=rng, dim=384) for i in range(30)]
+        every += [d.vectors for d in docs]
+        with EdgeStore(tmp_path, auto_optimize_points=3000) as store:
+            store.ensure_collection("c", 384)
+            store.replace_documents("c", docs)
+        with EdgeStore(tmp_path, auto_optimize_points=None) as store:
+            points, indexed, _ = store.index_status("c")
+        assert points == 1500 * (run + 1)
+        backlogs.append(points - indexed)
+    assert max(backlogs) < 3000  # a search never scans more than the threshold exhaustively
+    vectors = np.vstack(every)
+    with EdgeStore(tmp_path, auto_optimize_points=None) as store:
+        assert store.index_status("c")[:2] == (15_000, 15_000)
+        for i in range(0, 15_000, 1_000):
+            query = vectors[i] + 0.01
+            hits = store.search("c", query, 10)
+            assert hits[0].score == pytest.approx(_exact_top(vectors, query, 1)[0], abs=1e-4)
+            assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_only_a_writer_builds_the_index(tmp_path: Path) -> None:
+    with EdgeStore(tmp_path, auto_optimize_points=1000) as store:
         store.ensure_collection("c", 384)
-        store.replace_documents("c", _big_docs(100))
+    with EdgeStore(tmp_path, auto_optimize_points=None) as store:
+        store.replace_documents("c", _big_docs(2000))
+    # A reader's open stays as short as its read, whatever the backlog.
+    with EdgeStore(tmp_path, auto_optimize_points=1000) as store:
+        assert store.count("c") == 2000
     with EdgeStore(tmp_path) as store:
-        # Below Edge's indexing threshold a plain segment is cheaper than a graph.
-        assert store.index_status("c")[:2] == (100, 0)
-        assert store.optimize("c") is False
+        assert store.index_status("c")[:2] == (2000, 0)
+    with EdgeStore(tmp_path, auto_optimize_points=1000) as store:
+        store.replace_documents("c", [make_doc("one.md", chunks=5, dim=384)])
+    with EdgeStore(tmp_path) as store:
+        assert store.index_status("c")[:2] == (2005, 2005)

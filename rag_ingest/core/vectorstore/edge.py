@@ -11,8 +11,11 @@ once), so readers cannot run beside a writer: every opener takes the folder lock
 ``lock_wait_seconds``. Only :func:`read_aliases` reads without it.
 
 New points land in a plain segment that searches scan exhaustively (exact, slower) until
-:meth:`EdgeStore.optimize` builds the HNSW index, or :meth:`EdgeStore.close` does once
-``auto_optimize_points`` points changed since the last build.
+:meth:`EdgeStore.optimize` builds the HNSW index. :meth:`EdgeStore.close` does so after a write
+once the collection's *unindexed backlog* (Edge's own count: points minus indexed vectors, so it
+carries over between opens) reaches ``auto_optimize_points``; collections are created with Edge's
+indexing threshold at that many vectors, so the plain segment a search scans stays below about
+that size whatever the run size, and each build indexes about that many points.
 """
 
 from __future__ import annotations
@@ -57,7 +60,8 @@ LOCK_FILE = ".lock"
 COLLECTIONS_DIR = "collections"
 # Edge's own per-shard config file; read for the vector size since the shard API has no getter.
 _SHARD_CONFIG = "edge_config.json"
-# Below this many changed points an index rebuild on close costs more than brute force saves.
+# Unindexed points a search may scan exhaustively before close() builds the index: about 15 ms
+# per query at 384-d, and one build of this many points (tens of seconds) per ~this many written.
 DEFAULT_AUTO_OPTIMIZE_POINTS = 10_000
 # Edge's WAL keeps every update (~2.5 KB per 384-d point) until a flush; this bounds it.
 FLUSH_EVERY_POINTS = 50_000
@@ -83,12 +87,20 @@ def _filter(doc_ids: Sequence[str] | None, key_hashes: KeyHashRange | None) -> q
     return qe.Filter(must=must) if must else None
 
 
+def _backlog(shard: qe.EdgeShard) -> int:
+    """Points a search still scans exhaustively (not yet in an HNSW index)."""
+    info = shard.info()
+    return max(0, info.points_count - info.indexed_vectors_count)
+
+
 class EdgeStore(PagedStore):
     """:class:`~rag_ingest.core.vectorstore.base.VectorStore` over Qdrant Edge under ``path``.
 
     Holds the folder lock from construction to :meth:`close`; shards open on first use.
-    ``auto_optimize_points``: build the index on close once this many points changed (None:
-    only :meth:`optimize` builds it). ``hnsw_ef``: search beam width (None: Edge's default).
+    ``auto_optimize_points``: after writing, close builds the index once this many points are
+    unindexed, counted across opens (None: only :meth:`optimize` builds it); new collections
+    get Edge's indexing threshold at this many vectors. ``hnsw_ef``: search beam width (None:
+    Edge's default).
     """
 
     def __init__(
@@ -112,7 +124,7 @@ class EdgeStore(PagedStore):
         # Search beam width: more is slower and finds more of the true neighbours.
         self._search_params = qe.SearchParams(hnsw_ef=hnsw_ef) if hnsw_ef else None
         self._shards: dict[str, qe.EdgeShard] = {}
-        # Points written or deleted per collection since its index was built, since a flush.
+        # Points written or deleted per collection in this open, since a flush.
         self._changed: Counter[str] = Counter()
         self._unflushed: Counter[str] = Counter()
         for entry in (self._root / COLLECTIONS_DIR).iterdir():
@@ -141,7 +153,8 @@ class EdgeStore(PagedStore):
         shard = self._shards.pop(name)
         limit = self._auto_optimize
         try:
-            if optimize and limit is not None and self._changed[name] >= limit:
+            # Only a writer pays for index builds: a reader's open stays as short as its read.
+            if optimize and limit is not None and self._changed[name] and _backlog(shard) >= limit:
                 shard.optimize()
             shard.flush()
         finally:
@@ -212,7 +225,14 @@ class EdgeStore(PagedStore):
         # Built beside its final place and renamed in, so a collection folder is always whole.
         staging = final.with_name(f".new-{name}-{uuid.uuid4().hex[:8]}")
         params = qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)
-        shard = qe.EdgeShard.create(str(staging), qe.EdgeConfig(vectors={"": params}))
+        optimizers = None
+        if self._auto_optimize is not None:
+            # Edge's threshold is in KB of vectors: the plain segment is indexed when close()'s
+            # backlog rule asks for it, not left for a later, larger build.
+            threshold_kb = max(1, self._auto_optimize * dimension * 4 // 1024)
+            optimizers = qe.EdgeOptimizersConfig(indexing_threshold=threshold_kb)
+        config = qe.EdgeConfig(vectors={"": params}, optimizers=optimizers)
+        shard = qe.EdgeShard.create(str(staging), config)
         try:
             shard.update(
                 qe.UpdateOperation.create_field_index(DOC_ID_FIELD, qe.PayloadSchemaType.Keyword)
