@@ -38,7 +38,7 @@ def test_registry_sql_on_postgres(pg_registry: Registry) -> None:
         width = 65536 // shards
         expected = dict(Counter(key_hash(d) // width for d in ids))
         work = registry.work_by_hash_bucket(scope, None, width)
-        assert {s: n for s, (n, _) in work.items()} == expected, shards
+        assert {s: w.documents for s, w in work.items()} == expected, shards
         assert registry.count_by_hash_bucket(scope, (0, 65535), width) == expected, shards
     # A key-hash range (the lower half of the key space), grouped and listed in hash order.
     half = [d for d in ids if key_hash(d) <= 32767]
@@ -237,7 +237,7 @@ def test_a_first_release_registry_is_upgraded_in_place_on_postgres(
         assert registry.work_count(Scope("bkt"), target.id) == 3
         width = 65536 // 16
         work = registry.work_by_hash_bucket(Scope("bkt"), target.id, width)
-        assert sum(n for n, _ in work.values()) == 3
+        assert sum(w.documents for w in work.values()) == 3
         # Change numbers go on from the old counter; history starts with the upgrade.
         (new,) = registry.register([_obj("new.md")])
         assert registry.lookup([new])[new].seq == 5

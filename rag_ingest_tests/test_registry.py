@@ -95,13 +95,19 @@ def test_work_per_shard_counts_and_change_numbers(tmp_path: Path) -> None:
     ids = registry.register([_obj(f"k/{i}.md") for i in range(200)])
     width = 65536 // 16
     work = registry.work_by_hash_bucket(Scope("bkt"), None, width)
-    assert sum(n for n, _ in work.values()) == 200
+    assert sum(w.documents for w in work.values()) == 200
     assert set(work) == {key_hash(d) // width for d in ids}
     per_shard = registry.count_by_hash_bucket(Scope("bkt"), ALL, width)
-    assert per_shard == {s: n for s, (n, _) in work.items()}
+    assert per_shard == {s: w.documents for s, w in work.items()}
     registry.requeue([_obj("k/0.md", "e2")])
     shard = key_hash(ids[0]) // width
     assert registry.work_by_hash_bucket(Scope("bkt"), None, width)[shard][1] == 2
+    # And their registered bytes (10 each), which size runs beside the document count.
+    assert sum(w.bytes for w in work.values()) == 200 * 10
+    big = S3Object("bkt", "k/huge.md", "e1", 64 * 1024 * 1024, NOW)
+    (huge,) = registry.register([big])
+    work = registry.work_by_hash_bucket(Scope("bkt"), None, width)
+    assert work[key_hash(huge) // width].bytes >= 64 * 1024 * 1024
 
 
 def test_a_registry_of_the_first_release_is_upgraded_in_place(tmp_path: Path) -> None:

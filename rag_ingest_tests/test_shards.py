@@ -5,7 +5,7 @@ import pytest
 from rag_ingest.core.keys import key_hash, partition_key
 from rag_ingest.core.planning.run_requests import decide, run_key, signature
 from rag_ingest.core.planning.shards import Shards, plan_ranges
-from rag_ingest.core.registry.model import ShardRequest
+from rag_ingest.core.registry.model import ShardRequest, ShardWork
 
 
 def test_shards_split_the_key_space_into_equal_contiguous_ranges() -> None:
@@ -41,6 +41,63 @@ def test_ranges_bridge_short_gaps_cap_documents_and_never_split_a_shard() -> Non
     assert [r.documents for r in plan_ranges(layout, {3: 500}, 100)] == [500]
     skipped = plan_ranges(layout, {1: 1, 2: 1, 3: 1}, 100, skip=[2])
     assert [(r.first, r.last) for r in skipped] == [("1", "1"), ("3", "3")]
+
+
+MIB = 1024 * 1024
+
+
+def test_ranges_are_sized_by_bytes_too_and_a_huge_shard_runs_alone() -> None:
+    layout = Shards(16)
+    # Shards 1..6 hold 10 small documents each (1 MiB in all); shard 4 also holds one 64 MiB
+    # text (~150,000 chunks): by documents alone all six are one run of 61 documents.
+    work = {i: 10 for i in range(1, 7)}
+    work[4] += 1
+    sizes = {i: MIB for i in range(1, 7)}
+    sizes[4] += 64 * MIB
+    by_count = plan_ranges(layout, work, 2000)
+    assert [(r.first, r.last, r.documents) for r in by_count] == [("1", "6", 61)]
+    ranges = plan_ranges(layout, work, 2000, sizes=sizes, max_bytes=16 * MIB)
+    assert [(r.first, r.last, r.documents, r.bytes) for r in ranges] == [
+        ("1", "3", 30, 3 * MIB),
+        ("4", "4", 11, 65 * MIB),  # over the budget: a run of its own, never split
+        ("5", "6", 20, 2 * MIB),
+    ]
+    # Every shard with work is covered exactly once.
+    covered = [s for r in ranges for s in layout.span(r.first, r.last)]
+    assert covered == [layout.key(i) for i in range(1, 7)]
+    # The byte bound caps ranges of many mid-sized shards like the document bound does.
+    mid = plan_ranges(
+        layout,
+        dict.fromkeys(range(8), 1),
+        2000,
+        sizes=dict.fromkeys(range(8), 5 * MIB),
+        max_bytes=10 * MIB,
+    )
+    assert [(r.first, r.last) for r in mid] == [("0", "1"), ("2", "3"), ("4", "5"), ("6", "7")]
+    with pytest.raises(ValueError):
+        plan_ranges(layout, work, 2000, sizes=sizes, max_bytes=0)
+
+
+def test_decide_plans_by_the_registrys_bytes() -> None:
+    layout = Shards(16)
+    work = {
+        2: ShardWork(5, 7, 10 * MIB),
+        3: ShardWork(1, 8, 300 * MIB),  # one huge object
+        4: ShardWork(5, 9, 10 * MIB),
+    }
+    decision = decide(layout, work, {}, set(), 1000.0, 30, 2000, max_bytes=256 * MIB)
+    assert [(r.first, r.last, r.documents, r.bytes) for r in decision.ranges] == [
+        ("2", "2", 5, 10 * MIB),
+        ("3", "3", 1, 300 * MIB),
+        ("4", "4", 5, 10 * MIB),
+    ]
+    assert len({run.run_key for run in decision.runs}) == 3
+    # Without a byte bound (or from (documents, max_seq) pairs) documents alone decide.
+    assert [
+        (r.first, r.last) for r in decide(layout, work, {}, set(), 1000.0, 30, 2000).ranges
+    ] == [("2", "4")]
+    pairs = {i: (w.documents, w.max_seq) for i, w in work.items()}
+    assert decide(layout, pairs, {}, set(), 1000.0, 30, 2000, max_bytes=MIB).ranges[0].bytes == 0
 
 
 def test_requests_skip_shards_in_flight_and_back_off_when_work_is_unchanged() -> None:

@@ -133,6 +133,12 @@ class Settings(BaseSettings):
     delete_guard_min_documents: int = Field(default=100, ge=1)
     shards: int = DEFAULT_SHARDS
     documents_per_run: int = Field(default=2000, ge=1)
+    # A run's size in bytes too: a range of a few huge objects is as much work as thousands of
+    # notes (one 64 MiB text is ~150,000 chunks). A shard over it is a run of its own.
+    bytes_per_run: int = Field(default=256 * 1024 * 1024, ge=1)
+    # Extraction stops taking documents after this long; the rest stay pending for the next
+    # run, so a run of slow documents ends well inside run monitoring's max_runtime_seconds.
+    run_extract_budget_seconds: float = Field(default=3600.0, gt=0.0)
     shards_per_backfill_run: int = Field(default=16, ge=1)
     full_reconcile_hours: float = Field(default=24.0, ge=0.0)
     retry_backoff_seconds: float = Field(default=30.0, ge=1.0)

@@ -1,7 +1,9 @@
-"""Streaming helpers: windows of documents, and a bounded, order-keeping parallel map."""
+"""Streaming helpers: windows of documents, a bounded, order-keeping parallel map, and a
+time budget that stops handing out work."""
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -51,3 +53,34 @@ def ordered_map(
                 yield queue.popleft().result()
         while queue:
             yield queue.popleft().result()
+
+
+class Budget:
+    """Hands out items until ``seconds`` have passed since it was made, then holds the rest
+    back (:attr:`deferred` counts them): a run stops taking documents in time instead of
+    running past its deployment's limit and being killed, retried and requested again.
+
+    At least one costly item is always handed out, so every run makes progress however slow
+    its first document. Items ``free`` says cost nothing (deletions) are always handed out.
+    Items are taken lazily: a consumer that pulls ahead (``ordered_map``) is checked at each
+    pull, so what is in flight when the budget runs out still finishes.
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds, self.clock = seconds, clock
+        self.started = clock()
+        self.taken = self.deferred = 0
+
+    @property
+    def spent(self) -> bool:
+        return self.clock() - self.started >= self.seconds
+
+    def take(self, items: Iterable[T], free: Callable[[T], bool] = lambda _: False) -> Iterator[T]:
+        for item in items:
+            if free(item):
+                yield item
+            elif self.taken and self.spent:
+                self.deferred += 1
+            else:
+                self.taken += 1
+                yield item

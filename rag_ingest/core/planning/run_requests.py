@@ -14,7 +14,7 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass
 
 from rag_ingest.core.planning.shards import RunRange, Shards, plan_ranges
-from rag_ingest.core.registry.model import ShardRequest
+from rag_ingest.core.registry.model import ShardRequest, ShardWork
 
 MAX_BACKOFF_SECONDS = 3600.0
 
@@ -45,31 +45,35 @@ def signature(documents: int, max_seq: int) -> str:
 
 def decide(
     layout: Shards,
-    work: Mapping[int, tuple[int, int]],
+    work: Mapping[int, ShardWork | tuple[int, int]],
     previous: Mapping[int, ShardRequest],
     in_flight: Set[int],
     now: float,
     backoff: float,
     max_documents: int,
     full: bool = False,
+    max_bytes: int | None = None,
 ) -> Decision:
     """Shards to request now, grouped into run ranges, each with its run key.
 
     Args:
-        work: per shard index, (documents needing work, highest change number).
+        work: per shard index, its documents needing work, their highest change number and
+            their bytes (a plain ``(documents, max_seq)`` pair counts as 0 bytes).
         previous: the last request per shard.
         in_flight: shards covered by a queued or running run.
         backoff: the back-off unit; the n-th repeated request waits ``backoff * 2**n``.
         full: a periodic full reconcile: every shard not in flight is requested (shards
             without work only verify their points against the registry).
+        max_bytes: the bytes a run may hold (see ``plan_ranges``); ``None``: documents alone.
     """
     eligible: dict[int, int] = {}
+    sizes: dict[int, int] = {}
     requests: dict[int, ShardRequest] = {}
     waiting: dict[int, float] = {}
     for index in range(layout.count):
         if index in in_flight:
             continue
-        docs, max_seq = work.get(index, (0, 0))
+        docs, max_seq, size = ShardWork(*work.get(index, (0, 0)))
         if docs <= 0 and not full:
             continue
         sig = signature(docs, max_seq)
@@ -82,8 +86,11 @@ def decide(
                 waiting[index] = delay - (now - last.requested_at)
                 continue
         eligible[index] = max(docs, 1)
+        sizes[index] = size
         requests[index] = ShardRequest(sig, attempts, now)
-    ranges = plan_ranges(layout, eligible, max_documents, skip=sorted(in_flight))
+    ranges = plan_ranges(
+        layout, eligible, max_documents, skip=sorted(in_flight), sizes=sizes, max_bytes=max_bytes
+    )
     full_pass = int(now) if full else 0
     runs = [PlannedRun(r, run_key(layout, r, requests, full_pass)) for r in ranges]
     return Decision(runs, requests, waiting)

@@ -72,6 +72,7 @@ class RunRange:
     first: str
     last: str
     documents: int
+    bytes: int = 0
 
 
 def plan_ranges(
@@ -80,8 +81,14 @@ def plan_ranges(
     max_documents: int,
     max_gap: int = 8,
     skip: Sequence[int] = (),
+    sizes: Mapping[int, int] | None = None,
+    max_bytes: int | None = None,
 ) -> list[RunRange]:
     """Group shards that have work into contiguous runs.
+
+    A run is sized by its documents and by their bytes (the work extraction, chunking and
+    embedding do grows with the bytes: one 64 MiB text is ~150,000 chunks), so a range of a
+    few huge objects is not planned like a range of as many notes.
 
     Args:
         shards: the shard layout.
@@ -92,25 +99,33 @@ def plan_ranges(
             a fixed cost (process start, model load), each idle shard only a few
             bookkeeping events, so short gaps are cheaper to cross than to split at.
         skip: shard indexes a run must not cover (e.g. held by a run still in flight).
+        sizes: bytes to process per shard index (missing: 0).
+        max_bytes: a run stops growing once it holds this many bytes; a shard over it (one
+            huge document, say) is a run of its own. ``None``: documents alone decide.
 
     Returns:
         Ranges in key order, each starting and ending at a shard with work.
     """
     if max_documents < 1:
         raise ValueError("max_documents must be at least 1")
+    if max_bytes is not None and max_bytes < 1:
+        raise ValueError("max_bytes must be at least 1")
+    sizes = sizes or {}
+    byte_cap = max_bytes if max_bytes is not None else float("inf")
     blocked = set(skip)
     ranges: list[RunRange] = []
     first = last = -1
-    docs = gap = 0
+    docs = size = gap = 0
 
     def close() -> None:
-        nonlocal first, docs
+        nonlocal first, docs, size
         if first >= 0:
-            ranges.append(RunRange(shards.key(first), shards.key(last), docs))
-        first, docs = -1, 0
+            ranges.append(RunRange(shards.key(first), shards.key(last), docs, size))
+        first, docs, size = -1, 0, 0
 
     for i in range(shards.count):
         n = work.get(i, 0)
+        b = max(0, sizes.get(i, 0))
         if i in blocked:
             close()
             continue
@@ -119,10 +134,10 @@ def plan_ranges(
             if first >= 0 and gap > max_gap:
                 close()
             continue
-        if first >= 0 and docs + n > max_documents:
+        if first >= 0 and (docs + n > max_documents or size + b > byte_cap):
             close()
         if first < 0:
             first = i
-        last, docs, gap = i, docs + n, 0
+        last, docs, size, gap = i, docs + n, size + b, 0
     close()
     return ranges

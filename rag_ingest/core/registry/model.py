@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from rag_ingest.core.keys import source_uri
 
@@ -142,3 +143,12 @@ class ShardRequest:
     signature: str
     attempts: int
     requested_at: float
+
+
+class ShardWork(NamedTuple):
+    """What one shard holds to do: documents needing work, their highest change number, and
+    the bytes of their objects as registered (the run's size, beside its document count)."""
+
+    documents: int
+    max_seq: int
+    bytes: int = 0

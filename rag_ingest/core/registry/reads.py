@@ -18,6 +18,7 @@ from rag_ingest.core.registry.model import (
     HistoryEntry,
     Known,
     Scope,
+    ShardWork,
 )
 from rag_ingest.core.registry.schema import counters, delete_holds, documents, events
 
@@ -215,17 +216,22 @@ class ReadsMixin:
 
     def work_by_hash_bucket(
         self, scope: Scope, target_id: int | None, width: int
-    ) -> dict[int, tuple[int, int]]:
-        """Per shard index (``key_hash // width``): documents needing work and their highest
-        change number."""
+    ) -> dict[int, ShardWork]:
+        """Per shard index (``key_hash // width``): documents needing work, their highest
+        change number and their objects' registered bytes."""
         shard = (documents.c.key_hash // width).label("shard")
         stmt = (
-            sa.select(shard, sa.func.count(), sa.func.max(documents.c.seq))
+            sa.select(
+                shard,
+                sa.func.count(),
+                sa.func.max(documents.c.seq),
+                sa.func.coalesce(sa.func.sum(documents.c.size), 0),
+            )
             .where(scope_condition(scope), work_condition(target_id, time.time()))
             .group_by(shard)
         )
         with self.engine.connect() as conn:
-            return {int(s): (int(n), int(m)) for s, n, m in conn.execute(stmt)}
+            return {int(s): ShardWork(int(n), int(m), int(b)) for s, n, m, b in conn.execute(stmt)}
 
     def work_count(self, scope: Scope, target_id: int | None) -> int:
         """Documents in scope whose state in ``target_id`` is not final (retries waiting
