@@ -7,7 +7,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -55,9 +55,9 @@ def ordered_map(
             yield queue.popleft().result()
 
 
-class Budget:
+class Budget(Generic[T]):
     """Hands out items until ``seconds`` have passed since it was made, then holds the rest
-    back (:attr:`deferred` counts them): a run stops taking documents in time instead of
+    back (:attr:`held`): a run stops taking documents in time instead of
     running past its deployment's limit and being killed, retried and requested again.
 
     At least one costly item is always handed out, so every run makes progress however slow
@@ -69,7 +69,12 @@ class Budget:
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds, self.clock = seconds, clock
         self.started = clock()
-        self.taken = self.deferred = 0
+        self.taken = 0
+        self.held: list[T] = []
+
+    @property
+    def deferred(self) -> int:
+        return len(self.held)
 
     @property
     def spent(self) -> bool:
@@ -80,7 +85,7 @@ class Budget:
             if free(item):
                 yield item
             elif self.taken and self.spent:
-                self.deferred += 1
+                self.held.append(item)
             else:
                 self.taken += 1
                 yield item

@@ -4,6 +4,12 @@ Materializing a shard reconciles it: the documents of the shard that are not ing
 their current version into the current target (Qdrant location + the fingerprint's
 collection) are fetched and extracted; deleted ones are passed on for removal; the rest are
 left alone. ``force`` re-ingests every document of the shards.
+
+Extraction has a time budget (``Settings.run_extract_budget_seconds``): once spent, no new
+document is taken, and the rest stay pending in the registry for the next request of their
+shards (``run_deferred`` in the metadata). They are not failures and nothing is lost: the
+run ends inside the deployment's ``max_runtime_seconds`` instead of being killed and
+requested again with the same work forever.
 """
 
 import time
@@ -15,7 +21,7 @@ from pydantic import Field
 from rag_ingest.core.config import Settings
 from rag_ingest.core.pipeline.runfiles import DocumentRow, run_path, write_rows
 from rag_ingest.core.pipeline.steps import DocumentProcessor, OutageGuard, load_document
-from rag_ingest.core.pipeline.windows import ordered_map
+from rag_ingest.core.pipeline.windows import Budget, ordered_map
 from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.registry import DocumentRecord
 from rag_ingest.defs.ingestion.partitions import GROUP, backfill_policy, shard_partitions
@@ -24,6 +30,7 @@ from rag_ingest.defs.ingestion.shard_report import ShardReport
 from rag_ingest.resources import DocumentRegistry, IntermediateStore, S3Source, VectorStoreResource
 
 DELETED = "object deleted from S3"
+DEFERRED = "deferred: a forced run's extraction budget was spent before it"
 
 
 class ReconcileConfig(dg.Config):
@@ -87,12 +94,22 @@ def build_raw_documents(settings: Settings) -> dg.AssetsDefinition:
                 yield row
 
         workers = max(1, settings.extract_workers)
+        budget = Budget[DocumentRecord](settings.run_extract_budget_seconds)
+        # Deletions cost no fetch: they are always passed on.
+        taken = budget.take(planned, free=lambda r: r.status == "deleting")
         with DocumentProcessor(limits, workers=workers) as processor:
-            rows = ordered_map(work, planned, s3_source.fetch_threads)
+            rows = ordered_map(work, taken, s3_source.fetch_threads)
             path = run_path(scope.storage_run, "raw_documents")
             written = write_rows(storage.store, path, "blocks", tallied(rows))
         report.attach(context, "documents_not_read", always=("documents", "documents_ok"))
         totals = report.totals()
+        if budget.deferred:
+            if config.force:  # not work by themselves: ask for them, as reingest does
+                reg.mark_pending([r.doc_id for r in budget.held], DEFERRED, scope.run_id)
+            context.log.info(
+                f"extraction budget of {settings.run_extract_budget_seconds:g} s spent: "
+                f"{budget.deferred} document(s) left pending for the next run"
+            )
         return dg.MaterializeResult(
             metadata={
                 "run_documents": written,
@@ -101,6 +118,9 @@ def build_raw_documents(settings: Settings) -> dg.AssetsDefinition:
                 "run_not_ok": written - totals["documents_ok"] - totals["documents_deleting"],
                 "run_bytes": totals["bytes"],
                 "run_forced": config.force,
+                "run_planned": len(planned),
+                "run_deferred": budget.deferred,
+                "run_extract_budget_seconds": settings.run_extract_budget_seconds,
                 "run_seconds": round(time.perf_counter() - started, 3),
             }
         )

@@ -103,6 +103,7 @@ def request_runs(
         settings.retry_backoff_seconds,
         settings.documents_per_run,
         full,
+        max_bytes=settings.bytes_per_run,
     )
     if full:
         reg.set_counter(FULL_RECONCILE_COUNTER, int(now))
@@ -116,11 +117,12 @@ def request_runs(
                 RANGE_END_TAG: run.range.last,
                 TRIGGER_TAG: trigger,
                 "rag_ingest/documents": str(run.range.documents),
+                "rag_ingest/bytes": str(run.range.bytes),
             },
         )
         for run in decision.runs
     ]
-    pending = sum(n for n, _ in work.values())
+    pending = sum(w.documents for w in work.values())
     summary = (
         f"{pending} document(s) with work in {len(work)} shard(s); {len(requests)} run(s) "
         f"requested{' (full reconcile)' if full else ''}"
