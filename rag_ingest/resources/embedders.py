@@ -43,6 +43,15 @@ class Embedder(dg.ConfigurableResource):
     """Turns texts into normalized float32 vectors of :attr:`dimension` dims."""
 
     batch_size: int = 64
+    # How long a run waits for another run's embedding (see ``serializes_runs``).
+    lock_wait_seconds: float = 3600.0
+
+    @property
+    def serializes_runs(self) -> bool:
+        """Whether runs take turns embedding (the deployment's ``embedder`` lock): true where
+        embedding competes for this machine's cores and memory, false for a remote service
+        that scales by itself."""
+        return False
 
     @property
     def model_name(self) -> str:
@@ -83,6 +92,12 @@ class LocalEmbedder(Embedder):
     @property
     def vector_space(self) -> str:
         return vector_space(self.backend)
+
+    @property
+    def serializes_runs(self) -> bool:
+        # In-process: two runs embedding at once on one machine only slow each other down
+        # and hold the model twice.
+        return True
 
     def embed(self, texts: list[str]) -> tuple[np.ndarray, EmbedStats]:
         started = time.perf_counter()

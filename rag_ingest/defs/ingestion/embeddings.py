@@ -1,7 +1,9 @@
 """``embeddings``: a vector per chunk, batched across the run's documents.
 
 Chunks are read from ``chunks``' run file and sent to the embedder a window of texts at a
-time; the blocking check ``vectors_match_chunks`` keeps bad vectors out of Qdrant.
+time; the blocking check ``vectors_match_chunks`` keeps bad vectors out of Qdrant. An
+embedder that runs on this machine (``Embedder.serializes_runs``) embeds one run at a time,
+under the deployment's ``embedder`` lock (``defs/locks.py``).
 """
 
 import time
@@ -16,7 +18,8 @@ from rag_ingest.defs.ingestion.checks import EMBEDDING_CHECKS, EmbeddingAudit
 from rag_ingest.defs.ingestion.partitions import GROUP, backfill_policy, shard_partitions
 from rag_ingest.defs.ingestion.run_files import read_upstream, run_scope
 from rag_ingest.defs.ingestion.shard_report import ShardReport
-from rag_ingest.resources import Embedder, IntermediateStore
+from rag_ingest.defs.locks import EMBEDDER_LOCK, step_lock
+from rag_ingest.resources import DocumentRegistry, Embedder, IntermediateStore
 from rag_ingest.resources.embedders import EmbeddingError
 
 # Texts held in memory and sent to the embedder at once: bounds memory on huge runs while
@@ -47,13 +50,15 @@ def build_embeddings(settings: Settings) -> dg.AssetsDefinition:
         group_name=GROUP,
         kinds={"pytorch", "parquet"},
         deps=["chunks"],
-        pool="embedder",
         check_specs=EMBEDDING_CHECKS,
         description="Normalized float32 vectors of every chunk, batched across the run's "
         "documents.",
     )
     def embeddings(
-        context: dg.AssetExecutionContext, embedder: Embedder, storage: IntermediateStore
+        context: dg.AssetExecutionContext,
+        embedder: Embedder,
+        storage: IntermediateStore,
+        registry: DocumentRegistry,
     ) -> dg.MaterializeResult:
         started = time.perf_counter()
         scope = run_scope(context, settings)
@@ -91,7 +96,14 @@ def build_embeddings(settings: Settings) -> dg.AssetsDefinition:
                     yield DocumentRow(row.info, vectors=doc_vectors)
 
         path = run_path(scope.storage_run, "embeddings")
-        written = write_rows(storage.store, path, "vectors", embedded())
+        with step_lock(
+            context,
+            registry.registry,
+            EMBEDDER_LOCK,
+            embedder.lock_wait_seconds,
+            needed=embedder.serializes_runs,
+        ) as waited:
+            written = write_rows(storage.store, path, "vectors", embedded())
         report.attach(context, "documents_listed", always=("documents", "vectors", "tokens"))
         totals = report.totals()
         seconds = stats_total["seconds"]
@@ -109,6 +121,7 @@ def build_embeddings(settings: Settings) -> dg.AssetsDefinition:
                 "run_texts_per_second": round(totals["vectors"] / seconds, 2) if seconds else 0.0,
                 "run_gpu_seconds": round(stats_total["gpu"], 3),
                 "run_cost_usd": dg.MetadataValue.float(round(stats_total["cost"], 8)),
+                "run_lock_wait_seconds": round(waited, 3),
                 "run_seconds": round(time.perf_counter() - started, 3),
             },
             check_results=audit.results(),

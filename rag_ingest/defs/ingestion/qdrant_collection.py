@@ -1,9 +1,10 @@
 """``qdrant_collection``: write the run's documents, remove deleted ones, verify the shards.
 
-The writing itself is ``core.pipeline.write.ShardWriter``; this asset runs it in pool
-``qdrant`` (one writer at a time, so a version check and its write never interleave with
-another run's), reports it, and moves the alias when the current fingerprint's collection is
-complete and verified. Once the documents are written the run's intermediate files go.
+The writing itself is ``core.pipeline.write.ShardWriter``; this asset runs it under the
+deployment's ``qdrant`` lock (``defs/locks.py``: one writer at a time, so a version check and
+its write never interleave with another run's), reports it, and moves the alias when the
+current fingerprint's collection is complete and verified. Once the documents are written the
+run's intermediate files go.
 """
 
 import time
@@ -26,6 +27,7 @@ from rag_ingest.defs.ingestion.checks import (
 from rag_ingest.defs.ingestion.partitions import GROUP, backfill_policy, shard_partitions
 from rag_ingest.defs.ingestion.run_files import read_upstream, run_scope
 from rag_ingest.defs.ingestion.shard_report import ShardReport
+from rag_ingest.defs.locks import QDRANT_LOCK, step_lock
 from rag_ingest.resources import DocumentRegistry, Embedder, IntermediateStore, VectorStoreResource
 
 
@@ -36,7 +38,6 @@ def build_qdrant_collection(settings: Settings) -> dg.AssetsDefinition:
         group_name=GROUP,
         kinds={"qdrant"},
         deps=["embeddings"],
-        pool="qdrant",
         check_specs=COLLECTION_CHECKS,
         description="The shard's documents as points in the current version's collection "
         "(stale points and deleted documents removed), verified against the registry.",
@@ -52,7 +53,10 @@ def build_qdrant_collection(settings: Settings) -> dg.AssetsDefinition:
         scope = run_scope(context, settings)
         reg = registry.registry
         fingerprint = settings.fingerprint
-        with vectors.open() as store:
+        with (
+            step_lock(context, reg, QDRANT_LOCK, vectors.lock_wait_seconds) as waited,
+            vectors.open() as store,
+        ):
             try:
                 existing = store.dimension(settings.physical_collection)
             except CollectionMismatch as exc:
@@ -116,6 +120,7 @@ def build_qdrant_collection(settings: Settings) -> dg.AssetsDefinition:
                 "run_stale_points_removed": writer.stale,
                 "run_documents_requeued": requeued,
                 "run_orphan_points_removed": orphans,
+                "run_lock_wait_seconds": round(waited, 3),
                 "run_seconds": round(time.perf_counter() - started, 3),
             },
             check_results=[

@@ -13,6 +13,7 @@ from rag_ingest.core.config import Settings
 from rag_ingest.core.index.audit import audit_collection, live_documents
 from rag_ingest.core.index.health import Drift, VectorSample, drift, norm_outliers
 from rag_ingest.core.storage.blobstore import BlobNotFound
+from rag_ingest.defs.locks import QDRANT_LOCK, step_lock
 from rag_ingest.defs.metadata import ERROR, WARN, examples_json, result
 from rag_ingest.defs.monitoring import GROUP
 from rag_ingest.resources import (
@@ -111,7 +112,6 @@ def build_collection_health(settings: Settings) -> dg.AssetsDefinition:
         group_name=GROUP,
         kinds={"qdrant", "s3"},
         deps=["qdrant_collection"],
-        pool="qdrant",
         check_specs=HEALTH_CHECKS,
         description="The live collection vs S3 and the registry, vector sanity, embedding "
         "drift and index versions; scheduled.",
@@ -128,9 +128,14 @@ def build_collection_health(settings: Settings) -> dg.AssetsDefinition:
         started = time.perf_counter()
         reg = registry.registry
         current = settings.physical_collection
-        # Listed before the store is opened: an embedded store's lock is not held through it.
+        # Listed before the store is opened: neither the deployment's qdrant lock nor an
+        # embedded store's folder lock is held through it. Under the qdrant lock no run writes
+        # meanwhile, so the comparison sees one state.
         listed = live_documents(s3_source.client, settings.scope.bucket, settings.scope.prefixes)
-        with vectors.open() as store:
+        with (
+            step_lock(context, reg, QDRANT_LOCK, vectors.lock_wait_seconds) as waited,
+            vectors.open() as store,
+        ):
             live = store.resolve(settings.collection)
             collection = live or current
             target = reg.target(store.location, collection)
@@ -240,6 +245,7 @@ def build_collection_health(settings: Settings) -> dg.AssetsDefinition:
                     moved.spread_change if moved else 0.0
                 ),
                 "baseline_created_at": baseline.created_at if baseline else "",
+                "lock_wait_seconds": round(waited, 3),
                 "seconds": round(time.perf_counter() - started, 3),
             },
             check_results=checks,
