@@ -209,7 +209,7 @@ def test_sensor_and_runs_record_everything_in_postgres(
         assert record.asset_materialization is not None
         metadata = record.asset_materialization.metadata
         assert metadata["ingested"].value == 1, shard
-        assert metadata["run_lock_wait_seconds"].value >= 0, shard  # held the qdrant lock
+        assert "run_lock_wait_seconds" in metadata, shard  # it held the qdrant lock
         assert md_cell(f"s3://{BUCKET}/{key}") in str(metadata["changes"].value), shard
     # No step claimed a pool slot: no concurrency key exists, none is left assigned.
     assert postgres.query("SELECT count(*) FROM concurrency_limits") == [(0,)]
