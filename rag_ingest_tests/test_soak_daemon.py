@@ -1,9 +1,16 @@
-"""A soak of the real daemon and run launcher: sensor ticks, concurrent run workers, pools,
-run retries and run monitoring, over a seeded walk of adds, modifies (two writes in one
-LastModified second too), deletes, delete → re-create → delete, failed runs, killed runs and
-an emptied collection. After quiescence the vector store equals S3 exactly.
+"""A soak of the real daemon and run launcher: sensor ticks, concurrent run workers, the
+project's locks (``defs/locks.py``), run retries and run monitoring, over a seeded walk of adds,
+modifies (two writes in one LastModified second too), deletes, delete → re-create → delete,
+failed runs, killed runs and an emptied collection. After quiescence the vector store equals S3
+exactly.
 
-``RAG_SOAK_DAEMON_STEPS`` lengthens the walk; ``RAG_SOAK_SEED`` changes it.
+A second scenario runs many short runs three at a time, in waves: every run must end within a
+bound and no step may be left waiting. Dagster 1.13.27's op-level pools lost a slot that way
+under ``make dev`` (a step pending beside a free slot, its run ``STARTED`` for good), which the
+walk above, two runs at a time, never showed.
+
+``RAG_SOAK_DAEMON_STEPS`` lengthens the walk; ``RAG_SOAK_SEED`` changes it;
+``RAG_SOAK_SHORT_WAVES`` repeats the short runs more often.
 """
 
 import contextlib
@@ -21,6 +28,7 @@ import dagster as dg
 import pytest
 
 from rag_ingest.core.config import Settings
+from rag_ingest.core.keys import partition_key
 from rag_ingest.core.registry import Registry, default_url
 from rag_ingest.core.vectorstore import open_vector_store
 from rag_ingest.defs.ingestion.sensors import ACTIVE_RUN_STATUSES, FULL_RECONCILE_COUNTER
@@ -33,9 +41,7 @@ telemetry:
   enabled: false
 concurrency:
   runs:
-    max_concurrent_runs: 2
-  pools:
-    default_limit: 1
+    max_concurrent_runs: {max_runs}
 run_retries:
   enabled: true
   max_retries: 1
@@ -183,7 +189,7 @@ def test_the_daemon_converges_over_a_seeded_walk_with_faults(
     rng = random.Random(int(os.environ.get("RAG_SOAK_SEED", "20261130")))
     home, data = tmp_path / "home", tmp_path / "data"
     home.mkdir()
-    (home / "dagster.yaml").write_text(INSTANCE)
+    (home / "dagster.yaml").write_text(INSTANCE.format(max_runs=2))
     (tmp_path / "workspace.yaml").write_text(WORKSPACE)
     flag = tmp_path / "embedder-outage"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
@@ -287,6 +293,150 @@ def test_the_daemon_converges_over_a_seeded_walk_with_faults(
     finally:
         if flag.exists():
             flag.unlink()
+        os.killpg(daemon.pid, signal.SIGTERM)
+        try:
+            daemon.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemon.pid, signal.SIGKILL)
+        log.close()
+        for pid in _processes_with(str(home)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+# Runs per wave; two waves by default: 12 short runs, three at a time.
+SHORT_RUNS = 6
+# Generous: a short run takes seconds once its worker has loaded torch; three start at once on
+# two cores. A step left waiting for a lost pool slot never ends at all.
+RUN_BOUND_SECONDS = 240.0
+
+
+def _keys_in_distinct_shards(bucket: str, settings: Settings, n: int, tag: str) -> list[str]:
+    """``n`` keys, each in a shard of its own: with one document per run, ``n`` runs."""
+    layout, keys, shards = settings.shard_layout, [], set()
+    i = 0
+    while len(keys) < n:
+        key = f"short/{tag}-{i}.md"
+        shard = layout.of(partition_key(bucket, key))
+        if shard not in shards:
+            shards.add(shard)
+            keys.append(key)
+        i += 1
+    return keys
+
+
+def _waiting_steps(instance: dg.DagsterInstance) -> dict[str, str]:
+    """Concurrency keys (pools) with a step pending or a slot claimed: none must be left."""
+    storage = instance.event_log_storage
+    left = {}
+    for key in storage.get_concurrency_keys():
+        info = storage.get_concurrency_info(key)
+        if info.pending_step_count or info.active_slot_count:
+            left[key] = (
+                f"slots {info.slot_count}, active {info.active_slot_count}, pending "
+                f"{info.pending_step_count}, assigned {info.assigned_step_count}"
+            )
+    return left
+
+
+def _overlap(runs: list[tuple[float, float]]) -> int:
+    """The most runs executing at one moment."""
+    edges = sorted([(start, 1) for start, _ in runs] + [(end, -1) for _, end in runs])
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_many_short_concurrent_runs_each_end_and_leave_no_step_waiting(
+    s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path
+) -> None:
+    waves = int(os.environ.get("RAG_SOAK_SHORT_WAVES", "2"))
+    rng = random.Random(int(os.environ.get("RAG_SOAK_SEED", "20261130")))
+    home, data = tmp_path / "home", tmp_path / "data"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(INSTANCE.format(max_runs=3))
+    (tmp_path / "workspace.yaml").write_text(WORKSPACE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(
+        DAGSTER_HOME=str(home),
+        DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS="true",
+        PYTHONPATH=str(REPO),
+        RAG_S3_BUCKET=bucket,
+        RAG_S3_ENDPOINT_URL=s3_endpoint,
+        RAG_DATA_DIR=str(data),
+        RAG_SHARDS="16",
+        RAG_DOCUMENTS_PER_RUN="1",  # a shard per run: one short run per document
+        RAG_SENSOR_INTERVAL_SECONDS="2",
+        RAG_EXTRACT_WORKERS="1",
+        **{FAULT_FLAG_ENV: str(tmp_path / "no-outage")},
+    )
+    settings = Settings.from_env(env)
+    soak = Soak(s3_client, bucket, home, settings, tmp_path / "no-outage")
+    keys = _keys_in_distinct_shards(bucket, settings, SHORT_RUNS, "doc")
+    with soak.instance():  # the instance's tables exist before the daemon and we both open it
+        pass
+    log = (tmp_path / "daemon.log").open("w")
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        for wave in range(waves):
+            for key in keys:  # new documents, then a new version of each
+                s3_client.put_object(Bucket=bucket, Key=key, Body=text(rng, 1).encode())
+            expected = expected_versions(s3_client, bucket)
+            deadline = time.monotonic() + RUN_BOUND_SECONDS + 60 * SHORT_RUNS
+            while soak.work_left() or soak.active_runs() or _stored(settings) != expected:
+                with soak.instance() as instance:
+                    now = time.time()
+                    records = instance.get_run_records(
+                        dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
+                    )
+                    late = {
+                        r.dagster_run.run_id: round(now - r.start_time)
+                        for r in records
+                        if r.start_time and now - r.start_time > RUN_BOUND_SECONDS
+                    }
+                    assert not late, f"wave {wave}: runs past {RUN_BOUND_SECONDS}s: {late}; " + (
+                        f"pools: {_waiting_steps(instance)}"
+                    )
+                assert time.monotonic() < deadline, (
+                    f"wave {wave}: not done; work {soak.work_left()}"
+                )
+                time.sleep(2)
+            print(f"wave {wave}: done", flush=True)
+        with soak.instance() as instance:
+            records = instance.get_run_records(dg.RunsFilter(job_name="ingest_documents"))
+            assert len(records) >= SHORT_RUNS * waves
+            statuses = {r.dagster_run.status for r in records}
+            assert statuses == {dg.DagsterRunStatus.SUCCESS}, statuses
+            spans = [(r.start_time or 0.0, r.end_time or 0.0) for r in records]
+            durations = sorted(end - start for start, end in spans)
+            assert durations[-1] <= RUN_BOUND_SECONDS, durations
+            assert _overlap(spans) >= 2  # runs really ran side by side, under the locks
+            assert _waiting_steps(instance) == {}
+            waits = [
+                float(m.asset_materialization.metadata["run_lock_wait_seconds"].value)  # type: ignore[union-attr, arg-type]
+                for m in instance.fetch_materializations(
+                    dg.AssetKey("qdrant_collection"), 1000
+                ).records
+                if m.asset_materialization is not None
+            ]
+        print(
+            f"{len(records)} runs, longest {durations[-1]:.1f}s, median "
+            f"{durations[len(durations) // 2]:.1f}s, most at once {_overlap(spans)}, longest "
+            f"qdrant lock wait {max(waits, default=0.0):.1f}s",
+            flush=True,
+        )
+    finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         try:
             daemon.wait(timeout=60)
