@@ -78,6 +78,8 @@ def once(code: Path, pools: bool, docs: int, paragraphs: int) -> dict[str, float
         home.mkdir()
         (home / "dagster.yaml").write_text(INSTANCE.format(pools=POOLS if pools else ""))
         (root / "workspace.yaml").write_text(WORKSPACE)
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")  # moto takes any
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
         client = make_client(endpoint, "us-east-1", max_attempts=2)
         bucket = "bench"
         client.create_bucket(Bucket=bucket)
