@@ -72,7 +72,7 @@ def recall_by_ef(vectors: np.ndarray, queries: np.ndarray, work: Path) -> list[s
     """Load ``vectors`` into an Edge store, build the index, then search at each ef."""
     truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
     chunks = 8
-    with EdgeStore(work, auto_optimize_points=None) as store:
+    with EdgeStore(work, indexing_threshold_points=None, max_segment_points=None) as store:
         store.ensure_collection(COLLECTION, DIM)
         docs = [
             document(d, vectors[d * chunks : (d + 1) * chunks])

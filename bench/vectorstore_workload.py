@@ -98,7 +98,7 @@ def payload_bytes() -> int:
 def _open(engine: str, path: Path) -> VectorStore:
     if engine == "edge":
         # The bench builds the index itself, to time it apart from close().
-        return EdgeStore(path, auto_optimize_points=None)
+        return EdgeStore(path, indexing_threshold_points=None, max_segment_points=None)
     return open_vector_store(engine, path=path)
 
 

@@ -338,7 +338,7 @@ def test_second_process_gets_the_store_once_released(engine: str, store_path: Pa
 def test_optimize_keeps_results(engine: str, store_path: Path) -> None:
     # Edge with an indexing threshold of a few points, so optimize really builds an index.
     opened = (
-        EdgeStore(store_path, auto_optimize_points=10)
+        EdgeStore(store_path, indexing_threshold_points=10)
         if engine == "edge"
         else open_vector_store(engine, path=store_path)
     )

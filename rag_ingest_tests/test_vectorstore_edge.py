@@ -14,8 +14,14 @@ import numpy as np
 import pytest
 import qdrant_edge as qe
 
+from rag_ingest.core.index.maintenance import build_index, index_wanted
 from rag_ingest.core.vectorstore import DocumentPoints, StoreLocked
-from rag_ingest.core.vectorstore.edge import EdgeStore, read_aliases
+from rag_ingest.core.vectorstore.edge import (
+    EdgeStore,
+    IndexStatus,
+    read_aliases,
+    read_index_status,
+)
 from rag_ingest_tests.vectorstores import REPO, make_doc
 
 # Enough 384-d points to pass Edge's default indexing threshold (10 MB of vectors).
@@ -110,11 +116,11 @@ def test_same_process_second_store_is_locked_out(tmp_path: Path) -> None:
         EdgeStore(tmp_path, lock_wait_seconds=0.2)
 
 
-def test_search_is_exact_before_the_index_and_close_builds_it(tmp_path: Path) -> None:
+def test_search_is_exact_before_the_index_and_only_optimize_builds_it(tmp_path: Path) -> None:
     docs = _big_docs(INDEXED_POINTS)
     every = np.vstack([d.vectors for d in docs])
     queries = every[:: INDEXED_POINTS // 20] + 0.01
-    with EdgeStore(tmp_path, auto_optimize_points=INDEXED_POINTS) as store:
+    with EdgeStore(tmp_path, indexing_threshold_points=INDEXED_POINTS) as store:
         store.ensure_collection("c", 384)
         store.replace_documents("c", docs)
         assert store.index_status("c")[:2] == (INDEXED_POINTS, 0)
@@ -122,14 +128,22 @@ def test_search_is_exact_before_the_index_and_close_builds_it(tmp_path: Path) ->
             expected = np.sort(every @ query / np.linalg.norm(query))[::-1][:10]
             scores = [h.score for h in store.search("c", query, 10)]
             np.testing.assert_allclose(scores, expected, atol=1e-4)
-    # close() saw enough changed points and built the index
+    # A writer's close only flushes, whatever the backlog; it records it for the maintenance
+    # step, readable without the lock.
+    assert read_index_status(tmp_path)["c"] == IndexStatus(INDEXED_POINTS, 0, 1)
+    with EdgeStore(tmp_path, indexing_threshold_points=INDEXED_POINTS) as store:
+        assert store.index_status("c")[:2] == (INDEXED_POINTS, 0)
+        assert store.needs_index("c")
+        assert store.optimize("c") is True
     with EdgeStore(tmp_path) as store:
         points, indexed, _ = store.index_status("c")
         assert points == INDEXED_POINTS
         assert indexed >= INDEXED_POINTS
+        assert not store.needs_index("c")
         assert store.optimize("c") is False
         top = store.search("c", queries[0], 1)[0]
         assert top.score == pytest.approx(float(every[0] @ queries[0] / np.linalg.norm(queries[0])))
+    assert read_index_status(tmp_path)["c"].backlog == 0
 
 
 def _exact_top(every: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
@@ -137,25 +151,40 @@ def _exact_top(every: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
 
 
 def test_pipeline_sized_writes_end_indexed(tmp_path: Path) -> None:
-    """Review M5: runs smaller than the threshold used to leave every point unindexed for
-    ever. The backlog now carries over between opens, so ten runs of 1,500 points with a
-    3,000-point threshold build the index every second run and end with all of it indexed."""
+    """Review M5 / issue 18 item 8: runs smaller than the threshold used to leave every point
+    unindexed for ever, then the run crossing it built the index inside its lock. Now writer
+    closes build nothing (the backlog grows across them) and the maintenance step, requested
+    when the recorded backlog reaches the threshold, builds it between runs: ten runs of 1,500
+    points with a 3,000-point threshold end with all of it indexed, in capped segments."""
     rng = np.random.default_rng(5)
     every = []
     backlogs = []
+    builds = []
+    settings = {"indexing_threshold_points": 3000, "max_segment_points": 4000}
     for run in range(10):
         docs = [make_doc(f"r{run}/{i}.md", chunks=50, rng=rng, dim=384) for i in range(30)]
         every += [d.vectors for d in docs]
-        with EdgeStore(tmp_path, auto_optimize_points=3000) as store:
+        with EdgeStore(tmp_path, **settings) as store:
             store.ensure_collection("c", 384)
+            indexed_before = store.index_status("c")[1]
             store.replace_documents("c", docs)
-        with EdgeStore(tmp_path, auto_optimize_points=None) as store:
-            points, indexed, _ = store.index_status("c")
-        assert points == 1500 * (run + 1)
+        recorded = read_index_status(tmp_path)["c"]
+        assert recorded.points == 1500 * (run + 1)
+        assert recorded.indexed == indexed_before  # close() indexed nothing
+        wanted, _ = index_wanted("edge", tmp_path, ["c"], threshold=3000)
+        assert bool(wanted) == (recorded.backlog >= 3000)
+        if wanted:
+            with EdgeStore(tmp_path, **settings) as store:
+                builds.append(build_index(store, "c"))
+        with EdgeStore(tmp_path, indexing_threshold_points=None) as store:
+            points, indexed, segments = store.index_status("c")
         backlogs.append(points - indexed)
     assert max(backlogs) < 3000  # a search never scans more than the threshold exhaustively
+    assert [b.backlog_before for b in builds] == [3000] * 5
+    assert all(b.built and b.backlog_after == 0 and b.points_indexed == 3000 for b in builds)
+    assert segments > 2  # the cap kept each build to the new points, not one merged segment
     vectors = np.vstack(every)
-    with EdgeStore(tmp_path, auto_optimize_points=None) as store:
+    with EdgeStore(tmp_path, indexing_threshold_points=None) as store:
         assert store.index_status("c")[:2] == (15_000, 15_000)
         for i in range(0, 15_000, 1_000):
             query = vectors[i] + 0.01
@@ -164,17 +193,48 @@ def test_pipeline_sized_writes_end_indexed(tmp_path: Path) -> None:
             assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
-def test_only_a_writer_builds_the_index(tmp_path: Path) -> None:
-    with EdgeStore(tmp_path, auto_optimize_points=1000) as store:
+def test_no_close_builds_the_index(tmp_path: Path) -> None:
+    with EdgeStore(tmp_path, indexing_threshold_points=1000) as store:
         store.ensure_collection("c", 384)
-    with EdgeStore(tmp_path, auto_optimize_points=None) as store:
+    with EdgeStore(tmp_path, indexing_threshold_points=1000) as store:
         store.replace_documents("c", _big_docs(2000))
-    # A reader's open stays as short as its read, whatever the backlog.
-    with EdgeStore(tmp_path, auto_optimize_points=1000) as store:
+    # Neither a writer's close nor a reader's, whatever the backlog.
+    with EdgeStore(tmp_path, indexing_threshold_points=1000) as store:
         assert store.count("c") == 2000
-    with EdgeStore(tmp_path) as store:
-        assert store.index_status("c")[:2] == (2000, 0)
-    with EdgeStore(tmp_path, auto_optimize_points=1000) as store:
+    with EdgeStore(tmp_path, indexing_threshold_points=1000) as store:
         store.replace_documents("c", [make_doc("one.md", chunks=5, dim=384)])
+    with EdgeStore(tmp_path, indexing_threshold_points=1000) as store:
+        assert store.index_status("c")[:2] == (2005, 0)
+        assert store.needs_index("c")
+    assert read_index_status(tmp_path)["c"].backlog == 2005
+
+
+def test_optimize_gives_an_older_collection_the_segment_cap(tmp_path: Path) -> None:
+    """Collections made before the cap (Edge's defaults) get it at their next build."""
+    with EdgeStore(tmp_path, indexing_threshold_points=None, max_segment_points=None) as store:
+        store.ensure_collection("c", 384)
+    config = json.loads((tmp_path / "collections" / "c" / "edge_config.json").read_text())
+    assert not config.get("optimizers")
+    with EdgeStore(tmp_path, indexing_threshold_points=1000, max_segment_points=1500) as store:
+        store.replace_documents("c", _big_docs(1200))
+        store.optimize("c")
+        more = [make_doc(f"more/{i}.md", chunks=50, dim=384) for i in range(24)]
+        store.replace_documents("c", more)
+        store.optimize("c")
+        points, indexed, segments = store.index_status("c")
+    config = json.loads((tmp_path / "collections" / "c" / "edge_config.json").read_text())
+    assert config["optimizers"]["max_segment_size"] == 1500 * 384 * 4 // 1024
+    assert (points, indexed) == (2400, 2400)
+    assert segments >= 3  # two capped indexed segments and the appendable one
+
+
+def test_dropping_a_collection_forgets_its_index_status(tmp_path: Path) -> None:
     with EdgeStore(tmp_path) as store:
-        assert store.index_status("c")[:2] == (2005, 2005)
+        store.ensure_collection("a", 8)
+        store.ensure_collection("b", 8)
+        store.replace_documents("a", [make_doc("x.md", chunks=3, dim=8)])
+        store.replace_documents("b", [make_doc("y.md", chunks=2, dim=8)])
+    assert {k: v.points for k, v in read_index_status(tmp_path).items()} == {"a": 3, "b": 2}
+    with EdgeStore(tmp_path) as store:
+        store.drop_collection("a")
+    assert list(read_index_status(tmp_path)) == ["b"]

@@ -340,7 +340,8 @@ class VectorStore(Protocol):
 
         Searches are correct before this runs (unindexed points are searched exhaustively);
         they are only slower. A server indexes in the background and qdrant-client's local mode
-        has no index, so only Qdrant Edge does work here: call it at the end of a run.
+        has no index, so only Qdrant Edge does work here: the maintenance step calls it,
+        outside the runs that write.
 
         Returns:
             True if anything was (re)built.

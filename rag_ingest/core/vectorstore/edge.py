@@ -4,18 +4,22 @@ Edge has shards only, so this module adds what a server has::
 
     <path>/.lock                      held (flock) while a store is open: one process at a time
     <path>/aliases.json               alias → collection, replaced atomically
+    <path>/index_status.json          collection → points, indexed vectors, segments (ditto)
     <path>/collections/<name>/        one Edge shard per collection
 
 Edge cannot share a shard between processes (its WAL lock makes a second ``load`` fail at
 once), so readers cannot run beside a writer: every opener takes the folder lock, waiting up to
-``lock_wait_seconds``. Only :func:`read_aliases` reads without it.
+``lock_wait_seconds``. Only :func:`read_aliases` and :func:`read_index_status` read without it.
 
 New points land in a plain segment that searches scan exhaustively (exact, slower) until
-:meth:`EdgeStore.optimize` builds the HNSW index. :meth:`EdgeStore.close` does so after a write
-once the collection's *unindexed backlog* (Edge's own count: points minus indexed vectors, so it
-carries over between opens) reaches ``auto_optimize_points``; collections are created with Edge's
-indexing threshold at that many vectors, so the plain segment a search scans stays below about
-that size whatever the run size, and each build indexes about that many points.
+:meth:`EdgeStore.optimize` builds its HNSW index. Writers never build it: :meth:`EdgeStore.close`
+only flushes, so a run holds the folder lock for its writing alone. Building is maintenance's
+(``defs.maintenance.index``): after each write, close records the collection's points and
+indexed vectors in ``index_status.json`` (read without the lock, like the aliases), and the
+index is wanted once the *unindexed backlog* (points minus indexed vectors) reaches
+``indexing_threshold_points``. Collections carry Edge's indexing threshold at that size and a
+segment cap of ``max_segment_points``, so one optimize indexes the backlog into segments of at
+most that size instead of merging every point into one segment and rebuilding its graph.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import shutil
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,18 +56,23 @@ from rag_ingest.core.vectorstore.folder import (
     is_safe_name,
     lock_folder,
     read_mapping,
+    write_json,
     write_mapping,
 )
 from rag_ingest.core.vectorstore.location import folder_location
 
 ALIASES_FILE = "aliases.json"
+INDEX_STATUS_FILE = "index_status.json"
 LOCK_FILE = ".lock"
 COLLECTIONS_DIR = "collections"
 # Edge's own per-shard config file; read for the vector size since the shard API has no getter.
 _SHARD_CONFIG = "edge_config.json"
-# Unindexed points a search may scan exhaustively before close() builds the index: about 15 ms
-# per query at 384-d, and one build of this many points (tens of seconds) per ~this many written.
-DEFAULT_AUTO_OPTIMIZE_POINTS = 10_000
+# Unindexed points a search may scan exhaustively before the index is wanted, and Edge's
+# indexing threshold for new collections (bench/results/edge-index-backlog-*.md).
+DEFAULT_INDEXING_THRESHOLD_POINTS = 10_000
+# Largest segment Edge's optimizer builds or merges into: bounds one build, at the price of more
+# segments per search.
+DEFAULT_MAX_SEGMENT_POINTS = 20_000
 # Edge's WAL keeps every update (~2.5 KB per 384-d point) until a flush; this bounds it.
 FLUSH_EVERY_POINTS = 50_000
 
@@ -71,6 +81,30 @@ def read_aliases(path: str | os.PathLike[str]) -> dict[str, str]:
     """Alias → collection of the store at ``path``, read without its lock (the file is only
     ever replaced whole)."""
     return read_mapping(Path(path) / ALIASES_FILE)
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """How much of a collection a search still scans exhaustively, as of its last write or
+    build."""
+
+    points: int
+    indexed: int
+    segments: int
+
+    @property
+    def backlog(self) -> int:
+        return max(0, self.points - self.indexed)
+
+
+def read_index_status(path: str | os.PathLike[str]) -> dict[str, IndexStatus]:
+    """Collection → :class:`IndexStatus` recorded by the writers and builders of the store at
+    ``path``, read without its lock (the file is only ever replaced whole)."""
+    try:
+        raw = json.loads((Path(path) / INDEX_STATUS_FILE).read_text())
+    except FileNotFoundError:
+        return {}
+    return {str(name): IndexStatus(**fields) for name, fields in raw.items()}
 
 
 def _doc_match(doc_ids: Sequence[str]) -> qe.FieldCondition:
@@ -87,20 +121,25 @@ def _filter(doc_ids: Sequence[str] | None, key_hashes: KeyHashRange | None) -> q
     return qe.Filter(must=must) if must else None
 
 
-def _backlog(shard: qe.EdgeShard) -> int:
-    """Points a search still scans exhaustively (not yet in an HNSW index)."""
+def _status(shard: qe.EdgeShard) -> IndexStatus:
     info = shard.info()
-    return max(0, info.points_count - info.indexed_vectors_count)
+    return IndexStatus(info.points_count, info.indexed_vectors_count, info.segments_count)
+
+
+def _kb(points: int, dimension: int) -> int:
+    """Edge sizes its optimizer thresholds in KB of vectors."""
+    return max(1, points * dimension * 4 // 1024)
 
 
 class EdgeStore(PagedStore):
     """:class:`~rag_ingest.core.vectorstore.base.VectorStore` over Qdrant Edge under ``path``.
 
-    Holds the folder lock from construction to :meth:`close`; shards open on first use.
-    ``auto_optimize_points``: after writing, close builds the index once this many points are
-    unindexed, counted across opens (None: only :meth:`optimize` builds it); new collections
-    get Edge's indexing threshold at this many vectors. ``hnsw_ef``: search beam width (None:
-    Edge's default).
+    Holds the folder lock from construction to :meth:`close`; shards open on first use; only
+    :meth:`optimize` builds an index. ``indexing_threshold_points``: the unindexed backlog at
+    which :meth:`needs_index` says so, and Edge's indexing threshold for collections;
+    ``max_segment_points``: Edge's segment cap, so one build stays bounded whatever the
+    collection's size (either None: Edge's defaults for new collections, and optimize keeps a
+    collection's settings). ``hnsw_ef``: search beam width (None: Edge's default).
     """
 
     def __init__(
@@ -109,7 +148,8 @@ class EdgeStore(PagedStore):
         *,
         lock_wait_seconds: float = 600.0,
         poll_seconds: float = 0.5,
-        auto_optimize_points: int | None = DEFAULT_AUTO_OPTIMIZE_POINTS,
+        indexing_threshold_points: int | None = DEFAULT_INDEXING_THRESHOLD_POINTS,
+        max_segment_points: int | None = DEFAULT_MAX_SEGMENT_POINTS,
         hnsw_ef: int | None = None,
     ) -> None:
         self._root = Path(os.path.realpath(os.fspath(path)))
@@ -120,7 +160,8 @@ class EdgeStore(PagedStore):
         self._lock_fd: int | None = lock_folder(
             self._root / LOCK_FILE, what, advice, lock_wait_seconds, poll_seconds
         )
-        self._auto_optimize = auto_optimize_points
+        self._threshold = indexing_threshold_points
+        self._max_segment = max_segment_points
         # Search beam width: more is slower and finds more of the true neighbours.
         self._search_params = qe.SearchParams(hnsw_ef=hnsw_ef) if hnsw_ef else None
         self._shards: dict[str, qe.EdgeShard] = {}
@@ -141,7 +182,7 @@ class EdgeStore(PagedStore):
         failure: BaseException | None = None
         for name in list(self._shards):
             try:
-                self._close_shard(name, optimize=True)
+                self._close_shard(name)
             except BaseException as exc:  # still close the others and let go of the lock
                 failure = failure or exc
         os.close(self._lock_fd)  # closing the descriptor releases the flock
@@ -149,14 +190,12 @@ class EdgeStore(PagedStore):
         if failure is not None:
             raise failure
 
-    def _close_shard(self, name: str, optimize: bool) -> None:
+    def _close_shard(self, name: str, record: bool = True) -> None:
         shard = self._shards.pop(name)
-        limit = self._auto_optimize
         try:
-            # Only a writer pays for index builds: a reader's open stays as short as its read.
-            if optimize and limit is not None and self._changed[name] and _backlog(shard) >= limit:
-                shard.optimize()
-            shard.flush()
+            shard.flush()  # no index build here: that is optimize's, outside writing runs
+            if record and self._changed[name]:
+                self._record_status(name, _status(shard))
         finally:
             shard.close()
             self._changed.pop(name, None)
@@ -225,13 +264,7 @@ class EdgeStore(PagedStore):
         # Built beside its final place and renamed in, so a collection folder is always whole.
         staging = final.with_name(f".new-{name}-{uuid.uuid4().hex[:8]}")
         params = qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)
-        optimizers = None
-        if self._auto_optimize is not None:
-            # Edge's threshold is in KB of vectors: the plain segment is indexed when close()'s
-            # backlog rule asks for it, not left for a later, larger build.
-            threshold_kb = max(1, self._auto_optimize * dimension * 4 // 1024)
-            optimizers = qe.EdgeOptimizersConfig(indexing_threshold=threshold_kb)
-        config = qe.EdgeConfig(vectors={"": params}, optimizers=optimizers)
+        config = qe.EdgeConfig(vectors={"": params}, optimizers=self._optimizers(dimension))
         shard = qe.EdgeShard.create(str(staging), config)
         try:
             shard.update(
@@ -251,13 +284,14 @@ class EdgeStore(PagedStore):
         if name not in self.list_collections():
             return
         if name in self._shards:
-            self._close_shard(name, optimize=False)
+            self._close_shard(name, record=False)
         doomed = self._dir(name).with_name(f".drop-{name}-{uuid.uuid4().hex[:8]}")
         os.rename(self._dir(name), doomed)
         aliases = self.aliases()
         kept = {a: c for a, c in aliases.items() if c != name}
         if kept != aliases:
             write_mapping(self._root / ALIASES_FILE, kept)
+        self._record_status(name, None)
         shutil.rmtree(doomed)
 
     # aliases
@@ -373,15 +407,63 @@ class EdgeStore(PagedStore):
         ]
 
     def optimize(self, collection: str) -> bool:
-        shard = self._open(collection)
-        if shard is None:
+        """Index the collection's backlog (blocking), into segments of at most
+        ``max_segment_points``; the only place this store builds an index."""
+        name = self.resolve(collection)
+        if name is None:
             return False
+        self._apply_optimizers(name)
+        shard = self._open(name, required=True)
+        assert shard is not None
         built = shard.optimize()
         shard.flush()
-        name = self.resolve(collection) or collection
+        self._record_status(name, _status(shard))
         self._changed.pop(name, None)
         self._unflushed.pop(name, None)
         return built
+
+    def needs_index(self, collection: str) -> bool:
+        """Whether the collection's unindexed backlog has reached ``indexing_threshold_points``
+        (never, when that is None)."""
+        if self._threshold is None:
+            return False
+        points, indexed, _ = self.index_status(collection)
+        return points - indexed >= self._threshold
+
+    def _optimizers(self, dimension: int) -> qe.EdgeOptimizersConfig | None:
+        if self._threshold is None and self._max_segment is None:
+            return None
+        threshold = None if self._threshold is None else _kb(self._threshold, dimension)
+        cap = None if self._max_segment is None else _kb(self._max_segment, dimension)
+        return qe.EdgeOptimizersConfig(indexing_threshold=threshold, max_segment_size=cap)
+
+    def _apply_optimizers(self, name: str) -> None:
+        """Give a collection this store's optimizer settings before a build (collections made
+        before the segment cap have none); reopens its shard only when they differ."""
+        dimension = self.dimension(name)
+        wanted = self._optimizers(dimension) if dimension else None
+        if dimension is None or wanted is None:
+            return
+        persisted = json.loads((self._dir(name) / _SHARD_CONFIG).read_text())
+        have = persisted.get("optimizers") or {}
+        want = {"indexing_threshold": wanted.indexing_threshold}
+        want["max_segment_size"] = wanted.max_segment_size
+        if all(have.get(k) == v for k, v in want.items() if v is not None):
+            return
+        if name in self._shards:
+            self._close_shard(name)
+        params = qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)
+        config = qe.EdgeConfig(vectors={"": params}, optimizers=wanted)
+        self._shards[name] = qe.EdgeShard.load(str(self._dir(name)), config)
+
+    def _record_status(self, name: str, status: IndexStatus | None) -> None:
+        path = self._root / INDEX_STATUS_FILE
+        recorded = {k: asdict(v) for k, v in read_index_status(self._root).items()}
+        if status is None:
+            recorded.pop(name, None)
+        else:
+            recorded[name] = asdict(status)
+        write_json(path, recorded)
 
     def index_status(self, collection: str) -> tuple[int, int, int]:
         """(points, indexed vectors, segments) of a collection: how much a search still scans."""

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from rag_ingest.core.vectorstore.base import StoreLocked
 
@@ -52,6 +53,11 @@ def read_mapping(path: Path) -> dict[str, str]:
 def write_mapping(path: Path, mapping: Mapping[str, str]) -> None:
     """Replace ``path`` with ``mapping`` in one rename: a reader without any lock sees the old
     file or the new one, never a partial write."""
+    write_json(path, mapping)
+
+
+def write_json(path: Path, mapping: Mapping[str, Any]) -> None:
+    """Replace ``path`` with ``mapping`` as a JSON object, in one rename (see write_mapping)."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
     with open(tmp, "w") as f:
         json.dump(dict(sorted(mapping.items())), f, indent=1)
