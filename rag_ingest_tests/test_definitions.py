@@ -20,12 +20,17 @@ def test_definitions_load_with_one_sensor_per_prefix(monkeypatch) -> None:  # ty
     defs = build_definitions(Settings.from_env())
     dg.Definitions.validate_loadable(defs)
     sensors = list(defs.sensors or [])
-    assert [s.name for s in sensors] == ["s3_sensor_docs", "s3_sensor_reports"]
+    assert sorted(s.name for s in sensors) == [
+        "index_backlog_sensor",
+        "s3_sensor_docs",
+        "s3_sensor_reports",
+    ]
     assert {s.minimum_interval_seconds for s in sensors} == {45}
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     ingestion = {"raw_documents", "chunks", "embeddings", "qdrant_collection"}
-    assert keys == ingestion | {"collection_health", "embedding_cost_report", "intermediate_files"}
+    monitoring = {"collection_health", "embedding_cost_report", "intermediate_files"}
+    assert keys == ingestion | monitoring | {"index_maintenance"}
     assert graph.get(dg.AssetKey("qdrant_collection")).parent_keys == {dg.AssetKey("embeddings")}
     for name in ingestion:
         node = graph.get(dg.AssetKey(name))
@@ -51,8 +56,9 @@ def test_every_setting_reaches_the_definitions_built_from_it() -> None:
     assert node.partitions_def is not None and node.backfill_policy is not None
     assert len(node.partitions_def.get_partition_keys()) == 16
     assert node.backfill_policy.max_partitions_per_run == 4
-    [sensor] = defs.sensors or []
-    assert sensor.name == "s3_sensor_x" and sensor.minimum_interval_seconds == 7
+    sensors = {s.name: s for s in defs.sensors or []}
+    assert sorted(sensors) == ["index_backlog_sensor", "s3_sensor_x"]
+    assert {s.minimum_interval_seconds for s in sensors.values()} == {7}
     [schedule] = defs.schedules or []
     assert isinstance(schedule, dg.ScheduleDefinition) and schedule.cron_schedule == "5 4 * * *"
     resources = defs.resources or {}
@@ -98,7 +104,8 @@ def test_dg_loads_the_same_definitions_as_build_definitions(monkeypatch) -> None
         "sensors": sorted(s.name for s in built.sensors or []),
         "resources": sorted(built.resources or {}),
     }
-    assert "reingest_documents" in loaded["jobs"] and loaded["sensors"] == ["s3_sensor_docs"]
+    assert {"reingest_documents", "build_vector_index"} <= set(loaded["jobs"])
+    assert loaded["sensors"] == ["index_backlog_sensor", "s3_sensor_docs"]
 
     # The `dg` CLI itself ([tool.dg] in pyproject), as `dg dev` loads the project.
     via_dg = json.loads(

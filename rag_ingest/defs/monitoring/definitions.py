@@ -1,4 +1,5 @@
-"""The monitoring domain's definitions: its assets, their job and the daily schedule."""
+"""The monitoring domain's definitions: its assets, their job and the daily schedule (which
+also builds any vector index backlog: ``defs.maintenance.index``)."""
 
 import dagster as dg
 
@@ -12,9 +13,10 @@ from rag_ingest.defs.monitoring.health import build_collection_health
 def monitoring_definitions(settings: Settings) -> dg.Definitions:
     job = dg.define_asset_job(
         "monitor_collection",
-        selection=dg.AssetSelection.groups(GROUP),
+        selection=dg.AssetSelection.groups(GROUP) | dg.AssetSelection.assets("index_maintenance"),
         executor_def=dg.in_process_executor,
-        description="Collection health, drift, index versions, cost report, file clean-up.",
+        description="Collection health, drift, index versions, cost report, file clean-up, and "
+        "the vector index built.",
     )
     schedule = dg.ScheduleDefinition(
         name="monitor_collection_schedule",
