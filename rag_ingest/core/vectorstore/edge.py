@@ -71,8 +71,8 @@ _SHARD_CONFIG = "edge_config.json"
 # indexing threshold for new collections (bench/results/edge-index-backlog-*.md).
 DEFAULT_INDEXING_THRESHOLD_POINTS = 10_000
 # Largest segment Edge's optimizer builds or merges into: bounds one build, at the price of more
-# segments per search.
-DEFAULT_MAX_SEGMENT_POINTS = 20_000
+# segments per search (bench/results/edge-index-backlog-49k.md weighs the two).
+DEFAULT_MAX_SEGMENT_POINTS = 100_000
 # Edge's WAL keeps every update (~2.5 KB per 384-d point) until a flush; this bounds it.
 FLUSH_EVERY_POINTS = 50_000
 
