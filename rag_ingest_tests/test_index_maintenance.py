@@ -97,3 +97,16 @@ def test_the_daily_monitoring_job_builds_the_index_too(tmp_path: Path) -> None:
     assert {n.name for n in index_job.graph.node_defs} == {"index_maintenance"}
     node = defs.resolve_asset_graph().get(dg.AssetKey("index_maintenance"))
     assert node.group_name == "maintenance" and node.kinds == {"qdrant"}
+
+
+def test_the_sensor_watches_the_collection_the_alias_serves(tmp_path: Path) -> None:
+    """During a re-index the alias serves an older version: its backlog counts too."""
+    settings = _settings(tmp_path)
+    rng = np.random.default_rng(1)
+    docs = [make_doc(f"docs/{i}.md", chunks=100, rng=rng, dim=DIM) for i in range(100)]
+    with EdgeStore(settings.qdrant_path) as store:
+        store.ensure_collection("older", DIM)
+        store.replace_documents("older", docs)
+        store.set_alias(settings.collection, "older")
+    [request] = _tick(settings).run_requests or []
+    assert request.run_key == f"index:older:10000:{DEFAULT_INDEXING_THRESHOLD_POINTS}"

@@ -61,6 +61,19 @@ def build_index(store: VectorStore, collection: str) -> IndexBuild:
     )
 
 
+def live_and_current(
+    engine: str, path: str | os.PathLike[str], alias: str, current: str
+) -> list[str]:
+    """The collection ``alias`` serves (read without the store's lock) and ``current``, once
+    each; nothing for engines that index by themselves."""
+    if engine != "edge":
+        return []
+    from rag_ingest.core.vectorstore.edge import read_aliases
+
+    live = read_aliases(path).get(alias)
+    return list(dict.fromkeys(name for name in (live, current) if name))
+
+
 @dataclass(frozen=True)
 class Backlog:
     collection: str

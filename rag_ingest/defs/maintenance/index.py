@@ -10,8 +10,7 @@ on the store's folder lock (``lock_wait_seconds``); Edge's segment cap bounds ea
 import dagster as dg
 
 from rag_ingest.core.config import Settings
-from rag_ingest.core.index.maintenance import build_index, index_wanted
-from rag_ingest.core.vectorstore.folder import read_mapping
+from rag_ingest.core.index.maintenance import build_index, index_wanted, live_and_current
 from rag_ingest.resources import VectorStoreResource
 
 GROUP = "maintenance"
@@ -74,10 +73,9 @@ def build_index_sensor(settings: Settings) -> dg.SensorDefinition:
         "backlog reaches the indexing threshold (Qdrant Edge; read without the store's lock).",
     )
     def index_backlog_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        path = settings.qdrant_path
-        live = read_mapping(path / "aliases.json").get(settings.collection)
-        names = [n for n in (live, settings.physical_collection) if n]
-        wanted, seen = index_wanted(settings.qdrant_engine, path, names)
+        engine, path = settings.qdrant_engine, settings.qdrant_path
+        names = live_and_current(engine, path, settings.collection, settings.physical_collection)
+        wanted, seen = index_wanted(engine, path, names)
         if not wanted:
             shown = ", ".join(f"{b.collection}: {b.unindexed}" for b in seen) or "none recorded"
             return dg.SensorResult(skip_reason=f"no index build wanted (backlog {shown})")
