@@ -88,6 +88,15 @@ def test_registry_sql_on_postgres(pg_registry: Registry) -> None:
     record = registry.lookup([doc])[doc]
     assert (record.etag, record.status, record.ingested_etag) == ("e2", "pending", "e1")
     assert registry.known("bkt", "k/0.md")["k/0.md"] == Known(doc, "e2", "pending", NOW.isoformat())
+    # ... and on the change number the run planned with (L7): a request since survives.
+    planned = registry.lookup([doc])[doc].seq
+    registry.mark_pending([doc], "re-ingest asked for")
+    stale = Outcome(doc, "ok", etag="e2", chunk_count=3, seq=planned)
+    assert registry.record([stale], second.id) == set()
+    now = registry.lookup([doc])[doc]
+    assert now.status == "pending" and now.seq > planned
+    fresh = Outcome(doc, "ok", etag="e2", chunk_count=3, seq=now.seq)
+    assert registry.record([fresh], second.id) == {doc}
     registry.mark_deleting([doc])
     assert registry.record([Outcome(doc, "ok", etag="e2", chunk_count=3)], second.id) == set()
     assert registry.mark_removed([doc], "r2") == {doc}
@@ -97,6 +106,8 @@ def test_registry_sql_on_postgres(pg_registry: Registry) -> None:
         "registered",
         "ingested",
         "changed",
+        "requeued",
+        "ingested",
         "deleted",
         "removed",
     ]

@@ -171,3 +171,40 @@ def test_processes_opening_a_new_registry_at_once_all_succeed(tmp_path: Path) ->
         t.join()
     assert errors == []
     assert len(Registry(url).known("bkt", "")) == 6
+
+
+def test_a_reingest_asked_for_while_a_run_processes_the_version_survives_its_outcome(
+    tmp_path: Path,
+) -> None:
+    """L7: the outcome is conditional on the change number the run planned with, so a request
+    made meanwhile (re-ingest job, CLI re-queue, verification) keeps the document work."""
+    from rag_ingest.core.pipeline.retries import settle
+    from rag_ingest.core.records import DocumentInfo
+
+    registry = _registry(tmp_path)
+    scope = Scope("bkt")
+    (doc,) = registry.register([_obj("r.md", "e1")])
+    target = registry.new_target("edge:/x", "documents__fp", "documents", "fp", "{}")
+    assert registry.record([Outcome(doc, "ok", etag="e1", chunk_count=2)], target.id) == {doc}
+    registry.mark_pending([doc], "re-ingest asked for")
+
+    def plan() -> list[Outcome]:
+        # What a run does: plan from the registry, then settle each processed document.
+        planned = list(registry.documents_in(scope, ALL, target.id))
+        infos = [DocumentInfo.from_record(r) for r in planned]
+        return [
+            settle(i, 3, registry.lookup([i.doc_id])[i.doc_id], target.id).outcome for i in infos
+        ]
+
+    outcomes = plan()
+    assert [o.doc_id for o in outcomes] == [doc]
+    # While the run embeds, the document is asked for again (same ETag).
+    assert registry.mark_pending([doc], "re-ingest asked for again", "reingest-run") == [doc]
+    assert registry.record(outcomes, target.id, "run-a") == set()
+    record = registry.lookup([doc])[doc]
+    assert (record.status, record.reason) == ("pending", "re-ingest asked for again")
+    assert registry.work_count(scope, target.id) == 1
+    # The next run plans with the new change number and its outcome applies.
+    assert registry.record(plan(), target.id, "run-b") == {doc}
+    assert registry.work_count(scope, target.id) == 0
+    assert registry.lookup([doc])[doc].chunk_count == 3

@@ -24,6 +24,8 @@ class RegisteredVersion(Protocol):
     def size(self) -> int: ...
     @property
     def last_modified(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
 
 
 @dataclass
@@ -46,6 +48,9 @@ class DocumentInfo:
     # The failure is transient (S3 throttling/5xx/timeouts, an extraction timeout or killed
     # worker, a 404 that a re-put may end): the document is tried again later.
     retryable: bool = False
+    # The registry row's change number when the run planned this document: the outcome is
+    # recorded only while it is unchanged, so a re-ingest asked for meanwhile is not cleared.
+    seq: int | None = None
 
     @property
     def source(self) -> str:
@@ -65,4 +70,5 @@ class DocumentInfo:
             last_modified=record.last_modified,
             status=status,
             reason=reason,
+            seq=record.seq,
         )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.registry.model import DocumentRecord, Outcome
@@ -61,13 +61,13 @@ def settle(
     """
     policy = policy or POLICY
     if not info.retryable:
-        return Settled(Outcome(info.doc_id, info.status, info.reason, info.etag, chunk_count), True)
+        outcome = Outcome(info.doc_id, info.status, info.reason, info.etag, chunk_count)
+        return Settled(replace(outcome, seq=info.seq), True)
     attempt = (record.attempts if record is not None else 0) + 1
     if attempt >= policy.max_attempts:
         reason = f"gave up after {attempt} attempts: {info.reason}"
-        return Settled(
-            Outcome(info.doc_id, info.status, reason, info.etag, 0, attempts=attempt), True
-        )
+        outcome = Outcome(info.doc_id, info.status, reason, info.etag, 0, attempts=attempt)
+        return Settled(replace(outcome, seq=info.seq), True)
     now = time.time() if now is None else now
     delay = policy.delay(attempt)
     reason = f"{info.reason} (attempt {attempt} of {policy.max_attempts}; retried in {delay:g} s)"
@@ -87,7 +87,7 @@ def settle(
         )
     else:
         outcome = Outcome(info.doc_id, info.status, reason, info.etag, 0, attempt, now + delay)
-    return Settled(outcome, False)
+    return Settled(replace(outcome, seq=info.seq), False)
 
 
 def settle_documents(

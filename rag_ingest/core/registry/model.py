@@ -92,6 +92,9 @@ class Outcome:
     # Transient failures in a row at this version, and when to try again (None: final).
     attempts: int = 0
     retry_at: float | None = None
+    # The row's change number the run planned with (None: any). A request made since (a
+    # re-ingest, a verification re-queue) bumps it, and the outcome then leaves the row be.
+    seq: int | None = None
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,9 @@ _RECORD_OUTCOME = (
         documents.c.doc_id == sa.bindparam("o_doc_id"),
         documents.c.etag == sa.bindparam("o_etag"),
         documents.c.status.not_in(GONE_STATUSES),
+        # No change number given: any; else the row's must still be the one planned with.
+        sa.func.coalesce(sa.bindparam("o_seq", type_=sa.BigInteger), documents.c.seq)
+        == documents.c.seq,
     )
     .values(
         {
@@ -321,11 +324,13 @@ class Registry(ReadsMixin, TargetsMixin):
     def record(
         self, outcomes: Sequence[Outcome], target_id: int | None, run_id: str | None = None
     ) -> set[str]:
-        """Store what a run did, for documents still at the version it processed.
+        """Store what a run did, for documents still at the version it processed and, when the
+        outcome names one, still at the change number (``seq``) the run planned with.
 
         Returns:
             The doc ids whose row took the outcome (the others moved on meanwhile: a newer
-            version, or the object's deletion, is registered and waits for its own run).
+            version, or the object's deletion, is registered and waits for its own run; or a
+            re-ingest was asked for since the run planned, and the document stays work).
         """
         if not outcomes:
             return set()
@@ -337,6 +342,7 @@ class Registry(ReadsMixin, TargetsMixin):
                 params = {
                     "o_doc_id": o.doc_id,
                     "o_etag": o.etag,
+                    "o_seq": o.seq,
                     "status": o.status,
                     "reason": o.reason,
                     "updated_at": now,
