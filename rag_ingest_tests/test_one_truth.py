@@ -8,8 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import pytest
 
+from rag_ingest.core.index.versions import verify
+from rag_ingest.core.keys import partition_key
+from rag_ingest.core.records import DocumentInfo
+from rag_ingest.core.text.chunking import Chunk
+from rag_ingest.core.vectorstore import DocumentPoints
 from rag_ingest.resources import VectorStoreResource
 from rag_ingest.testing.harness import Harness, make_resources, make_settings
 from rag_ingest_tests.sync_oracle import expected_versions, text
@@ -93,3 +99,53 @@ def test_a_hand_deleted_collection_is_recreated_and_refilled(
         "documents",
     )
     assert [t.state for t in targets] == ["dropped", "live"]  # the re-created one is new
+
+
+def test_points_of_another_version_with_the_same_count_are_requeued_and_replaced(
+    harness: Harness, s3_client: Any
+) -> None:
+    """L6: verification compares the version of a document's points with the registry's, not
+    only their number."""
+    bucket = harness.settings.bucket
+    expected = expected_versions(s3_client, bucket)
+    doc = partition_key(bucket, "t/0.md")
+    reg, collection = harness.registry, harness.settings.physical_collection
+    record = reg.lookup([doc])[doc]
+    assert record.status == "ok" and record.chunk_count
+    with harness.store() as store:
+        # Behind the registry's back: the same chunks and vectors, stamped with an old ETag.
+        points = sorted(
+            store.scroll(collection, doc_ids=[doc], with_vectors=True),
+            key=lambda p: p.payload["metadata"]["chunk_index"],
+        )
+        chunks = [
+            Chunk(
+                index=m["chunk_index"],
+                text=p.payload["page_content"],
+                char_start=m["char_start"],
+                char_end=m["char_end"],
+                token_count=m["token_count"],
+            )
+            for p in points
+            for m in [p.payload["metadata"]]
+        ]
+        old = DocumentInfo.from_record(record)
+        old.etag = '"0123456789abcdef0123456789abcdef"'
+        vectors = np.stack([p.vector for p in points if p.vector is not None])
+        store.replace_documents(collection, [DocumentPoints(old, chunks, vectors)])
+        assert store.points_per_document(collection, [doc])[doc] == record.chunk_count
+        target = reg.target(store.location, collection)
+        assert target is not None
+        check = verify(store, reg, target, harness.settings.scope)
+        assert not check.ok and check.mismatched == [doc]
+    assert harness.versions() != expected
+    # A reconcile of the document's shard verifies it: wrong version, so it is re-queued ...
+    shard = harness.settings.shard_layout.of(doc)
+    assert harness.materialize(shard).success
+    requeued = reg.lookup([doc])[doc]
+    assert requeued.status == "pending" and "version" in (requeued.reason or "")
+    # ... and the next sync serves the registered version again.
+    harness.converge()
+    assert harness.versions() == expected
+    with harness.store() as store:
+        assert verify(store, reg, target, harness.settings.scope).ok

@@ -12,7 +12,7 @@ from rag_ingest.core.index.health import SyncReport, compare_sync
 from rag_ingest.core.keys import partition_key
 from rag_ingest.core.registry import Registry, Scope, Target
 from rag_ingest.core.storage.s3 import list_objects
-from rag_ingest.core.vectorstore.base import VectorStore
+from rag_ingest.core.vectorstore.base import VectorStore, holds_version
 
 Progress = Callable[[str, int], None]
 
@@ -78,17 +78,20 @@ def audit_collection(
     """
     if live is None:
         live = live_documents(s3_client, scope.bucket, scope.prefixes, progress)
-    recorded = registry.ingested_chunks(target.id, scope=scope) if target else {}
-    per_doc = store.points_per_document(
+    versions = registry.ingested_versions(target.id, scope=scope) if target else {}
+    recorded = {d: n for d, (_, n) in versions.items()}
+    held = store.versions_per_document(
         collection, on_page=lambda n: progress("qdrant points scanned", n)
     )
+    per_doc = {d: sum(by_etag.values()) for d, by_etag in held.items()}
     recent = registry.recently_ingested(target.id, sample_documents) if target else []
     sample = document_vectors(store, collection, recent, max_sample_vectors)
     return Audit(
         sync=compare_sync(per_doc, live, recorded),
         live_objects=len(live),
+        # Points of another version than the one recorded count as mismatched, like a count.
         mismatched_documents=sorted(
-            d for d, n in recorded.items() if d in per_doc and per_doc[d] != n
+            d for d, (e, n) in versions.items() if d in held and not holds_version(held[d], e, n)
         ),
         collection_dimension=store.dimension(collection),
         sample=sample,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from rag_ingest.core.index.fingerprint import Fingerprint, physical_collection
 from rag_ingest.core.registry import Registry, Scope, Target
-from rag_ingest.core.vectorstore.base import CollectionMismatch, VectorStore
+from rag_ingest.core.vectorstore.base import CollectionMismatch, VectorStore, holds_version
 
 EXAMPLES = 20
 
@@ -38,7 +38,7 @@ class Verification:
         if self.ok:
             return f"{self.documents_checked} documents match their points"
         return (
-            f"{len(self.mismatched)} document(s) with other point counts "
+            f"{len(self.mismatched)} document(s) with other point counts or versions "
             f"(e.g. {', '.join(self.mismatched[:3])}), {len(self.orphans)} orphan document(s)"
         )
 
@@ -80,12 +80,15 @@ def ensure_target(
 
 
 def verify(store: VectorStore, registry: Registry, target: Target, scope: Scope) -> Verification:
-    """Every document ingested into ``target`` holds exactly its chunks' points, and no point
-    belongs to a document the registry does not hold live."""
-    expected = registry.ingested_chunks(target.id, scope=scope)
-    actual = store.points_per_document(target.collection)
+    """Every document ingested into ``target`` holds exactly its chunks' points, all of the
+    version (ETag) the registry records as ingested, and no point belongs to a document the
+    registry does not hold live."""
+    expected = registry.ingested_versions(target.id, scope=scope)
+    actual = store.versions_per_document(target.collection)
     live = registry.live_doc_ids(scope)
-    mismatched = sorted(d for d, n in expected.items() if actual.get(d, 0) != n)
+    mismatched = sorted(
+        d for d, (etag, n) in expected.items() if not holds_version(actual.get(d), etag, n)
+    )
     orphans = sorted(d for d in actual if d not in live)
     return Verification(not mismatched and not orphans, len(expected), mismatched, orphans)
 

@@ -21,11 +21,11 @@ from rag_ingest.core.pipeline.runfiles import DocumentRow
 from rag_ingest.core.pipeline.scope import ShardTally
 from rag_ingest.core.pipeline.windows import windows
 from rag_ingest.core.registry import GONE_STATUSES, DocumentRecord, Registry, Target
-from rag_ingest.core.vectorstore.base import DocumentPoints, VectorStore
+from rag_ingest.core.vectorstore.base import DocumentPoints, VectorStore, holds_version
 
 WINDOW_POINTS = 8192
 SUPERSEDED = "a newer version (or the deletion) of this object was registered meanwhile"
-REQUEUED = "its points in the collection did not match its chunks; re-queued"
+REQUEUED = "its points in the collection did not match its chunks at its version; re-queued"
 
 
 class RunFilesMismatch(ValueError):
@@ -132,19 +132,25 @@ class ShardWriter:
                 self.report.add(row.info.doc_id, "removed", row.info.source, "removed", "")
 
     def verify_shards(self) -> tuple[list[str], int, int]:
-        """Compare each shard with the registry; remove orphans, re-queue wrong documents."""
+        """Compare each shard with the registry; remove orphans, re-queue wrong documents.
+
+        A document is right when its points are exactly its recorded chunks at the version the
+        registry holds as ingested: points of another version with the same count (written by
+        an interleaved writer, or left by a restore) are wrong too, so each shard's doc ids and
+        ETags are read (two payload fields, no vectors).
+        """
         mismatched: list[str] = []
         requeued = orphans = 0
         layout, watched, collection = self.scope.layout, self.scope.watched, self.target.collection
         for shard in self.scope.shards:
             hashes = layout.hash_range(shard)
-            expected = self.reg.ingested_chunks(self.target.id, hashes, watched)
-            if self.store.count(collection, hashes) == sum(expected.values()):
-                continue
-            per_doc = self.store.points_per_document(collection, key_hashes=hashes)
-            live = self.reg.live_doc_ids(watched, hashes)
-            stray = [d for d in per_doc if d not in live]
-            wrong = [d for d, n in expected.items() if per_doc.get(d, 0) != n]
+            expected = self.reg.ingested_versions(self.target.id, hashes, watched)
+            per_doc = self.store.versions_per_document(collection, key_hashes=hashes)
+            stray = [d for d in per_doc if d not in expected]
+            if stray:
+                live = self.reg.live_doc_ids(watched, hashes)
+                stray = [d for d in stray if d not in live]
+            wrong = [d for d, (e, n) in expected.items() if not holds_version(per_doc.get(d), e, n)]
             if stray:
                 orphans += self.store.delete_documents(collection, stray)
             if wrong:

@@ -306,6 +306,35 @@ class ReadsMixin:
         with self.engine.connect() as conn:
             return {doc_id: int(n or 0) for doc_id, n in conn.execute(stmt)}
 
+    def ingested_versions(
+        self, target_id: int, hashes: tuple[int, int] | None = None, scope: Scope | None = None
+    ) -> dict[str, tuple[str, int]]:
+        """(ingested ETag, chunk count) per document ingested ('ok') into ``target_id``: the
+        version its points must carry, and how many there must be."""
+        conditions = [documents.c.status == "ok", documents.c.target_id == target_id]
+        if hashes is not None:
+            conditions.append(documents.c.key_hash.between(*hashes))
+        if scope is not None:
+            conditions.append(scope_condition(scope))
+        stmt = sa.select(
+            documents.c.doc_id, documents.c.ingested_etag, documents.c.chunk_count
+        ).where(*conditions)
+        with self.engine.connect() as conn:
+            return {
+                doc_id: (str(etag or ""), int(n or 0)) for doc_id, etag, n in conn.execute(stmt)
+            }
+
+    def ingested_points(self, target_id: int, scope: Scope | None = None) -> int:
+        """Points the documents ingested ('ok') into ``target_id`` hold, per the registry."""
+        conditions = [documents.c.status == "ok", documents.c.target_id == target_id]
+        if scope is not None:
+            conditions.append(scope_condition(scope))
+        stmt = sa.select(sa.func.coalesce(sa.func.sum(documents.c.chunk_count), 0)).where(
+            *conditions
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
     # --- reading -----------------------------------------------------------------------------
 
     def lookup(self, doc_ids: Iterable[str]) -> dict[str, DocumentRecord]:

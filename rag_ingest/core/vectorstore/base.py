@@ -26,6 +26,8 @@ from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.text.chunking import Chunk
 
 DOC_ID_FIELD = "metadata.doc_id"
+# The version (S3 ETag) a point was written from: verification compares it with the registry's.
+ETAG_FIELD = "metadata.etag"
 KEY_HASH_FIELD = "metadata.key_hash"
 # An inclusive range of ``metadata.key_hash`` values: the documents of one or more shards.
 KeyHashRange = tuple[int, int]
@@ -162,6 +164,13 @@ def tally_documents(
     return counts
 
 
+def holds_version(versions: Mapping[str, int] | None, etag: str, chunks: int) -> bool:
+    """Whether a document's points (per ETag, from ``versions_per_document``) are exactly
+    ``chunks`` points of version ``etag``: a count alone passes other versions' points."""
+    held = {e: n for e, n in (versions or {}).items() if n}
+    return held == ({etag: chunks} if chunks else {})
+
+
 def check_dimension(name: str, existing: int, dimension: int) -> None:
     """Raise :class:`CollectionMismatch` unless the collection holds ``dimension``-d vectors."""
     if existing != dimension:
@@ -214,6 +223,25 @@ class PagedStore(ClosingStore):
             return Counter()
         pages = self._pages(collection, doc_ids, key_hashes, [DOC_ID_FIELD], False, None)
         return tally_documents(([r.payload for r in page] for page in pages), on_page)
+
+    def versions_per_document(
+        self,
+        collection: str,
+        doc_ids: Sequence[str] | None = None,
+        key_hashes: KeyHashRange | None = None,
+        on_page: Callable[[int], None] | None = None,
+    ) -> dict[str, Counter[str]]:
+        if doc_ids is not None and not doc_ids:
+            return {}
+        fields = [DOC_ID_FIELD, ETAG_FIELD]
+        found: dict[str, Counter[str]] = {}
+        for page in self._pages(collection, doc_ids, key_hashes, fields, False, None):
+            for record in page:
+                meta = (record.payload or {}).get("metadata", {})
+                found.setdefault(str(meta.get("doc_id")), Counter())[str(meta.get("etag"))] += 1
+            if on_page is not None:
+                on_page(len(page))
+        return found
 
     def scroll(
         self,
@@ -319,6 +347,17 @@ class VectorStore(Protocol):
         on_page: Callable[[int], None] | None = None,
     ) -> Counter[str]:
         """Point count per document id, reading only the doc-id payload field (no vectors)."""
+        ...
+
+    def versions_per_document(
+        self,
+        collection: str,
+        doc_ids: Sequence[str] | None = None,
+        key_hashes: KeyHashRange | None = None,
+        on_page: Callable[[int], None] | None = None,
+    ) -> dict[str, Counter[str]]:
+        """Per document id, its points per version (``metadata.etag``), reading only those two
+        payload fields: a document is whole at one version when it has exactly one."""
         ...
 
     def scroll(
