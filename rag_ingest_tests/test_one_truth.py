@@ -64,21 +64,18 @@ def _monitor_checks(harness: Harness) -> dict[str, bool]:
     return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
 
 
-def test_an_emptied_collection_is_reported_and_repaired_by_the_next_full_reconcile(
+def test_an_emptied_collection_is_reported_and_repaired_by_the_next_tick(
     harness: Harness, s3_client: Any
 ) -> None:
     expected = expected_versions(s3_client, harness.settings.bucket)
-    # A quiet full pass first: the next one has the same (empty) work, yet must run too.
-    harness.full_reconcile_due()
-    assert harness.sync() and harness.versions() == expected
     collection = harness.settings.physical_collection
     with harness.store() as store:
         store.delete_documents(collection, list(store.points_per_document(collection)))
     checks = _monitor_checks(harness)
     assert checks["points_match_recorded_chunks"] is False  # the disagreement is reported
-    assert harness.sync() == []  # S3 did not change: nothing to do, as far as work goes
-    harness.full_reconcile_due()
-    harness.converge()  # the full pass finds the shards short and re-queues their documents
+    # S3 did not change and no full reconcile is due: the sensor's count of the collection
+    # finds it short, its verification pass re-queues the documents, and they come back.
+    harness.converge()
     assert harness.versions() == expected
     assert _monitor_checks(harness)["points_match_recorded_chunks"] is True
 
@@ -89,8 +86,7 @@ def test_a_hand_deleted_collection_is_recreated_and_refilled(
     expected = expected_versions(s3_client, harness.settings.bucket)
     with harness.store() as store:
         store.drop_collection(harness.settings.physical_collection)
-    harness.full_reconcile_due()
-    harness.converge()
+    harness.converge()  # no full reconcile due: the next tick sees the collection gone
     with harness.store() as store:
         assert store.resolve("documents") == harness.settings.physical_collection
     assert harness.versions() == expected
@@ -99,6 +95,21 @@ def test_a_hand_deleted_collection_is_recreated_and_refilled(
         "documents",
     )
     assert [t.state for t in targets] == ["dropped", "live"]  # the re-created one is new
+
+
+def test_a_sensor_skips_the_collection_check_while_the_store_is_locked(
+    harness: Harness,
+) -> None:
+    """The check waits a moment for the Edge folder lock, never as long as a run would."""
+    import time
+
+    collection = harness.settings.physical_collection
+    with harness.store() as store:
+        store.delete_documents(collection, list(store.points_per_document(collection)))
+        started = time.monotonic()
+        assert harness.sync() == []  # locked: no check, no verification pass
+        assert time.monotonic() - started < 4.5  # the harness's own lock wait is 5 s
+    assert harness.sync()  # unlocked: the short collection is noticed
 
 
 def test_points_of_another_version_with_the_same_count_are_requeued_and_replaced(

@@ -37,14 +37,17 @@ class VectorStoreResource(dg.ConfigurableResource):
         return self.engine != "server"
 
     @contextmanager
-    def open(self) -> Iterator[VectorStore]:
+    def open(self, lock_wait_seconds: float | None = None) -> Iterator[VectorStore]:
+        """The store; ``lock_wait_seconds`` overrides how long to wait for an embedded store's
+        folder lock (a sensor waits a moment, not as long as a run)."""
+        wait = self.lock_wait_seconds if lock_wait_seconds is None else lock_wait_seconds
         store = open_vector_store(
             self.engine,
             url=self.url,
             api_key=self.api_key,
             path=self.path,
             timeout=self.timeout_seconds,
-            lock_wait_seconds=self.lock_wait_seconds,
+            lock_wait_seconds=wait,
         )
         try:
             yield store

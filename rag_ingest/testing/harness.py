@@ -123,6 +123,7 @@ class Harness:
                 self.settings,
                 prefix,
                 res.vectors.location,
+                res.vectors,
             )
         self.cursors[prefix] = result.cursor
         return result
@@ -155,6 +156,7 @@ class Harness:
                 res.registry.registry,
                 self.settings,
                 res.vectors.location,
+                res.vectors,
             )
 
     def full_reconcile_due(self) -> None:

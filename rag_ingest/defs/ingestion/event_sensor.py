@@ -34,6 +34,7 @@ def evaluate_events_tick(
     reg: Registry,
     settings: Settings,
     location: str,
+    vectors: VectorStoreResource | None = None,
 ) -> dg.SensorResult:
     """The body of the event sensor's tick (a plain function, so tests can call it)."""
     started = time.perf_counter()
@@ -57,7 +58,7 @@ def evaluate_events_tick(
         tick.deleted, tick.kept = len(done) - len(refused), len(messages) - len(done) + len(refused)
     # Every tick, not only those with messages: work left behind by a shard that was in
     # flight, or a re-ingest asked for by hand, is requested within one events interval.
-    requests, summary = request_runs(context, reg, settings, location, EVENTS_TRIGGER)
+    requests, summary = request_runs(context, reg, settings, location, EVENTS_TRIGGER, vectors)
     line = f"{tick.summary()}; {summary} in {time.perf_counter() - started:.2f}s"
     if messages or requests:
         context.log.info(line)
@@ -88,7 +89,7 @@ def build_events_sensor(settings: Settings) -> dg.SensorDefinition:
         events_queue: S3EventsQueue,
     ) -> dg.SensorResult:
         return evaluate_events_tick(
-            context, events_queue, s3_source, registry.registry, settings, vectors.location
+            context, events_queue, s3_source, registry.registry, settings, vectors.location, vectors
         )
 
     return _sensor

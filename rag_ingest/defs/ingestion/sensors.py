@@ -20,12 +20,13 @@ import time
 import dagster as dg
 
 from rag_ingest.core.config import Settings
+from rag_ingest.core.index.presence import check_target
 from rag_ingest.core.keys import source_uri
 from rag_ingest.core.planning.listing import ListingCursor
 from rag_ingest.core.planning.listing_pass import listing_tick
 from rag_ingest.core.planning.run_requests import decide
 from rag_ingest.core.planning.shards import Shards
-from rag_ingest.core.registry import Registry
+from rag_ingest.core.registry import Registry, Target
 from rag_ingest.resources import DocumentRegistry, S3Source, VectorStoreResource
 
 # Dagster's own backfill daemon launches multi-partition runs with these run tags.
@@ -35,6 +36,8 @@ PARTITION_TAG = "dagster/partition"
 TRIGGER_TAG = "rag_ingest/trigger"
 INGEST_JOB = "ingest_documents"
 FULL_RECONCILE_COUNTER = "full_reconcile_at"
+# When a tick last asked for a verification pass because the collection held too few points.
+LOST_CHECK_COUNTER = "collection_short_at"
 # A run in one of these may still materialize its shards: they are not requested again.
 ACTIVE_RUN_STATUSES = [
     dg.DagsterRunStatus.QUEUED,
@@ -79,10 +82,14 @@ def request_runs(
     settings: Settings,
     location: str,
     trigger: str,
+    vectors: VectorStoreResource | None = None,
 ) -> tuple[list[dg.RunRequest], str]:
-    """Run requests for the shards with work in the current target, and a one-line summary."""
+    """Run requests for the shards with work in the current target, and a one-line summary.
+
+    With ``vectors``, the current target's collection is checked first (``check_lost``)."""
     layout = settings.shard_layout
     target = reg.target(location, settings.physical_collection)
+    target, lost = check_lost(context, reg, settings, target, vectors)
     work = reg.work_by_hash_bucket(settings.scope, target.id if target else None, layout.width)
     now = time.time()
     last_full = reg.counter(FULL_RECONCILE_COUNTER)
@@ -91,8 +98,9 @@ def request_runs(
         # later instead of holding every shard in one run now.
         reg.set_counter(FULL_RECONCILE_COUNTER, int(now))
         last_full = int(now)
-    full = settings.full_reconcile_hours > 0 and (
-        now - last_full >= settings.full_reconcile_hours * 3600
+    full = lost or (
+        settings.full_reconcile_hours > 0
+        and now - last_full >= settings.full_reconcile_hours * 3600
     )
     decision = decide(
         layout,
@@ -131,6 +139,34 @@ def request_runs(
     return requests, summary
 
 
+def check_lost(
+    context: dg.SensorEvaluationContext,
+    reg: Registry,
+    settings: Settings,
+    target: Target | None,
+    vectors: VectorStoreResource | None,
+) -> tuple[Target | None, bool]:
+    """The target to plan against, and whether to verify every shard now: a collection gone
+    by hand ends its target (every document is work); one holding fewer points than recorded
+    asks for a verification pass (at most one per back-off period)."""
+    if vectors is None or target is None:
+        return target, False
+    check = check_target(vectors.open, reg, target, settings.scope)
+    if check.state == "missing":
+        context.log.warning(check.describe(target))
+        reg.set_target_state(target.id, "dropped")
+        return None, False
+    now = time.time()
+    if (
+        check.state != "short"
+        or now - reg.counter(LOST_CHECK_COUNTER) < settings.retry_backoff_seconds
+    ):
+        return target, False
+    context.log.warning(check.describe(target))
+    reg.set_counter(LOST_CHECK_COUNTER, int(now))
+    return target, True
+
+
 def evaluate_listing_tick(
     context: dg.SensorEvaluationContext,
     source: S3Source,
@@ -138,6 +174,7 @@ def evaluate_listing_tick(
     settings: Settings,
     prefix: str,
     location: str,
+    vectors: VectorStoreResource | None = None,
 ) -> dg.SensorResult:
     """The body of a prefix sensor's tick (a plain function, so tests can call it): the next
     part of the listing pass the cursor names, then run requests as every tick."""
@@ -166,7 +203,9 @@ def evaluate_listing_tick(
         )
     elif tick.hold is not None and tick.pass_done:
         context.log.warning(f"{tick.hold.describe()}")
-    requests, summary = request_runs(context, reg, settings, location, f"listing:{prefix}")
+    requests, summary = request_runs(
+        context, reg, settings, location, f"listing:{prefix}", vectors
+    )
     context.log.info(f"{uri}: {tick.summary()}; {summary} in {time.perf_counter() - started:.2f}s")
     return dg.SensorResult(run_requests=requests, cursor=tick.cursor.to_json())
 
@@ -191,7 +230,7 @@ def build_listing_sensor(prefix: str, name: str, settings: Settings) -> dg.Senso
         vectors: VectorStoreResource,
     ) -> dg.SensorResult:
         return evaluate_listing_tick(
-            context, s3_source, registry.registry, settings, prefix, vectors.location
+            context, s3_source, registry.registry, settings, prefix, vectors.location, vectors
         )
 
     return _sensor
