@@ -43,7 +43,15 @@ CORE_WINGS: tuple[str, ...] = (
 # Top-level layers of the package, lowest first.
 # ``testing`` (local stand-ins: moto, PostgreSQL, ports, the harness) sits under ``cli`` because
 # `make dev` starts the same local S3 the tests use; nothing the pipeline runs imports it.
-LAYERS: tuple[str, ...] = ("core", "resources", "defs", "definitions", "testing", "cli")
+LAYERS: tuple[str, ...] = (
+    "core",
+    "resources",
+    "defs",
+    "definitions",
+    "query",
+    "testing",
+    "cli",
+)
 
 
 def module_name(path: Path) -> str:

@@ -68,12 +68,11 @@ def status(args: argparse.Namespace) -> int:
 
 
 def search(args: argparse.Namespace) -> int:
-    from rag_ingest.core.index.search import search_collection
+    from rag_ingest.query import Index
 
-    with resources(args.settings, "vectors", "embedder") as res, res.vectors.open() as store:
-        collection = args.collection or args.settings.collection
-        vectors, _ = res.embedder.embed([args.query])
-        hits = search_collection(store, collection, vectors[0], args.k)
+    with Index(args.settings, args.collection) as index:
+        collection = index.collection
+        hits = index.search(args.query, args.k)
     if not hits:
         print(f"no results in collection {collection!r}")
         return 0

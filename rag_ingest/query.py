@@ -1,0 +1,80 @@
+"""Query the index from Python: what `rag-ingest search` runs, importable by applications.
+
+    from rag_ingest.query import Index
+
+    with Index() as index:          # settings from the environment, as the pipeline reads them
+        for hit in index.search("how do I knead dough?", k=5):
+            print(hit.score, hit.source, hit.text[:80])
+
+The model loads once, when the first query needs it, and stays loaded for the life of the
+``Index``. The vector store is opened per query and released straight after: the embedded
+engines are held by one process at a time, so an ``Index`` kept open in an application never
+keeps the pipeline's writers waiting. Applications that query while the pipeline writes, or from
+several processes, point ``RAG_QDRANT_URL`` at a Qdrant server (see the README).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from types import TracebackType
+from typing import Any
+
+from rag_ingest.core.config import Settings
+from rag_ingest.core.index.search import Hit, search_collection
+
+__all__ = ["Hit", "Index"]
+
+
+class Index:
+    """A reader of the live collection (the alias the pipeline serves) with the model loaded once.
+
+    ``settings`` defaults to ``Settings.from_env()`` (the ``RAG_*`` environment);
+    ``collection`` names another collection or alias than the live one.
+    """
+
+    def __init__(self, settings: Settings | None = None, collection: str | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.collection = collection or self.settings.collection
+        self._stack: contextlib.ExitStack | None = None
+        self._resources: Any = None
+
+    def _open(self) -> Any:
+        if self._resources is None:
+            import dagster as dg
+
+            from rag_ingest.defs.resources import build_resources
+
+            wired = build_resources(self.settings)
+            stack = contextlib.ExitStack()
+            self._resources = stack.enter_context(
+                dg.build_resources({name: wired[name] for name in ("vectors", "embedder")})
+            )
+            self._stack = stack
+        return self._resources
+
+    def search(self, query: str, k: int = 5) -> list[Hit]:
+        """The ``k`` chunks nearest to ``query``, best first; empty when nothing is indexed."""
+        if not query.strip():
+            raise ValueError("the query is empty")
+        res = self._open()
+        vectors, _ = res.embedder.embed([query])
+        with res.vectors.open() as store:
+            return search_collection(store, self.collection, vectors[0], k)
+
+    def close(self) -> None:
+        """Unload the model; the ``Index`` can be used again (it loads once more)."""
+        if self._stack is not None:
+            self._stack.close()
+        self._stack = None
+        self._resources = None
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
