@@ -161,9 +161,9 @@ class Env:
         return len(result.run_requests or [])
 
     def searchable(self, key: str) -> bool:
-        from rag_ingest.core.keys import key_hash, partition_key
+        from rag_ingest.core.keys import document_id, key_hash
 
-        doc = partition_key(BUCKET, key)
+        doc = document_id(BUCKET, key)
         h = key_hash(doc)
         with self.resources["vectors"].open() as store:
             name = store.resolve(self.settings.collection)
@@ -198,7 +198,7 @@ def run(keys: int, repeats: int, workdir: Path) -> Results:
     import dagster as dg
 
     from rag_ingest.core.config import Settings
-    from rag_ingest.core.keys import partition_key
+    from rag_ingest.core.keys import document_id
     from rag_ingest.core.planning import listing_pass
     from rag_ingest.core.registry import Outcome
     from rag_ingest.core.storage.s3 import ListingPage, S3Object, list_objects
@@ -248,9 +248,7 @@ def run(keys: int, repeats: int, workdir: Path) -> Results:
             with env.resources["vectors"].open() as store:
                 target = reg.target(store.location, settings.physical_collection)
             assert target is not None, "the seed run creates the target"
-            done = [
-                Outcome(partition_key(BUCKET, o.key), "empty", "empty", o.etag) for o in existing
-            ]
+            done = [Outcome(document_id(BUCKET, o.key), "empty", "empty", o.etag) for o in existing]
             with Stopwatch() as registering:
                 reg.register(existing)
                 reg.record(done, target.id)

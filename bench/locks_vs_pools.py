@@ -30,7 +30,7 @@ from pathlib import Path
 import dagster as dg
 
 from rag_ingest.core.config import Settings
-from rag_ingest.core.keys import partition_key
+from rag_ingest.core.keys import document_id
 from rag_ingest.core.storage.s3 import make_client
 from rag_ingest.testing import REPO
 from rag_ingest.testing.s3 import moto_server
@@ -63,7 +63,7 @@ def _two_shard_keys(bucket: str, settings: Settings, docs: int) -> list[str]:
     i = 0
     while any(len(v) < docs for v in wanted.values()):
         key = f"bench/{i}.md"
-        shard = layout.of(partition_key(bucket, key))
+        shard = layout.of(document_id(bucket, key))
         if shard in wanted and len(wanted[shard]) < docs:
             wanted[shard].append(key)
         i += 1

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import proc_status_mb
-from rag_ingest.core.keys import partition_key
+from rag_ingest.core.keys import document_id
 from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.text.chunking import Chunk
 from rag_ingest.core.vectorstore import DocumentPoints, VectorStore, open_vector_store, payload
@@ -57,7 +57,7 @@ def window_vectors(window: int) -> np.ndarray:
 def document(d: int, vectors: np.ndarray, etag: str = "e1") -> DocumentPoints:
     key = doc_key(d)
     info = DocumentInfo(
-        doc_id=partition_key(BUCKET, key),
+        doc_id=document_id(BUCKET, key),
         bucket=BUCKET,
         key=key,
         etag=f"{etag}-{d:x}",
@@ -143,7 +143,7 @@ def _recall(
 
 def point_label(p: int) -> str:
     """``doc_id#chunk`` of global point number ``p`` (what search results are matched by)."""
-    return f"{partition_key(BUCKET, doc_key(p // CHUNKS_PER_DOC))}#{p % CHUNKS_PER_DOC}"
+    return f"{document_id(BUCKET, doc_key(p // CHUNKS_PER_DOC))}#{p % CHUNKS_PER_DOC}"
 
 
 def _index_status(store: VectorStore, prefix: str) -> dict[str, int]:
@@ -210,7 +210,7 @@ def write_phase(
         new = document(int(d), window_vectors(10_000 + int(d))[:CHUNKS_PER_DOC], etag="e2")
         replaced += _timed(lambda new=new: store.replace_documents(COLLECTION, [new], BATCH), 1)
     r["replace_one_doc_p50_ms"] = _pct(replaced, 50)
-    victims = [partition_key(BUCKET, doc_key(int(d))) for d in docs[20:]]
+    victims = [document_id(BUCKET, doc_key(int(d))) for d in docs[20:]]
     deletes = [_timed(lambda v=v: store.delete_documents(COLLECTION, [v]), 1)[0] for v in victims]
     r["delete_one_doc_p50_ms"], r["delete_one_doc_p95_ms"] = _pct(deletes, 50), _pct(deletes, 95)
     # A later, smaller run: 1% more points, then the index brought up to date again.

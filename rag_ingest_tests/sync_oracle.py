@@ -5,7 +5,7 @@ from typing import Any
 
 from rag_ingest.core.documents.extract import extract
 from rag_ingest.core.documents.model import ExtractionError
-from rag_ingest.core.keys import partition_key
+from rag_ingest.core.keys import document_id
 from rag_ingest.core.storage.s3 import list_objects
 from rag_ingest.core.text.chunking import chunk_blocks
 
@@ -56,6 +56,6 @@ def expected_versions(client: Any, bucket: str, settings: Any = None) -> set[tup
             blocks = extract(obj.key, data).blocks
         except ExtractionError:
             continue
-        doc_id = partition_key(bucket, obj.key)
+        doc_id = document_id(bucket, obj.key)
         triples |= {(doc_id, obj.etag, c.index) for c in chunk_blocks(blocks, **sizes)}
     return triples

@@ -9,7 +9,7 @@ from typing import Any
 
 import dagster as dg
 
-from rag_ingest.core.keys import partition_key
+from rag_ingest.core.keys import document_id
 from rag_ingest.testing import REPO
 from rag_ingest.testing.harness import Harness, make_resources, make_settings
 
@@ -76,7 +76,7 @@ def test_a_100mb_object_is_refused_unread_and_the_rest_lands(
         settings = make_settings(bucket, tmp_path)
         harness = Harness(instance, settings, make_resources(s3_endpoint, settings))
         assert all(r.success for r in harness.sync())
-        huge = partition_key(bucket, "huge.txt")
+        huge = document_id(bucket, "huge.txt")
         record = harness.registry.lookup([huge])[huge]
         assert record.status == "failed" and "max_object_bytes" in (record.reason or "")
-        assert {d for d, _, _ in harness.versions()} == {partition_key(bucket, "small.txt")}
+        assert {d for d, _, _ in harness.versions()} == {document_id(bucket, "small.txt")}

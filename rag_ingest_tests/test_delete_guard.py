@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 
 from rag_ingest.cli import main as cli_main
-from rag_ingest.core.keys import partition_key
+from rag_ingest.core.keys import document_id
 from rag_ingest.core.planning.listing import DeleteGuard, ListingCursor
 from rag_ingest.core.planning.listing_pass import listing_tick
 from rag_ingest.core.registry import Registry, default_url
@@ -52,7 +52,7 @@ def _ingest(harness: Harness, s3_client: Any, bucket: str) -> set[str]:
     for key in KEYS:
         s3_client.put_object(Bucket=bucket, Key=key, Body=f"document {key} about bread".encode())
     harness.converge()
-    docs = {partition_key(bucket, k) for k in KEYS}
+    docs = {document_id(bucket, k) for k in KEYS}
     assert _points_by_doc(harness) == docs
     return docs
 
@@ -89,7 +89,7 @@ def test_a_listing_missing_90_percent_is_held_until_confirmed(
     assert cli_main(["confirm-deletes", "--prefix", "docs/"]) == 0
     assert "confirmed" in capsys.readouterr().out
     harness.converge()
-    assert _points_by_doc(harness) == {partition_key(bucket, k) for k in KEYS[18:]}
+    assert _points_by_doc(harness) == {document_id(bucket, k) for k in KEYS[18:]}
     assert harness.registry.status_counts(harness.settings.scope) == {"ok": 2, "removed": 18}
     assert harness.registry.delete_hold(bucket, "docs/") is None  # the hold is over
     assert _check(harness, "no_held_deletions")[0] is True
@@ -101,7 +101,7 @@ def test_a_listing_missing_5_percent_is_applied_as_before(
     docs = _ingest(harness, s3_client, bucket)
     s3_client.delete_object(Bucket=bucket, Key=KEYS[7])  # 1 of 20
     harness.converge()
-    assert _points_by_doc(harness) == docs - {partition_key(bucket, KEYS[7])}
+    assert _points_by_doc(harness) == docs - {document_id(bucket, KEYS[7])}
     assert harness.registry.delete_hold(bucket, "docs/") is None
 
 

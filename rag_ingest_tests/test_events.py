@@ -17,7 +17,7 @@ import dagster as dg
 import pytest
 
 from rag_ingest.core.config import Settings
-from rag_ingest.core.keys import partition_key
+from rag_ingest.core.keys import document_id
 from rag_ingest.core.planning.s3_events import apply_messages
 from rag_ingest.core.registry import Registry
 from rag_ingest.defs.ingestion.event_sensor import EVENTS_SENSOR, build_events_sensor
@@ -97,7 +97,7 @@ def _shards(harness: Harness, result: dg.SensorResult) -> set[str]:
 
 
 def _history(harness: Harness, bucket: str, key: str) -> list[str]:
-    return [e.event for e in harness.registry.history(partition_key(bucket, key))]
+    return [e.event for e in harness.registry.history(document_id(bucket, key))]
 
 
 def test_a_put_is_requested_on_the_same_tick_and_searchable_after_its_run(
@@ -106,7 +106,7 @@ def test_a_put_is_requested_on_the_same_tick_and_searchable_after_its_run(
     rng = random.Random(1)
     s3_client.put_object(Bucket=bucket, Key="docs/new doc.md", Body=text(rng, 3).encode())
     result = harness.events_tick()
-    doc = partition_key(bucket, "docs/new doc.md")
+    doc = document_id(bucket, "docs/new doc.md")
     assert _shards(harness, result) == {harness.settings.shard_layout.of(doc)}
     assert _queued(sqs, queue_url) == (0, 0)  # the test event and the put, both deleted
     (run,) = harness.launch(result)
@@ -129,7 +129,7 @@ def test_changes_and_deletes_arrive_through_events(
     s3_client.delete_object(Bucket=bucket, Key="b.md")
     result = harness.events_tick()
     layout = harness.settings.shard_layout
-    touched = {layout.of(partition_key(bucket, k)) for k in ("a.md", "b.md")}
+    touched = {layout.of(document_id(bucket, k)) for k in ("a.md", "b.md")}
     assert _shards(harness, result) >= touched
     assert all(r.success for r in harness.launch(result))
     assert harness.versions() == expected_versions(s3_client, bucket)

@@ -16,7 +16,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 
-from rag_ingest.core.keys import partition_key
+from rag_ingest.core.keys import document_id
 from rag_ingest.resources import LocalEmbedder, S3Source, VectorStoreResource
 from rag_ingest.testing import REPO
 from rag_ingest.testing.harness import Harness, make_resources, make_settings
@@ -109,7 +109,7 @@ def test_an_object_deleted_between_list_and_get_is_treated_as_deleted(
     request = harness.tick()
     s3_client.delete_object(Bucket=bucket, Key=keys[0])
     assert [r.success for r in harness.launch(request)] == [True]
-    doc_id = partition_key(bucket, keys[0])
+    doc_id = document_id(bucket, keys[0])
     assert harness.registry.lookup([doc_id])[doc_id].status == "missing"
     (removal,) = harness.sync()
     assert removal.success and removal.dagster_run.job_name == "ingest_documents"

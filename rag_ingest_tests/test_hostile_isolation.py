@@ -15,7 +15,7 @@ import pytest
 from rag_ingest.core.documents.isolation import DocumentProcessor
 from rag_ingest.core.documents.limits import DocumentLimits, MiB
 from rag_ingest.core.documents.model import Block
-from rag_ingest.core.keys import partition_key
+from rag_ingest.core.keys import document_id
 from rag_ingest.core.pipeline import steps as stages
 from rag_ingest.core.pipeline.runfiles import DocumentRow, read_rows, write_rows
 from rag_ingest.core.pipeline.steps import chunk_document, load_document
@@ -33,7 +33,7 @@ from rag_ingest_tests.hostile import (
 
 
 def _info(key: str = "k") -> DocumentInfo:
-    return DocumentInfo(partition_key("b", key), "b", key, "e", 1, "2026-01-01T00:00:00")
+    return DocumentInfo(document_id("b", key), "b", key, "e", 1, "2026-01-01T00:00:00")
 
 
 def _record(bucket: str, key: str) -> DocumentRecord:

@@ -6,7 +6,7 @@ from typing import Any
 
 import dagster as dg
 
-from rag_ingest.core.keys import partition_key
+from rag_ingest.core.keys import document_id
 from rag_ingest.core.text.encoder import shared_encoder
 from rag_ingest.testing.harness import Harness, make_resources, make_settings
 from rag_ingest_tests.hostile import HOSTILE_LIMITS, expected_outcomes, hostile_corpus
@@ -49,7 +49,7 @@ def test_a_hostile_corpus_in_one_run_loses_nothing_good(
         assert run.success, failures
         records = {
             r.key: r
-            for r in harness.registry.lookup(partition_key(bucket, k) for k in corpus).values()
+            for r in harness.registry.lookup(document_id(bucket, k) for k in corpus).values()
         }
         for key, (status, fragment) in expected_outcomes().items():
             record = records[key]
@@ -64,7 +64,7 @@ def test_a_hostile_corpus_in_one_run_loses_nothing_good(
         encoder = shared_encoder("cpu")
         with harness.store() as store:
             for key in good:
-                doc_id = partition_key(bucket, key)
+                doc_id = document_id(bucket, key)
                 mine = by_doc.get(doc_id, [])
                 assert len(mine) == records[key].chunk_count and mine, key
                 # Its own text finds it (or an identical text: degenerate inputs such as
@@ -77,4 +77,4 @@ def test_a_hostile_corpus_in_one_run_loses_nothing_good(
                     d == doc_id or text == probe.payload["page_content"] for d, text in found
                 ), key
         bad = [k for k, (status, _) in expected_outcomes().items() if status != "ok"]
-        assert not any(partition_key(bucket, k) in by_doc for k in bad)
+        assert not any(document_id(bucket, k) in by_doc for k in bad)

@@ -1,9 +1,9 @@
 import pytest
 
 from rag_ingest.core.keys import (
-    MAX_PARTITION_KEY_LENGTH,
-    is_partition_key,
-    partition_key,
+    MAX_DOCUMENT_ID_LENGTH,
+    document_id,
+    is_document_id,
     point_id,
     source_uri,
 )
@@ -24,30 +24,30 @@ AWKWARD = [
 
 
 @pytest.mark.parametrize("key", AWKWARD)
-def test_partition_keys_are_safe_and_bounded(key: str) -> None:
-    pk = partition_key("bucket", key)
-    assert is_partition_key(pk), pk
-    assert len(pk) <= MAX_PARTITION_KEY_LENGTH
+def test_document_ids_are_safe_and_bounded(key: str) -> None:
+    pk = document_id("bucket", key)
+    assert is_document_id(pk), pk
+    assert len(pk) <= MAX_DOCUMENT_ID_LENGTH
     for bad in ("/", " ", ",", "..", "[", "]", "\\", "\n", "\t"):
         assert bad not in pk
     assert not pk.startswith(".")
 
 
-def test_partition_key_is_deterministic_and_keeps_a_readable_tail() -> None:
-    assert partition_key("b", "docs/guide/intro.md") == partition_key("b", "docs/guide/intro.md")
-    assert partition_key("b", "docs/guide/intro.md").startswith("docs-guide-intro.md~")
+def test_document_id_is_deterministic_and_keeps_a_readable_tail() -> None:
+    assert document_id("b", "docs/guide/intro.md") == document_id("b", "docs/guide/intro.md")
+    assert document_id("b", "docs/guide/intro.md").startswith("docs-guide-intro.md~")
 
 
 def test_keys_differing_only_after_64_characters_get_different_partitions() -> None:
     base = "p/" + "a" * 70
-    keys = {partition_key("b", base + suffix) for suffix in ("1.md", "2.md", "3.md")}
+    keys = {document_id("b", base + suffix) for suffix in ("1.md", "2.md", "3.md")}
     assert len(keys) == 3
     # and the difference is inside the first 64 characters (MySQL's unique index width)
     assert len({k[:64] for k in keys}) == 3
 
 
 def test_bucket_is_part_of_the_identity() -> None:
-    assert partition_key("one", "k.md") != partition_key("two", "k.md")
+    assert document_id("one", "k.md") != document_id("two", "k.md")
     assert source_uri("b", "a b/c.md") == "s3://b/a b/c.md"
 
 

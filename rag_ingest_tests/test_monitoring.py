@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rag_ingest.cli import main as cli_main
-from rag_ingest.core.keys import partition_key
+from rag_ingest.core.keys import document_id
 from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.text.chunking import Chunk
 from rag_ingest.core.vectorstore import DocumentPoints, open_vector_store
@@ -140,9 +140,9 @@ def test_checks_health_drift_orphans_cost_and_cli(
 
     # An object deleted behind the sensor's back and a stray point are orphans.
     s3_client.delete_object(Bucket=bucket, Key="kitchen/soup.txt")
-    soup = partition_key(bucket, "kitchen/soup.txt")
+    soup = document_id(bucket, "kitchen/soup.txt")
     soup_points = sum(1 for p in harness.points() if p.payload["metadata"]["doc_id"] == soup)
-    stray = partition_key("another-bucket", "stray.txt")
+    stray = document_id("another-bucket", "stray.txt")
     info = DocumentInfo(stray, "another-bucket", "stray.txt", "e", 5, "")
     chunk = Chunk(index=0, text="stray", char_start=0, char_end=5, token_count=1)
     with harness.store() as store:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rag_ingest.core.index.versions import verify
-from rag_ingest.core.keys import partition_key
+from rag_ingest.core.keys import document_id
 from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.text.chunking import Chunk
 from rag_ingest.core.vectorstore import DocumentPoints
@@ -119,7 +119,7 @@ def test_points_of_another_version_with_the_same_count_are_requeued_and_replaced
     only their number."""
     bucket = harness.settings.bucket
     expected = expected_versions(s3_client, bucket)
-    doc = partition_key(bucket, "t/0.md")
+    doc = document_id(bucket, "t/0.md")
     reg, collection = harness.registry, harness.settings.physical_collection
     record = reg.lookup([doc])[doc]
     assert record.status == "ok" and record.chunk_count

@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from rag_ingest.cli import main as cli_main
-from rag_ingest.core.keys import partition_key
+from rag_ingest.core.keys import document_id
 from rag_ingest.testing.harness import Harness, make_resources, make_settings
 from rag_ingest_tests.sync_oracle import expected_versions, text
 
@@ -47,7 +47,7 @@ def test_status_prints_one_documents_state_and_history(
     _env(monkeypatch, harness)
     assert cli_main(["status", f"s3://{bucket}/notes/c.md"]) == 0
     out = capsys.readouterr().out
-    doc_id = partition_key(bucket, "notes/c.md")
+    doc_id = document_id(bucket, "notes/c.md")
     assert f"document id    {doc_id}" in out and "status         ok" in out
     assert harness.settings.physical_collection in out
     events = [line.split()[3] for line in out.split("history:")[1].strip().splitlines()]
@@ -76,7 +76,7 @@ def test_the_reingest_job_takes_keys_or_a_prefix(harness: Harness, s3_client: An
     )
     assert docs == 2  # just the chosen documents were fetched again
     assert harness.versions() == before == expected_versions(s3_client, bucket)
-    history = harness.registry.history(partition_key(bucket, "guides/a.md"))
+    history = harness.registry.history(document_id(bucket, "guides/a.md"))
     assert [e.event for e in history][-2:] == ["requeued", "ingested"]
     assert "t (run " in (history[-2].reason or "")
     by_prefix = harness.execute(

@@ -7,7 +7,7 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from rag_ingest.core.keys import partition_key
+from rag_ingest.core.keys import document_id
 from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.text.chunking import Chunk
 from rag_ingest.core.text.encoder import shared_encoder
@@ -55,14 +55,14 @@ def test_the_sensor_batches_shards_into_few_runs(world: dict[str, Any]) -> None:
     runs = world["first_runs"]
     layout = harness.settings.shard_layout
     assert all(run.success for run in runs)
-    shards = {layout.of(partition_key(world["bucket"], k)) for k in world["keys"]}
+    shards = {layout.of(document_id(world["bucket"], k)) for k in world["keys"]}
     covered: set[str] = set()
     for run in runs:
         first, last = shard_range(run)
         span = layout.span(first, last)
         assert first in shards and last in shards  # runs start and end at shards with work
         covered |= set(span)
-        docs = [k for k in world["keys"] if layout.of(partition_key(world["bucket"], k)) in span]
+        docs = [k for k in world["keys"] if layout.of(document_id(world["bucket"], k)) in span]
         assert len(docs) <= PER_RUN or first == last  # a shard is never split
     assert shards <= covered
     assert len(runs) < len(world["keys"])  # many documents per run, not one run each
@@ -78,7 +78,7 @@ def test_every_good_document_is_in_qdrant_with_langchain_payload(world: dict[str
     registry = harness.registry
     ok = [
         r
-        for r in registry.lookup(partition_key(world["bucket"], k) for k in world["keys"]).values()
+        for r in registry.lookup(document_id(world["bucket"], k) for k in world["keys"]).values()
         if r.status == "ok"
     ]
     assert len(ok) == len(world["keys"]) - 4
@@ -153,7 +153,7 @@ def test_bad_inputs_are_recorded_with_reasons_and_in_metadata(world: dict[str, A
     assert failed["broken/latin1.txt"][1].startswith("not valid UTF-8 (byte 0xe9 at offset 3)")
     assert "declare one in the Content-Type" in failed["broken/latin1.txt"][1]
     assert failed["broken/truncated.pdf"][1].startswith("corrupt PDF")
-    shard = harness.settings.shard_layout.of(partition_key(world["bucket"], "broken/logo.png"))
+    shard = harness.settings.shard_layout.of(document_id(world["bucket"], "broken/logo.png"))
     raw = _latest(harness, "raw_documents", shard)
     assert raw["documents_unsupported"] >= 1
     assert "broken/logo.png" in raw["documents_not_read"] and "PNG" in raw["documents_not_read"]
@@ -165,7 +165,7 @@ def test_bad_inputs_are_recorded_with_reasons_and_in_metadata(world: dict[str, A
 def test_untrusted_keys_are_escaped_in_markdown_metadata(world: dict[str, Any]) -> None:
     harness: Harness = world["harness"]
     key = "odd/a|b [link](http://x.test).txt"
-    shard = harness.settings.shard_layout.of(partition_key(world["bucket"], key))
+    shard = harness.settings.shard_layout.of(document_id(world["bucket"], key))
     table = _latest(harness, "qdrant_collection", shard)["changes"]
     row = next(line for line in table.splitlines() if "x.test" in line)
     assert "a\\|b \\[link\\]\\(http://x.test\\).txt" in row

@@ -32,7 +32,7 @@ from dagster_postgres import (
     PostgresScheduleStorage,
 )
 
-from rag_ingest.core.keys import key_hash, partition_key
+from rag_ingest.core.keys import document_id, key_hash
 from rag_ingest.core.md_table import md_cell
 from rag_ingest.defs.ingestion.sensors import RANGE_END_TAG, RANGE_START_TAG
 from rag_ingest.resources import DocumentRegistry
@@ -127,7 +127,7 @@ def test_sensor_and_runs_record_everything_in_postgres(
     s3_client.create_bucket(Bucket=BUCKET)
     for key, text in DOCUMENTS.items():
         s3_client.put_object(Bucket=BUCKET, Key=key, Body=text.encode())
-    expected = sorted(partition_key(BUCKET, key) for key in DOCUMENTS)
+    expected = sorted(document_id(BUCKET, key) for key in DOCUMENTS)
     settings = make_settings(BUCKET, tmp_path / "data", documents_per_run=PER_RUN)
     layout = settings.shard_layout
     assert sorted({layout.of(d) for d in expected}, key=layout.index) == SHARDS
@@ -199,7 +199,7 @@ def test_sensor_and_runs_record_everything_in_postgres(
         )
         assert sorted(str(row[0]) for row in rows) == SHARDS, asset
     for key in DOCUMENTS:
-        shard = layout.of(partition_key(BUCKET, key))
+        shard = layout.of(document_id(BUCKET, key))
         record = pg_instance.fetch_materializations(
             dg.AssetRecordsFilter(
                 asset_key=dg.AssetKey("qdrant_collection"), asset_partitions=[shard]

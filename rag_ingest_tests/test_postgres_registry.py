@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from rag_ingest.core.keys import key_hash, partition_key
+from rag_ingest.core.keys import document_id, key_hash
 from rag_ingest.core.registry import Known, Outcome, Registry, Scope
 from rag_ingest.core.registry.model import ShardRequest
 from rag_ingest.core.storage.s3 import S3Object
@@ -67,7 +67,7 @@ def test_registry_sql_on_postgres(pg_registry: Registry) -> None:
     assert registry.work_count(Scope("bkt", ("100%_",)), None) == 1
     assert set(registry.known("bkt", "日本")) == {"日本語/c.md", "日本/d.md"}
     assert sorted(registry.select(Scope("bkt"), prefix="日本")) == sorted(
-        partition_key("bkt", k) for k in ("日本語/c.md", "日本/d.md")
+        document_id("bkt", k) for k in ("日本語/c.md", "日本/d.md")
     )
 
     # Targets: a re-created collection is a new target; the older one is dropped.
@@ -191,7 +191,7 @@ def test_a_first_release_registry_is_upgraded_in_place_on_postgres(
         "pending.md": ("pending", None),
         "gone.md": ("removed", 0),
     }
-    ids = {key: partition_key("bkt", key) for key in old}
+    ids = {key: document_id("bkt", key) for key in old}
     try:
         _first_release.create_all(engine)
         with engine.begin() as conn:

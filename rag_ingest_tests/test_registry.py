@@ -3,7 +3,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from rag_ingest.core.keys import key_hash, partition_key
+from rag_ingest.core.keys import document_id, key_hash
 from rag_ingest.core.registry import Known, Outcome, Registry, Scope
 from rag_ingest.core.storage.s3 import S3Object
 
@@ -22,7 +22,7 @@ def _registry(tmp_path: Path) -> Registry:
 def test_register_lookup_and_outcomes_in_a_target(tmp_path: Path) -> None:
     registry = _registry(tmp_path)
     ids = registry.register([_obj("a/1.md"), _obj("a/2.md"), _obj("b/3.md")])
-    assert ids == [partition_key("bkt", k) for k in ("a/1.md", "a/2.md", "b/3.md")]
+    assert ids == [document_id("bkt", k) for k in ("a/1.md", "a/2.md", "b/3.md")]
     iso = NOW.isoformat()
     assert registry.known("bkt", "a/") == {
         "a/1.md": Known(ids[0], "e1", "pending", iso),
@@ -113,7 +113,7 @@ def test_work_per_shard_counts_and_change_numbers(tmp_path: Path) -> None:
 def test_a_registry_of_the_first_release_is_upgraded_in_place(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.sqlite'}"
     engine = sa.create_engine(url)
-    doc = partition_key("bkt", "old.md")
+    doc = document_id("bkt", "old.md")
     with engine.begin() as conn:
         conn.execute(
             sa.text(

@@ -14,7 +14,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from rag_ingest.core.index.versions import drop, maybe_promote, promote, rollback
-from rag_ingest.core.keys import NUL_KEY_REASON, partition_key
+from rag_ingest.core.keys import NUL_KEY_REASON, document_id
 from rag_ingest.core.pipeline import retries
 from rag_ingest.core.registry.schema import documents
 from rag_ingest.resources import DocumentRegistry, S3Source
@@ -75,16 +75,16 @@ def _in_shard_of(harness: Harness, bucket: str, doc_key: str, pattern: str) -> s
     """A key in the same shard as ``doc_key`` (shards are ranges of sha256(bucket, key):
     anyone can grind a key into a chosen shard)."""
     layout = harness.settings.shard_layout
-    want = layout.of(partition_key(bucket, doc_key))
+    want = layout.of(document_id(bucket, doc_key))
     return next(
         k
         for k in (pattern.format(i) for i in range(10_000))
-        if layout.of(partition_key(bucket, k)) == want
+        if layout.of(document_id(bucket, k)) == want
     )
 
 
 def _row(harness: Harness, bucket: str, key: str) -> Any:
-    doc_id = partition_key(bucket, key)
+    doc_id = document_id(bucket, key)
     return harness.registry.lookup([doc_id])[doc_id]
 
 
@@ -103,7 +103,7 @@ def test_a_glacier_object_fails_alone_and_deletions_in_its_shard_still_apply(
     harness = _harness(instance, s3_endpoint, bucket, tmp_path)
     harness.converge()
     secret = keys[0]
-    assert partition_key(bucket, secret) in _doc_ids(harness)
+    assert document_id(bucket, secret) in _doc_ids(harness)
     # A compliance removal, and one object nobody can GET in the same shard.
     s3_client.delete_object(Bucket=bucket, Key=secret)
     frozen = _in_shard_of(harness, bucket, secret, "x/{}.md")
@@ -113,12 +113,12 @@ def test_a_glacier_object_fails_alone_and_deletions_in_its_shard_still_apply(
     runs = harness.sync()
     assert runs and all(r.success for r in runs)
     assert harness.failed_attempts == 0
-    assert partition_key(bucket, secret) not in _doc_ids(harness)
+    assert document_id(bucket, secret) not in _doc_ids(harness)
     assert _row(harness, bucket, secret).status == "removed"
     glacier = _row(harness, bucket, frozen)
     assert glacier.status == "failed" and glacier.retry_at is None
     assert glacier.reason.startswith("unreadable: InvalidObjectState: ")
-    assert _doc_ids(harness) == {partition_key(bucket, k) for k in keys[1:]}
+    assert _doc_ids(harness) == {document_id(bucket, k) for k in keys[1:]}
     # Final: the shard is not requested again for it.
     assert harness.sync() == []
 
@@ -143,7 +143,7 @@ def test_a_transient_s3_error_is_retried_with_back_off_then_given_up(
     row = _row(harness, bucket, keys[1])
     assert row.status == "failed" and row.attempts == 1 and row.retry_at is not None
     assert row.reason.startswith("transient S3 error: SlowDown: Reduce your rate (attempt 1 of 3")
-    others = {partition_key(bucket, k) for k in keys} - {row.doc_id}
+    others = {document_id(bucket, k) for k in keys} - {row.doc_id}
     assert _doc_ids(harness) == others
     # Retried (back-off 0 here) and, S3 being back, ingested.
     SlowKeys.failing.clear()
@@ -302,7 +302,7 @@ def _nul_key_run(harness: Harness, s3_client: Any, bucket: str) -> None:
     assert row.status == "failed" and row.reason.startswith(NUL_KEY_REASON)
     assert row.key == "kb/evil\\x00.md"
     assert {_row(harness, bucket, k).status for k in good} == {"ok"}
-    assert _doc_ids(harness) == {partition_key(bucket, k) for k in good}
+    assert _doc_ids(harness) == {document_id(bucket, k) for k in good}
     # Later ticks neither fail nor take it for new, changed or deleted.
     assert harness.sync() == []
     assert _row(harness, bucket, evil).status == "failed"

@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from rag_ingest.core.keys import partition_key
+from rag_ingest.core.keys import document_id
 from rag_ingest.core.pipeline.windows import Budget
 from rag_ingest.testing.harness import Harness, make_resources, make_settings
 from rag_ingest_tests.sync_oracle import expected_versions, text
@@ -68,7 +68,7 @@ def test_a_spent_budget_defers_documents_and_later_runs_ingest_each_once(
     harness: Harness, s3_client: Any, bucket: str
 ) -> None:
     keys = _seed(s3_client, bucket, 5)
-    ids = [partition_key(bucket, k) for k in keys]
+    ids = [document_id(bucket, k) for k in keys]
     first = harness.sync()
     assert first and all(r.success for r in first)  # deferring is not failing
     meta = [_raw_metadata(r) for r in first]
@@ -95,7 +95,7 @@ def test_a_forced_run_asks_again_for_what_its_budget_left(
     harness: Harness, s3_client: Any, bucket: str
 ) -> None:
     keys = _seed(s3_client, bucket, 3)
-    ids = [partition_key(bucket, k) for k in keys]
+    ids = [document_id(bucket, k) for k in keys]
     harness.converge(timeout=180)
     before = {doc: harness.registry.lookup([doc])[doc].run_id for doc in ids}
     forced = harness.materialize_all(force=True)

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from rag_ingest.core.config import Settings
-from rag_ingest.core.keys import partition_key
+from rag_ingest.core.keys import document_id
 from rag_ingest.core.registry import store as registry_store
 from rag_ingest.core.storage.s3 import list_objects
 from rag_ingest.defs.ingestion.sensors import (
@@ -80,7 +80,7 @@ def test_paginates_caps_per_tick_and_never_skips_same_second_objects(
             sizes.append(len(registered))
             # Shards that got new documents are requested (the others back off: their work
             # is unchanged since the last request, and nothing ran it here).
-            shards_with_new_work = {layout.of(partition_key(bucket, k)) for k in new}
+            shards_with_new_work = {layout.of(document_id(bucket, k)) for k in new}
             assert set(_requested_shards(harness, result)) >= shards_with_new_work
             for request in result.run_requests or []:
                 first, last = request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]
@@ -103,7 +103,7 @@ def test_a_tick_that_died_after_registering_is_repaired_by_the_next(
         )  # type: ignore[attr-defined]
         result = harness.tick()
         layout = harness.settings.shard_layout
-        wanted = {layout.of(partition_key(bucket, k)) for k in ("a.md", "b.md")}
+        wanted = {layout.of(document_id(bucket, k)) for k in ("a.md", "b.md")}
         assert wanted <= set(_requested_shards(harness, result))
         assert result.run_requests and all(
             isinstance(r, dg.RunRequest) and r.run_key for r in result.run_requests

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rag_ingest.core.keys import key_hash, partition_key
+from rag_ingest.core.keys import document_id, key_hash
 from rag_ingest.core.planning.run_requests import decide, run_key, signature
 from rag_ingest.core.planning.shards import Shards, plan_ranges
 from rag_ingest.core.registry.model import ShardRequest, ShardWork
@@ -16,7 +16,7 @@ def test_shards_split_the_key_space_into_equal_contiguous_ranges() -> None:
         assert layout.hash_range(keys[0]) == (0, 65536 // count - 1)
         assert layout.hash_range(keys[0], keys[-1]) == (0, 65535)
     layout = Shards(256)
-    doc = partition_key("bucket", "some/key.md")
+    doc = document_id("bucket", "some/key.md")
     lo, hi = layout.hash_range(layout.of(doc))
     assert lo <= key_hash(doc) <= hi and layout.of(doc) == doc[-16:][:2]
     with pytest.raises(ValueError):

@@ -28,7 +28,7 @@ import dagster as dg
 import pytest
 
 from rag_ingest.core.config import Settings
-from rag_ingest.core.keys import partition_key
+from rag_ingest.core.keys import document_id
 from rag_ingest.core.registry import Registry, default_url
 from rag_ingest.core.vectorstore import open_vector_store
 from rag_ingest.defs.ingestion.sensors import ACTIVE_RUN_STATUSES, FULL_RECONCILE_COUNTER
@@ -317,7 +317,7 @@ def _keys_in_distinct_shards(bucket: str, settings: Settings, n: int, tag: str) 
     i = 0
     while len(keys) < n:
         key = f"short/{tag}-{i}.md"
-        shard = layout.of(partition_key(bucket, key))
+        shard = layout.of(document_id(bucket, key))
         if shard not in shards:
             shards.add(shard)
             keys.append(key)

@@ -12,7 +12,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from rag_ingest.core.keys import partition_key
+from rag_ingest.core.keys import document_id
 from rag_ingest.core.pipeline.runfiles import run_path
 from rag_ingest.resources import LocalEmbedder
 from rag_ingest.testing.harness import Harness, make_resources, make_settings, shard_range
@@ -42,7 +42,7 @@ def _keys_in_shards(
     layout, found = harness.settings.shard_layout, []
     for shard in shards:
         hits = (f"d/{i:03d}.md" for i in range(10_000))
-        found += [k for k in hits if layout.of(partition_key(bucket, k)) == shard][:per_shard]
+        found += [k for k in hits if layout.of(document_id(bucket, k)) == shard][:per_shard]
     return found
 
 
@@ -53,7 +53,7 @@ def test_a_changed_object_is_re_ingested_alone_and_its_old_chunks_vanish(
     for i in range(6):
         s3_client.put_object(Bucket=bucket, Key=f"d/{i}.md", Body=text(rng, 12).encode())
     assert all(r.success for r in harness.sync())
-    changed = partition_key(bucket, "d/2.md")
+    changed = document_id(bucket, "d/2.md")
     s3_client.put_object(Bucket=bucket, Key="d/2.md", Body=text(rng, 1).encode())  # shorter
     runs = harness.sync()
     assert [r.success for r in runs] == [True]
@@ -98,11 +98,11 @@ def test_a_deleted_object_leaves_qdrant_in_one_reconcile(
     for key in ("keep.md", "drop.md"):
         s3_client.put_object(Bucket=bucket, Key=key, Body=text(rng, 3).encode())
     harness.sync()
-    dropped = partition_key(bucket, "drop.md")
+    dropped = document_id(bucket, "drop.md")
     s3_client.delete_object(Bucket=bucket, Key="drop.md")
     (removal,) = harness.sync()
     assert removal.success and removal.dagster_run.job_name == "ingest_documents"
-    assert {d for d, _, _ in harness.versions()} == {partition_key(bucket, "keep.md")}
+    assert {d for d, _, _ in harness.versions()} == {document_id(bucket, "keep.md")}
     meta = _latest_shard_metadata(harness, harness.settings.shard_layout.of(dropped))
     assert meta["removed"] == 1 and "drop.md" in meta["changes"]
     record = harness.registry.lookup([dropped])[dropped]
@@ -157,7 +157,7 @@ def test_recreated_keys_same_content_new_key_and_double_modification(
     harness.sync()
     assert harness.versions() == expected_versions(s3_client, bucket)
     docs = {d for d, _, _ in harness.versions()}
-    assert {partition_key(bucket, k) for k in ("a.md", "b.md", "copy-of-a.md", "c.md")} == docs
+    assert {document_id(bucket, k) for k in ("a.md", "b.md", "copy-of-a.md", "c.md")} == docs
 
 
 def _slow_run_up_to_embeddings(harness: Harness, shard: str, run_id: str) -> None:
@@ -201,7 +201,7 @@ def test_an_older_version_finishing_last_does_not_overwrite_the_newer(
     rng = random.Random(5)
     s3_client.put_object(Bucket=bucket, Key="v.md", Body=text(rng, 6).encode())
     harness.sync()
-    shard = harness.settings.shard_layout.of(partition_key(bucket, "v.md"))
+    shard = harness.settings.shard_layout.of(document_id(bucket, "v.md"))
     slow = str(uuid.uuid4())
     _slow_run_up_to_embeddings(harness, shard, slow)
     if not same_second:

@@ -21,7 +21,7 @@ import dagster as dg
 import pytest
 
 from rag_ingest.core.config import Settings
-from rag_ingest.core.keys import partition_key
+from rag_ingest.core.keys import document_id
 from rag_ingest.testing.browser import (
     chromium,
     dagster_webserver,
@@ -60,7 +60,7 @@ def _ingest(home: Path, settings: Settings, endpoint: str) -> list[str]:
     layout = settings.shard_layout
     covered = {shard for run in runs for shard in layout.span(*shard_range(run))}
     assert materialized == covered
-    assert {layout.of(partition_key(settings.bucket, key)) for key in DOCUMENTS} <= covered
+    assert {layout.of(document_id(settings.bucket, key)) for key in DOCUMENTS} <= covered
     return sorted(covered, key=layout.index)
 
 
@@ -213,7 +213,7 @@ def test_the_ui_shows_the_asset_graph_and_materialized_shards(
         # One shard's detail: what its latest materialization changed (the document's S3
         # object), by a run that is linked.
         doc = next(iter(DOCUMENTS))
-        shard = layout.of(partition_key(bucket, doc))
+        shard = layout.of(document_id(bucket, doc))
         source = f"s3://{bucket}/{doc}"
 
         def detail() -> None:

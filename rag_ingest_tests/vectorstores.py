@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag_ingest.core.keys import partition_key
+from rag_ingest.core.keys import document_id
 from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.text.chunking import Chunk
 from rag_ingest.core.vectorstore import DocumentPoints
@@ -31,7 +31,7 @@ def make_doc(
     """One document version under ``BUCKET`` with ``chunks`` chunks and unit vectors."""
     rng = rng or np.random.default_rng(zlib.crc32(f"{key}\0{etag}".encode()))
     info = DocumentInfo(
-        doc_id=partition_key(BUCKET, key),
+        doc_id=document_id(BUCKET, key),
         bucket=BUCKET,
         key=key,
         etag=etag,

@@ -22,13 +22,13 @@ import hashlib
 import re
 import uuid
 
-MAX_PARTITION_KEY_LENGTH = 64
+MAX_DOCUMENT_ID_LENGTH = 64
 _HASH_HEX = 16
-_SLUG_MAX = MAX_PARTITION_KEY_LENGTH - _HASH_HEX - 1
+_SLUG_MAX = MAX_DOCUMENT_ID_LENGTH - _HASH_HEX - 1
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _DOTS = re.compile(r"\.{2,}")
 _DASHES = re.compile(r"-{2,}")
-PARTITION_KEY_PATTERN = re.compile(r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,46}~)?[0-9a-f]{16}$")
+DOCUMENT_ID_PATTERN = re.compile(r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]{0,46}~)?[0-9a-f]{16}$")
 
 # A fixed namespace so point ids are the same on every machine and every run.
 POINT_NAMESPACE = uuid.UUID("6f1d3c52-8a0e-5b7d-9c41-2e5f7a9b0c13")
@@ -47,7 +47,7 @@ def _slug(key: str) -> str:
     return slug.strip(".-")
 
 
-def partition_key(bucket: str, key: str) -> str:
+def document_id(bucket: str, key: str) -> str:
     """The document id for an S3 object.
 
     Args:
@@ -55,7 +55,7 @@ def partition_key(bucket: str, key: str) -> str:
         key: S3 object key, exactly as listed (any bytes S3 allows).
 
     Returns:
-        A key matching :data:`PARTITION_KEY_PATTERN`, at most 64 characters.
+        A key matching :data:`DOCUMENT_ID_PATTERN`, at most 64 characters.
     """
     digest = hashlib.sha256(f"{bucket}\0{key}".encode()).hexdigest()[:_HASH_HEX]
     slug = _slug(key)
@@ -68,14 +68,14 @@ NUL_KEY_REASON = "key contains NUL, which PostgreSQL cannot store"
 def storable_key(key: str) -> str:
     """The key as the registry stores it: S3 allows NUL in keys, PostgreSQL text does not, so
     each NUL is written as the four characters ``\\x00`` (on every database, so SQLite and
-    PostgreSQL agree). The document id is still :func:`partition_key` of the real key, which
+    PostgreSQL agree). The document id is still :func:`document_id` of the real key, which
     is how such a row is recognized (:func:`key_is_stored_as_is`)."""
     return key.replace("\0", "\\x00") if "\0" in key else key
 
 
 def key_is_stored_as_is(bucket: str, key: str, doc_id: str) -> bool:
     """Whether a registry row's ``key`` is the object's real key (not an escaped one)."""
-    return "\\x00" not in key or partition_key(bucket, key) == doc_id
+    return "\\x00" not in key or document_id(bucket, key) == doc_id
 
 
 def doc_hash(doc_id: str) -> str:
@@ -92,9 +92,9 @@ def key_hash(doc_id: str) -> int:
     return int(doc_hash(doc_id)[:4], 16)
 
 
-def is_partition_key(value: str) -> bool:
-    """Whether ``value`` has the shape of a key made by :func:`partition_key`."""
-    return bool(PARTITION_KEY_PATTERN.match(value))
+def is_document_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a key made by :func:`document_id`."""
+    return bool(DOCUMENT_ID_PATTERN.match(value))
 
 
 def point_id(doc_id: str, etag: str, chunk_index: int) -> str:

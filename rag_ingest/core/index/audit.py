@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from rag_ingest.core.index.health import SyncReport, compare_sync
-from rag_ingest.core.keys import partition_key
+from rag_ingest.core.keys import document_id
 from rag_ingest.core.registry import Registry, Scope, Target
 from rag_ingest.core.storage.s3 import list_objects
 from rag_ingest.core.vectorstore.base import VectorStore, holds_version
@@ -38,7 +38,7 @@ def live_documents(
     live: set[str] = set()
     for prefix in prefixes:
         for obj in list_objects(s3_client, bucket, prefix):
-            live.add(partition_key(obj.bucket, obj.key))
+            live.add(document_id(obj.bucket, obj.key))
             progress("s3 objects listed", 1)
     return live
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from rag_ingest.core.keys import partition_key, storable_key
+from rag_ingest.core.keys import document_id, storable_key
 from rag_ingest.core.registry.model import (
     GONE_STATUSES,
     WORK_STATUSES,
@@ -84,7 +84,7 @@ def _real_key(bucket: str, key: str, doc_id: str) -> str:
     """The S3 key of a registry row (its stored key with NUL escaped, see storable_key)."""
     if _ESCAPED_NUL in key:
         real = key.replace(_ESCAPED_NUL, "\0")
-        if partition_key(bucket, real) == doc_id:
+        if document_id(bucket, real) == doc_id:
             return real
     return key
 

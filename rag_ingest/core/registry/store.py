@@ -19,7 +19,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy import event, exc
 
-from rag_ingest.core.keys import key_hash, partition_key, storable_key
+from rag_ingest.core.keys import document_id, key_hash, storable_key
 from rag_ingest.core.registry.model import (
     GONE_STATUSES,
     DeleteHold,
@@ -118,7 +118,7 @@ class Registry(ReadsMixin, TargetsMixin):
         if not objects:
             return []
         now = time.time()
-        doc_ids = [partition_key(o.bucket, o.key) for o in objects]
+        doc_ids = [document_id(o.bucket, o.key) for o in objects]
         with self.engine.begin() as conn:
             # The counter update serializes registry writers (SQLite's write lock, a row lock
             # elsewhere), so no other writer can insert between this check and our inserts.
@@ -179,7 +179,7 @@ class Registry(ReadsMixin, TargetsMixin):
         if not objects:
             return []
         now = time.time()
-        doc_ids = [partition_key(o.bucket, o.key) for o in objects]
+        doc_ids = [document_id(o.bucket, o.key) for o in objects]
         with self.engine.begin() as conn:
             seq = self._next_seq(conn)
             if unchanged_since is not None:

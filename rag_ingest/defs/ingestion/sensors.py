@@ -203,9 +203,7 @@ def evaluate_listing_tick(
         )
     elif tick.hold is not None and tick.pass_done:
         context.log.warning(f"{tick.hold.describe()}")
-    requests, summary = request_runs(
-        context, reg, settings, location, f"listing:{prefix}", vectors
-    )
+    requests, summary = request_runs(context, reg, settings, location, f"listing:{prefix}", vectors)
     context.log.info(f"{uri}: {tick.summary()}; {summary} in {time.perf_counter() - started:.2f}s")
     return dg.SensorResult(run_requests=requests, cursor=tick.cursor.to_json())
 
