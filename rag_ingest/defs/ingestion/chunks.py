@@ -15,7 +15,7 @@ from rag_ingest.core.pipeline.steps import chunk_documents, chunk_stats
 from rag_ingest.core.pipeline.windows import windows
 from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.text.chunking import Chunk
-from rag_ingest.defs.ingestion.partitions import GROUP, backfill_policy, shard_partitions
+from rag_ingest.defs.ingestion.partitions import shard_asset
 from rag_ingest.defs.ingestion.run_files import read_upstream, run_scope
 from rag_ingest.defs.ingestion.shard_report import ShardReport
 from rag_ingest.resources import IntermediateStore
@@ -27,10 +27,8 @@ CHUNK_WINDOW_DOCUMENTS = 64
 def build_chunks(settings: Settings) -> dg.AssetsDefinition:
     budget = settings.chunk_max_tokens
 
-    @dg.asset(
-        partitions_def=shard_partitions(settings),
-        backfill_policy=backfill_policy(settings),
-        group_name=GROUP,
+    @shard_asset(
+        settings,
         kinds={"python", "parquet"},
         deps=["raw_documents"],
         description="Token-aware chunks (model tokenizer, overlap, small sections packed to the "

@@ -15,7 +15,7 @@ from rag_ingest.core.config import Settings
 from rag_ingest.core.pipeline.runfiles import DocumentRow, run_path, write_rows
 from rag_ingest.core.pipeline.windows import affected, windows
 from rag_ingest.defs.ingestion.checks import EMBEDDING_CHECKS, EmbeddingAudit
-from rag_ingest.defs.ingestion.partitions import GROUP, backfill_policy, shard_partitions
+from rag_ingest.defs.ingestion.partitions import shard_asset
 from rag_ingest.defs.ingestion.run_files import read_upstream, run_scope
 from rag_ingest.defs.ingestion.shard_report import ShardReport
 from rag_ingest.defs.locks import EMBEDDER_LOCK, step_lock
@@ -44,10 +44,8 @@ def _embedding_failed(window: list[DocumentRow], exc: Exception) -> dg.Failure:
 
 
 def build_embeddings(settings: Settings) -> dg.AssetsDefinition:
-    @dg.asset(
-        partitions_def=shard_partitions(settings),
-        backfill_policy=backfill_policy(settings),
-        group_name=GROUP,
+    @shard_asset(
+        settings,
         kinds={"pytorch", "parquet"},
         deps=["chunks"],
         check_specs=EMBEDDING_CHECKS,

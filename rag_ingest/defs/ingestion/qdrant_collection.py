@@ -24,7 +24,7 @@ from rag_ingest.defs.ingestion.checks import (
     points_match_result,
     shards_match_result,
 )
-from rag_ingest.defs.ingestion.partitions import GROUP, backfill_policy, shard_partitions
+from rag_ingest.defs.ingestion.partitions import shard_asset
 from rag_ingest.defs.ingestion.run_files import read_upstream, run_scope
 from rag_ingest.defs.ingestion.shard_report import ShardReport
 from rag_ingest.defs.locks import QDRANT_LOCK, step_lock
@@ -32,10 +32,8 @@ from rag_ingest.resources import DocumentRegistry, Embedder, IntermediateStore, 
 
 
 def build_qdrant_collection(settings: Settings) -> dg.AssetsDefinition:
-    @dg.asset(
-        partitions_def=shard_partitions(settings),
-        backfill_policy=backfill_policy(settings),
-        group_name=GROUP,
+    @shard_asset(
+        settings,
         kinds={"qdrant"},
         deps=["embeddings"],
         check_specs=COLLECTION_CHECKS,

@@ -24,7 +24,7 @@ from rag_ingest.core.pipeline.steps import DocumentProcessor, OutageGuard, load_
 from rag_ingest.core.pipeline.windows import Budget, ordered_map
 from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.registry import DocumentRecord
-from rag_ingest.defs.ingestion.partitions import GROUP, backfill_policy, shard_partitions
+from rag_ingest.defs.ingestion.partitions import shard_asset
 from rag_ingest.defs.ingestion.run_files import run_scope
 from rag_ingest.defs.ingestion.shard_report import ShardReport
 from rag_ingest.resources import DocumentRegistry, IntermediateStore, S3Source, VectorStoreResource
@@ -44,10 +44,8 @@ class ReconcileConfig(dg.Config):
 def build_raw_documents(settings: Settings) -> dg.AssetsDefinition:
     limits = settings.document_limits
 
-    @dg.asset(
-        partitions_def=shard_partitions(settings),
-        backfill_policy=backfill_policy(settings),
-        group_name=GROUP,
+    @shard_asset(
+        settings,
         kinds={"s3", "parquet"},
         description="The shard's documents that need work, fetched from S3 and turned into "
         "text blocks (pages, sections); deleted objects are passed on for removal.",
