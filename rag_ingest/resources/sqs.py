@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-import dagster as dg
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import PrivateAttr
+
+from rag_ingest.resources.aws import AwsClientResource
 
 _SQS_BATCH = 10  # SQS's maximum per receive, delete and visibility call
 # sqs.<region>.amazonaws.com and the legacy <region>.queue.amazonaws.com
@@ -32,7 +32,7 @@ def region_from_url(queue_url: str) -> str | None:
     return (found.group(1) or found.group(2)) if found else None
 
 
-class S3EventsQueue(dg.ConfigurableResource):
+class S3EventsQueue(AwsClientResource):
     """An SQS queue receiving the watched bucket's event notifications (directly or via SNS).
 
     Credentials come from the standard AWS chain. The region defaults to the one in the queue
@@ -50,17 +50,6 @@ class S3EventsQueue(dg.ConfigurableResource):
     # registry writes follow) stays well inside Dagster's sensor evaluation timeout.
     receive_budget_seconds: float = 15.0
     max_attempts: int = 5
-
-    _client: Any = PrivateAttr(default=None)
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._client = None
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = self._make_client()
-        return self._client
 
     def _make_client(self) -> Any:
         config = Config(
