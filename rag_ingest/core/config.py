@@ -42,7 +42,7 @@ import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -67,7 +67,7 @@ from rag_ingest.core.text.encoder import (
     check_backend,
     vector_space,
 )
-from rag_ingest.core.vectorstore import ENGINES
+from rag_ingest.core.vectorstore import Engine
 
 DEFAULT_MONITOR_CRON = "0 6 * * *"  # daily, 06:00 UTC
 PREFIX = "RAG_"
@@ -142,11 +142,11 @@ class Settings(BaseSettings):
     shards_per_backfill_run: int = Field(default=16, ge=1)
     full_reconcile_hours: float = Field(default=24.0, ge=0.0)
     retry_backoff_seconds: float = Field(default=30.0, ge=1.0)
-    embedder: str = "local"
+    embedder: Literal["local", "modal"] = "local"
     embed_backend: str = DEFAULT_BACKEND
     chunk_max_tokens: int = MAX_CHUNK_TOKENS
     chunk_overlap_tokens: int = Field(default=32, ge=0)
-    qdrant_engine: str = Field(default="edge", validation_alias="RAG_QDRANT_EMBEDDED")
+    qdrant_engine: Engine = Field(default="edge", validation_alias="RAG_QDRANT_EMBEDDED")
     qdrant_dir: str = Field(default="", validation_alias="RAG_QDRANT_PATH")
     collection: str = Field(default="documents", validation_alias="RAG_QDRANT_COLLECTION")
     auto_promote: bool = True
@@ -202,13 +202,6 @@ class Settings(BaseSettings):
             raise ValueError(f"RAG_SHARDS must be one of {ALLOWED_COUNTS}, got {value}")
         return value
 
-    @field_validator("embedder")
-    @classmethod
-    def _embedder(cls, value: str) -> str:
-        if value not in ("local", "modal"):
-            raise ValueError(f"RAG_EMBEDDER must be 'local' or 'modal', got {value!r}")
-        return value
-
     @field_validator("embed_backend")
     @classmethod
     def _backend(cls, value: str) -> str:
@@ -216,13 +209,6 @@ class Settings(BaseSettings):
             return check_backend(value)
         except ValueError as exc:
             raise ValueError(f"RAG_EMBED_BACKEND: {exc}") from None
-
-    @field_validator("qdrant_engine")
-    @classmethod
-    def _engine(cls, value: str) -> str:
-        if value not in ENGINES:
-            raise ValueError(f"RAG_QDRANT_EMBEDDED must be one of {ENGINES}, got {value!r}")
-        return value
 
     @field_validator("collection")
     @classmethod
@@ -365,6 +351,7 @@ _REFUSALS = {
     "greater_than_equal": "must be at least {ge}, got {input}",
     "greater_than": "must be above {gt}, got {input}",
     "less_than_equal": "must be at most {le}, got {input}",
+    "literal_error": "must be {expected}, got {input!r}",
 }
 
 

@@ -8,6 +8,7 @@ deployment that never uses Edge does not load it.
 from __future__ import annotations
 
 import os
+from typing import Literal, get_args
 
 from rag_ingest.core.vectorstore.base import (
     DOC_ID_FIELD,
@@ -24,7 +25,8 @@ from rag_ingest.core.vectorstore.base import (
     point_rows,
 )
 
-ENGINES = ("server", "local", "edge")
+Engine = Literal["server", "local", "edge"]
+ENGINES: tuple[str, ...] = get_args(Engine)
 
 __all__ = [
     "DOC_ID_FIELD",
@@ -32,6 +34,7 @@ __all__ = [
     "KEY_HASH_FIELD",
     "CollectionMismatch",
     "DocumentPoints",
+    "Engine",
     "KeyHashRange",
     "ReplaceStats",
     "ScoredPoint",
