@@ -313,9 +313,11 @@ def test_definitions_wire_the_queue_only_when_one_is_configured(
     monkeypatch.setenv("RAG_S3_EVENTS_QUEUE_URL", "https://sqs.eu-west-1.amazonaws.com/1/q")
     defs = build_definitions(Settings.from_env())
     dg.Definitions.validate_loadable(defs)
-    assert {s.name for s in defs.sensors or []} == {"s3_sensor_bucket_root", EVENTS_SENSOR}
+    # The Edge index's maintenance sensor is there either way (the default engine is Edge).
+    always = {"s3_sensor_bucket_root", "index_backlog_sensor"}
+    assert {s.name for s in defs.sensors or []} == always | {EVENTS_SENSOR}
     assert isinstance((defs.resources or {})["events_queue"], S3EventsQueue)
     monkeypatch.delenv("RAG_S3_EVENTS_QUEUE_URL")
     plain = build_definitions(Settings.from_env())
     assert "events_queue" not in (plain.resources or {})
-    assert {s.name for s in plain.sensors or []} == {"s3_sensor_bucket_root"}
+    assert {s.name for s in plain.sensors or []} == always
