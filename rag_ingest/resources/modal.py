@@ -5,6 +5,7 @@ finite values; only the batches that failed are re-sent, each batch being sent a
 ``1 + max_batch_retries`` times in all; GPU time is summed and priced.
 """
 
+import logging
 import os
 import threading
 import time
@@ -20,6 +21,18 @@ from rag_ingest.core.text.encoder import vector_space
 from rag_ingest.resources.embedders import Embedder, EmbeddingError, EmbedStats
 
 logger = dg.get_dagster_logger(__name__)
+
+# The HTTP/2 header coder under Modal's gRPC client logs every header it encodes at DEBUG, the
+# token secret among them: a process logging at DEBUG would write the token. Its INFO and above
+# say nothing of headers.
+_WIRE_LOGGERS = ("hpack", "h2")
+
+
+def _quiet_wire_loggers() -> None:
+    for name in _WIRE_LOGGERS:
+        wire = logging.getLogger(name)
+        if wire.getEffectiveLevel() < logging.INFO:
+            wire.setLevel(logging.INFO)
 
 
 class ModalSetupError(RuntimeError):
@@ -74,6 +87,7 @@ class ModalEmbedder(Embedder):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Fail before any work: missing credentials, app not deployed, Modal unreachable.
+        _quiet_wire_loggers()
         self._remote = None
         self._lookup()
 
