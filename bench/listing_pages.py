@@ -14,60 +14,12 @@ depend on the prefix's size, only on the shards with work).
 from __future__ import annotations
 
 import argparse
-import bisect
 import statistics
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from .common import machine_info
-
-
-class SimulatedBucket:
-    def __init__(self, keys: list[str]) -> None:
-        self.keys, self.etag = sorted(keys), {}  # type: ignore[var-annotated]
-        self.at = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def list_objects_v2(
-        self,
-        Bucket: str,
-        Prefix: str,
-        MaxKeys: int,
-        StartAfter: str = "",
-    ) -> Any:
-        start = bisect.bisect_right(self.keys, StartAfter) if StartAfter else 0
-        page = self.keys[start : start + MaxKeys]
-        contents = [
-            {"Key": k, "ETag": f'"{self.etag.get(k, "e1")}"', "Size": 1, "LastModified": self.at}
-            for k in page
-        ]
-        return {"Contents": contents, "IsTruncated": start + len(page) < len(self.keys)}
-
-
-def one_pass(bucket: SimulatedBucket, reg: Any, per_tick: int) -> list[tuple[float, int]]:
-    from rag_ingest.core.planning.listing import DeleteGuard, ListingCursor
-    from rag_ingest.core.planning.listing_pass import listing_tick
-
-    cursor, ticks = ListingCursor(), []
-    while True:
-        started = time.perf_counter()
-        tick = listing_tick(
-            bucket,
-            reg,
-            "bkt",
-            "p/",
-            cursor,
-            max_keys=per_tick,
-            max_seconds=20,
-            max_new=200_000,
-            guard=DeleteGuard(),
-        )
-        ticks.append((time.perf_counter() - started, tick.plan.listed))
-        cursor = tick.cursor
-        if tick.pass_done:
-            return ticks
 
 
 def main() -> None:
@@ -76,10 +28,12 @@ def main() -> None:
     parser.add_argument("--per-tick", type=int, default=50_000)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    from rag_ingest.core.planning.listing import DeleteGuard
     from rag_ingest.core.registry import Registry, default_url
+    from rag_ingest.testing.listing import PagedBucket, paged_pass
 
     keys = [f"p/{i:08d}/{'AaBb'[i % 4]}.txt" for i in range(args.keys)]
-    bucket = SimulatedBucket(keys)
+    bucket = PagedBucket(keys)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         reg = Registry(default_url(Path(tmp)))
@@ -93,11 +47,13 @@ def main() -> None:
                 bucket.keys = [k for i, k in enumerate(keys) if i % step != 1]
                 bucket.etag = {k: "e2" for i, k in enumerate(keys) if i % step == 2}
             started = time.perf_counter()
-            ticks = one_pass(bucket, reg, args.per_tick)
+            ticks = paged_pass(
+                bucket, reg, "bkt", "p/", args.per_tick, DeleteGuard(), 20, max_new=200_000
+            )
             total = time.perf_counter() - started
-            seconds = [s for s, _ in ticks]
+            seconds = [s for _, s in ticks]
             rows.append(
-                f"| {name} | {len(ticks)} | {max(n for _, n in ticks):,} | "
+                f"| {name} | {len(ticks)} | {max(t.plan.listed for t, _ in ticks):,} | "
                 f"{statistics.median(seconds):.2f} | {max(seconds):.2f} | {total:.1f} |"
             )
             print(rows[-1], flush=True)
