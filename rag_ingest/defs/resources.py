@@ -33,7 +33,9 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         embedder = LocalEmbedder(backend=settings.embed_backend)
     resources: dict[str, dg.ConfigurableResource] = {
         "s3_source": S3Source(
-            bucket=dg.EnvVar("RAG_S3_BUCKET"),
+            # Settings own the bucket and the queue (the sensors' scope and the reads must
+            # name the same bucket); EnvVar is for what may carry a secret.
+            bucket=settings.bucket,
             endpoint_url=endpoint,
             region_name=region,
         ),
@@ -57,7 +59,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 
         # The same endpoint as S3: moto and LocalStack serve both; on AWS it is unset.
         resources["events_queue"] = S3EventsQueue(
-            queue_url=dg.EnvVar("RAG_S3_EVENTS_QUEUE_URL"),
+            queue_url=settings.events_queue_url,
             endpoint_url=endpoint,
             region_name=region,
         )

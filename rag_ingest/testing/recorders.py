@@ -63,11 +63,13 @@ class GrpcRecorder:
     def __init__(self) -> None:
         self.requests: list[dict[str, str]] = []
         self._loop = asyncio.new_event_loop()
+        self._server: asyncio.Server
         ready = threading.Event()
         self.url = ""
 
         async def start() -> None:
             server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+            self._server = server
             self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
             ready.set()
 
@@ -102,5 +104,13 @@ class GrpcRecorder:
             await writer.drain()
         writer.close()
 
+    async def _shutdown(self) -> None:
+        self._server.close()
+        current = asyncio.current_task()
+        for task in asyncio.all_tasks():
+            if task is not current:
+                task.cancel()
+
     def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
