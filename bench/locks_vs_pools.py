@@ -17,12 +17,8 @@ Prints one Markdown table row per repeat.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import random
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +29,7 @@ from rag_ingest.core.config import Settings
 from rag_ingest.core.keys import document_id
 from rag_ingest.core.storage.s3 import make_client
 from rag_ingest.testing import REPO
+from rag_ingest.testing.daemon import start_daemon, stop_daemon
 from rag_ingest.testing.s3 import moto_server
 
 INSTANCE = """\
@@ -124,14 +121,8 @@ def once(
             client.put_object(Bucket=bucket, Key=key, Body=f"# {key}\n\n{body}".encode())
         with dg.DagsterInstance.from_config(str(home)):  # tables exist before the daemon
             pass
-        daemon = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-            env=env,
-            cwd=root,
-            stdout=(root / "daemon.log").open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        log = (root / "daemon.log").open("w")
+        daemon = start_daemon(root, env, log)
         try:
             deadline = time.monotonic() + deadline_s
             while time.monotonic() < deadline:
@@ -166,16 +157,8 @@ def once(
                 + (root / "daemon.log").read_text()[-3000:]
             )
         finally:
-            os.killpg(daemon.pid, signal.SIGTERM)
-            try:
-                daemon.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(daemon.pid, signal.SIGKILL)
-            for entry in Path("/proc").iterdir():  # run workers of this home
-                if entry.name.isdigit():
-                    with contextlib.suppress(OSError):
-                        if str(home).encode() in (entry / "environ").read_bytes():
-                            os.kill(int(entry.name), signal.SIGKILL)
+            stop_daemon(daemon, home)
+            log.close()
 
 
 def main() -> None:

@@ -73,7 +73,12 @@ def _everything_said(instance: dg.DagsterInstance, runs: list[Any]) -> str:
     return "\n".join(said)
 
 
-def _env(monkeypatch: pytest.MonkeyPatch, bucket: str, s3_endpoint: str, tmp_path: Path) -> None:
+@pytest.fixture
+def corpus_env(
+    s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sample guides in a fresh bucket, and the environment a deployment would set."""
+    upload_corpus(s3_client, bucket, SAMPLE_CORPUS / "guides")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDtesting")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRETS["AWS_SECRET_ACCESS_KEY"])
     monkeypatch.setenv("RAG_S3_BUCKET", bucket)
@@ -107,21 +112,15 @@ def _sync_capturing(
     return said, runs, registered, waiting
 
 
+@pytest.mark.usefixtures("corpus_env")
 def test_qdrant_api_key_is_sent_to_the_server_and_said_nowhere(
-    s3_endpoint: str,
-    s3_client: Any,
-    bucket: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Server mode with an API key, against a server that refuses every request: the real
     qdrant-client sends the key on every request, and no log line, event, error, stack trace,
     run config or file holds it; the documents stay registered with their work left."""
     from rag_ingest.testing.recorders import HttpRecorder
 
-    upload_corpus(s3_client, bucket, SAMPLE_CORPUS / "guides")
-    _env(monkeypatch, bucket, s3_endpoint, tmp_path)
     server = HttpRecorder(status=503)
     key = SECRETS["RAG_QDRANT_API_KEY"]
     monkeypatch.setenv("RAG_QDRANT_URL", server.url)
@@ -139,21 +138,15 @@ def test_qdrant_api_key_is_sent_to_the_server_and_said_nowhere(
     assert registered and waiting == registered  # nothing lost: all still to do
 
 
+@pytest.mark.usefixtures("corpus_env")
 def test_modal_token_is_sent_to_modal_and_said_nowhere(
-    s3_endpoint: str,
-    s3_client: Any,
-    bucket: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The Modal embedder with a token, against a stand-in for Modal's API (the unmodified
     Modal client, via ``MODAL_SERVER_URL``) that refuses it: the client sends the token, the
     run fails naming the refusal, and the token is said nowhere."""
     from rag_ingest.testing.recorders import GrpcRecorder
 
-    upload_corpus(s3_client, bucket, SAMPLE_CORPUS / "guides")
-    _env(monkeypatch, bucket, s3_endpoint, tmp_path)
     api = GrpcRecorder()
     token = SECRETS["MODAL_TOKEN_SECRET"]
     monkeypatch.setenv("RAG_EMBEDDER", "modal")

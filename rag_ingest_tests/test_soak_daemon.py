@@ -18,8 +18,6 @@ import os
 import random
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from rag_ingest.core.registry import Registry, default_url
 from rag_ingest.core.vectorstore import open_vector_store
 from rag_ingest.defs.ingestion.sensors import ACTIVE_RUN_STATUSES, FULL_RECONCILE_COUNTER
 from rag_ingest.testing import REPO
+from rag_ingest.testing.daemon import start_daemon, stop_daemon
 from rag_ingest_tests.soak_location import FAULT_FLAG_ENV
 from rag_ingest_tests.sync_oracle import expected_versions, text
 
@@ -72,19 +71,6 @@ def _stored(settings: Settings) -> set[tuple[str, str, int]]:
             )
             for p in store.scroll(live)
         }
-
-
-def _processes_with(marker: str) -> list[int]:
-    """PIDs (not ours) whose environment mentions ``marker`` (this test's folder)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if marker.encode() in (entry / "environ").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
 
 
 def _worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
@@ -209,19 +195,7 @@ def test_the_daemon_converges_over_a_seeded_walk_with_faults(
     settings = Settings.from_env(env)
     soak = Soak(s3_client, bucket, home, settings, flag)
     log = (tmp_path / "daemon.log").open("w")
-    daemon = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "dagster-daemon"),
-            "run",
-            "-w",
-            str(tmp_path / "workspace.yaml"),
-        ],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    daemon = start_daemon(tmp_path, env, log)
     live: set[str] = set()
     gone: set[str] = set()
 
@@ -293,15 +267,8 @@ def test_the_daemon_converges_over_a_seeded_walk_with_faults(
     finally:
         if flag.exists():
             flag.unlink()
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
+        stop_daemon(daemon, home)
         log.close()
-        for pid in _processes_with(str(home)):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
 
 
 # Runs per wave; two waves by default: 12 short runs, three at a time.
@@ -380,14 +347,7 @@ def test_many_short_concurrent_runs_each_end_and_leave_no_step_waiting(
     with soak.instance():  # the instance's tables exist before the daemon and we both open it
         pass
     log = (tmp_path / "daemon.log").open("w")
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    daemon = start_daemon(tmp_path, env, log)
     try:
         for wave in range(waves):
             for key in keys:  # new documents, then a new version of each
@@ -437,12 +397,5 @@ def test_many_short_concurrent_runs_each_end_and_leave_no_step_waiting(
             flush=True,
         )
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
+        stop_daemon(daemon, home)
         log.close()
-        for pid in _processes_with(str(home)):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
