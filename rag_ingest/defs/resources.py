@@ -23,14 +23,22 @@ def _env(name: str) -> dg.EnvVar | None:
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     endpoint = _env("RAG_S3_ENDPOINT_URL")
     region = _env("AWS_REGION") or _env("AWS_DEFAULT_REGION")
+    model = {
+        "model": settings.embed_model,
+        "model_revision": settings.embed_model_revision,
+        "query_prompt": settings.embed_query_prompt,
+        "document_prompt": settings.embed_document_prompt,
+    }
     if settings.embedder == "modal":
-        from rag_ingest.resources.modal import ModalEmbedder
+        from rag_ingest.resources.modal import ModalEmbedder, app_name_for
 
         embedder: dg.ConfigurableResource = ModalEmbedder(
-            environment_name=_env("MODAL_ENVIRONMENT")
+            environment_name=_env("MODAL_ENVIRONMENT"),
+            app_name=app_name_for(settings.model_spec),
+            **model,
         )
     else:
-        embedder = LocalEmbedder(backend=settings.embed_backend)
+        embedder = LocalEmbedder(backend=settings.embed_backend, **model)
     resources: dict[str, dg.ConfigurableResource] = {
         "s3_source": S3Source(
             bucket=dg.EnvVar("RAG_S3_BUCKET"),

@@ -15,8 +15,9 @@ import numpy as np
 from pydantic import PrivateAttr, field_validator
 
 from rag_ingest.core.cost import MODAL_GPU_PRICE_PER_SECOND, gpu_cost_usd
-from rag_ingest.core.modal_names import APP_NAME, CLASS_NAME, DEPLOY_COMMAND, GPU
+from rag_ingest.core.modal_names import APP_NAME, CLASS_NAME, DEPLOY_COMMAND, GPU, app_name
 from rag_ingest.core.text.encoder import vector_space
+from rag_ingest.core.text.model import ModelSpec
 from rag_ingest.resources.embedders import Embedder, EmbeddingError, EmbedStats
 
 logger = dg.get_dagster_logger(__name__)
@@ -24,6 +25,11 @@ logger = dg.get_dagster_logger(__name__)
 
 class ModalSetupError(RuntimeError):
     """Modal cannot be used as configured (credentials, deployment, reachability)."""
+
+
+def app_name_for(spec: ModelSpec) -> str:
+    """The deployed app serving ``spec`` (``modal_functions.embedder`` names it the same)."""
+    return app_name() if spec.is_default else app_name(spec.name, spec.app_key)
 
 
 def modal_credentials_present() -> bool:
@@ -39,7 +45,8 @@ class ModalEmbedder(Embedder):
     """Embeds on the deployed ``modal_functions.embedder`` app.
 
     Attributes:
-        app_name, class_name: what ``modal deploy`` created (defaults match the app module).
+        app_name, class_name: what ``modal deploy`` created: the model's app (``build_resources``
+            passes :func:`app_name_for`; the default matches the default model's).
         environment_name: Modal environment; None for the profile's default.
         batch_size: texts per Modal input. 256 chunks of ≤ 254 tokens are ~0.3 MB in and
             ~0.4 MB out as float32, well inside Modal's 2 MiB inline payload, and fill an A10G.
@@ -127,9 +134,10 @@ class ModalEmbedder(Embedder):
         error = outcome[0]
         if isinstance(error, modal.exception.NotFoundError):
             where = f" in environment {self.environment_name!r}" if self.environment_name else ""
+            model = "" if self.spec.is_default else f"RAG_EMBED_MODEL={self.model} "
             raise ModalSetupError(
                 f"Modal app {self.app_name!r} class {self.class_name!r} is not deployed{where}: "
-                f"deploy it with: {DEPLOY_COMMAND}"
+                f"deploy it with: {model}{DEPLOY_COMMAND}"
             ) from error
         if isinstance(error, modal.exception.AuthError):
             raise ModalSetupError(f"Modal rejected the credentials: {error}") from error
@@ -172,6 +180,19 @@ class ModalEmbedder(Embedder):
             # The call itself broke (transport, auth): the batches without an output yet failed.
             outputs.extend([exc] * (len(batches) - len(outputs)))
         return outputs
+
+    def embed_query(self, queries: list[str]) -> np.ndarray:
+        """One call of the deployed class's ``embed_query`` (queries are few: no fan-out)."""
+        if not queries:
+            return np.zeros((0, self.dimension), np.float32)
+        vectors = np.asarray(self._lookup().embed_query.remote(queries), dtype=np.float32)
+        if vectors.shape != (len(queries), self.dimension):
+            raise EmbeddingError(
+                f"expected query vectors of shape ({len(queries)}, {self.dimension}), got "
+                f"{vectors.shape}",
+                [(0, len(queries))],
+            )
+        return vectors
 
     def embed(self, texts: list[str]) -> tuple[np.ndarray, EmbedStats]:
         started = time.perf_counter()
