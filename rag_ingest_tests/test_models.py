@@ -268,3 +268,29 @@ def test_each_model_is_a_modal_app_of_its_own_serving_the_baked_spec(
     resource = ModalEmbedder(model=str(tiny), app_name=name)
     assert resource.embed_query(["glacier"]).shape == (1, tiny_model.DIMENSION)
     assert looked_up[0][0] == name
+
+
+def test_a_hub_model_resolves_from_the_local_cache_at_its_commit(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from huggingface_hub import constants
+
+    # The hub cache's layout, as a download leaves it: snapshots/<commit> and refs/main.
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--acme--tiny-e5"
+    shutil.copytree(tiny, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    settings = Settings.from_env({"RAG_EMBED_MODEL": "acme/tiny-e5"})
+    spec = settings.model_spec
+    assert (spec.name, spec.revision, spec.dimension) == ("acme/tiny-e5", commit, 32)
+    assert settings.fingerprint.model == f"acme/tiny-e5@{commit}"
+    pinned = Settings.from_env(
+        {"RAG_EMBED_MODEL": "acme/tiny-e5", "RAG_EMBED_MODEL_REVISION": commit}
+    )
+    assert pinned.physical_collection == settings.physical_collection
+    with pytest.raises(SettingsError, match=r"^RAG_EMBED_MODEL: 'acme/tiny-e5' at revision 'v2'"):
+        Settings.from_env({"RAG_EMBED_MODEL": "acme/tiny-e5", "RAG_EMBED_MODEL_REVISION": "v2"})
