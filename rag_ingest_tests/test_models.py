@@ -265,7 +265,7 @@ def test_each_model_is_a_modal_app_of_its_own_serving_the_baked_spec(
     fake = WithQueries()
     looked_up = install(monkeypatch, fake)
     set_modal_token(monkeypatch)
-    resource = ModalEmbedder(model=str(tiny), app_name=name)
+    resource = ModalEmbedder(model=str(tiny))  # looks up the model's own app
     assert resource.embed_query(["glacier"]).shape == (1, tiny_model.DIMENSION)
     assert looked_up[0][0] == name
 

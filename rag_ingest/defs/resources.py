@@ -30,12 +30,10 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "document_prompt": settings.embed_document_prompt,
     }
     if settings.embedder == "modal":
-        from rag_ingest.resources.modal import ModalEmbedder, app_name_for
+        from rag_ingest.resources.modal import ModalEmbedder
 
         embedder: dg.ConfigurableResource = ModalEmbedder(
-            environment_name=_env("MODAL_ENVIRONMENT"),
-            app_name=app_name_for(settings.model_spec),
-            **model,
+            environment_name=_env("MODAL_ENVIRONMENT"), **model
         )
     else:
         embedder = LocalEmbedder(backend=settings.embed_backend, **model)
