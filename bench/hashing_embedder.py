@@ -53,3 +53,6 @@ class HashingEmbedder(Embedder):
         batches = -(-len(texts) // self.batch_size)
         stats = EmbedStats(LABEL, len(texts), batches, time.perf_counter() - started)
         return vectors, stats
+
+    def embed_query(self, queries: list[str]) -> np.ndarray:
+        return hash_vectors(queries)

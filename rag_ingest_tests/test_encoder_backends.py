@@ -99,7 +99,7 @@ def test_losing_an_export_race_uses_the_winners_export(
 ) -> None:
     final = export_dir("onnx", tmp_path)
 
-    def build_while_another_process_finishes(work: Path, out: Path) -> None:
+    def build_while_another_process_finishes(work: Path, out: Path, spec: object) -> None:
         out.write_bytes(b"ours")
         final.mkdir(parents=True)
         (final / "model.onnx").write_bytes(b"theirs")

@@ -49,7 +49,10 @@ def test_app_imports_offline_and_names_match_the_resource_defaults() -> None:
     # The deployed class must not share its name with the Dagster resource base class.
     assert constants.CLASS_NAME == "EmbeddingModel" != Embedder.__name__
     resource = ModalEmbedder()
-    assert (resource.app_name, resource.class_name) == (constants.APP_NAME, constants.CLASS_NAME)
+    assert (resource.deployed_app, resource.class_name) == (
+        constants.APP_NAME,
+        constants.CLASS_NAME,
+    )
     assert resource.gpu == constants.GPU == "A10G"
     assert constants.DEPLOY_COMMAND == "modal deploy -m modal_functions.embedder"
 

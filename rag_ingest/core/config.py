@@ -23,7 +23,9 @@ Variables: each field is read from its name upper-cased with the ``RAG_`` prefix
   ``qdrant_engine`` ← ``RAG_QDRANT_EMBEDDED`` (``edge`` or ``local``), and ``server`` whenever
   ``RAG_QDRANT_URL`` is set (the URL itself belongs to the ``vectors`` resource).
 
-Values are stripped and a blank one counts as unset. With ``RAG_S3_EVENTS_QUEUE_URL`` set,
+Values are stripped and a blank one counts as unset, except the ``RAG_EMBED_*_PROMPT``s (kept
+verbatim; set empty: no prompt). Unset, the chunk budget and overlap follow ``RAG_EMBED_MODEL``'s
+limit. With ``RAG_S3_EVENTS_QUEUE_URL`` set,
 ``sensor_interval_seconds`` defaults to 3600 (the listing is only the safety net), else 30.
 
 Only :meth:`Settings.from_env` (and :func:`load_settings`) read the environment:
@@ -54,23 +56,20 @@ from pydantic_settings import (
 )
 
 from rag_ingest.core.documents.limits import DocumentLimits
-from rag_ingest.core.index.fingerprint import Fingerprint, physical_collection
+from rag_ingest.core.index.fingerprint import Fingerprint, physical_collection, pipeline_fingerprint
 from rag_ingest.core.planning.listing import DeleteGuard
 from rag_ingest.core.planning.shards import ALLOWED_COUNTS, DEFAULT_SHARDS, Shards
 from rag_ingest.core.registry.model import Scope
-from rag_ingest.core.text.chunking import CHUNKER_VERSION, MAX_CHUNK_TOKENS, MIN_CHUNK_TOKENS
-from rag_ingest.core.text.encoder import (
-    DEFAULT_BACKEND,
-    DIMENSION,
-    MODEL_PACKAGE,
-    MODEL_PACKAGE_VERSION,
-    check_backend,
-    vector_space,
-)
+from rag_ingest.core.text.chunking import CHUNKER_VERSION, DEFAULT_OVERLAP, chunk_shape
+from rag_ingest.core.text.encoder import DEFAULT_BACKEND, check_backend, vector_space
+from rag_ingest.core.text.export import check_exportable
+from rag_ingest.core.text.model import DEFAULT_MODEL, ModelSpec, resolve_model
 from rag_ingest.core.vectorstore import Engine
 
 DEFAULT_MONITOR_CRON = "0 6 * * *"  # daily, 06:00 UTC
 PREFIX = "RAG_"
+_VERBATIM = frozenset({"RAG_EMBED_QUERY_PROMPT", "RAG_EMBED_DOCUMENT_PROMPT"})  # "query: "
+_FOLLOWING = ("chunk_max_tokens", "chunk_overlap_tokens")
 _COLLECTION = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
 
@@ -144,8 +143,12 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float = Field(default=30.0, ge=1.0)
     embedder: Literal["local", "modal"] = "local"
     embed_backend: str = DEFAULT_BACKEND
-    chunk_max_tokens: int = MAX_CHUNK_TOKENS
-    chunk_overlap_tokens: int = Field(default=32, ge=0)
+    embed_model: str = DEFAULT_MODEL  # a hub name (in the local cache) or a folder
+    embed_model_revision: str = ""
+    embed_query_prompt: str | None = None  # None: the model's own prompts; "": none
+    embed_document_prompt: str | None = None
+    chunk_max_tokens: int = 0  # unset: the model's limit, filled in by _together
+    chunk_overlap_tokens: int = Field(default=DEFAULT_OVERLAP, ge=0)  # below half the budget
     qdrant_engine: Engine = Field(default="edge", validation_alias="RAG_QDRANT_EMBEDDED")
     qdrant_dir: str = Field(default="", validation_alias="RAG_QDRANT_PATH")
     collection: str = Field(default="documents", validation_alias="RAG_QDRANT_COLLECTION")
@@ -217,18 +220,13 @@ class Settings(BaseSettings):
             raise ValueError(f"RAG_QDRANT_COLLECTION must be 1-200 of [A-Za-z0-9_-], got {value!r}")
         return value
 
-    @field_validator("chunk_max_tokens")
-    @classmethod
-    def _max_tokens(cls, value: int) -> int:
-        if not MIN_CHUNK_TOKENS <= value <= MAX_CHUNK_TOKENS:
-            raise ValueError(
-                f"RAG_CHUNK_MAX_TOKENS must be in {MIN_CHUNK_TOKENS}..{MAX_CHUNK_TOKENS}, got "
-                f"{value}"
-            )
-        return value
-
     @model_validator(mode="after")
     def _together(self) -> Settings:
+        spec = self.model_spec  # refuses an unusable RAG_EMBED_MODEL, then an unfit backend
+        check_exportable(spec, "torch" if self.embedder == "modal" else self.embed_backend)
+        given = [getattr(self, k) if k in self.model_fields_set else None for k in _FOLLOWING]
+        for name, value in zip(_FOLLOWING, chunk_shape(spec, *given), strict=True):
+            object.__setattr__(self, name, value)  # frozen: set while validating
         if not self.chunk_overlap_tokens < self.chunk_max_tokens // 2:
             raise ValueError(
                 "RAG_CHUNK_OVERLAP_TOKENS must be below half of RAG_CHUNK_MAX_TOKENS, got "
@@ -270,17 +268,17 @@ class Settings(BaseSettings):
         return Shards(self.shards)
 
     @property
+    def model_spec(self) -> ModelSpec:
+        """The embedding model, resolved offline (cached per process)."""
+        prompts = (self.embed_query_prompt, self.embed_document_prompt)
+        return resolve_model(self.embed_model, self.embed_model_revision, *prompts)
+
+    @property
     def fingerprint(self) -> Fingerprint:
-        """The vector space and chunking the pipeline writes now (Modal runs torch fp32)."""
-        backend = "torch" if self.embedder == "modal" else self.embed_backend
-        return Fingerprint(
-            model=f"{MODEL_PACKAGE}=={MODEL_PACKAGE_VERSION}",
-            vector_space=vector_space(backend),
-            dimension=DIMENSION,
-            max_tokens=self.chunk_max_tokens,
-            overlap_tokens=self.chunk_overlap_tokens,
-            chunker_version=CHUNKER_VERSION,
-        )
+        """The model, vector space and chunking the pipeline writes now (Modal: torch fp32)."""
+        space = vector_space("torch" if self.embedder == "modal" else self.embed_backend)
+        chunking = (self.chunk_max_tokens, self.chunk_overlap_tokens, CHUNKER_VERSION)
+        return pipeline_fingerprint(self.model_spec, space, *chunking)
 
     @property
     def physical_collection(self) -> str:
@@ -311,16 +309,19 @@ class Settings(BaseSettings):
         return self.storage_base or str(self.data_dir / "storage")
 
     def replace(self, **changes: Any) -> Settings:
-        """A copy with ``changes``, validated again (``dataclasses.replace`` of old)."""
-        return _refusing(lambda: type(self)(**{**dict(self), **changes}))
+        """A copy with ``changes``, validated again; a budget that followed the model still does."""
+        kept = {
+            k: v for k, v in dict(self).items() if k in self.model_fields_set or k not in _FOLLOWING
+        }
+        return _refusing(lambda: type(self)(**{**kept, **changes}))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from ``environ`` (default ``os.environ``): the ``RAG_`` variables only."""
         env = {
-            k: v.strip()
+            k: v if k in _VERBATIM else v.strip()
             for k, v in (os.environ if environ is None else environ).items()
-            if k.startswith(PREFIX) and v.strip()
+            if k.startswith(PREFIX) and (v.strip() or k in _VERBATIM)
         }
         if env.get("RAG_QDRANT_URL"):
             env["RAG_QDRANT_EMBEDDED"] = "server"

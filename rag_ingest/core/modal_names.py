@@ -11,3 +11,17 @@ APP_NAME = "rag-ingest-embedder"
 CLASS_NAME = "EmbeddingModel"
 GPU = "A10G"
 DEPLOY_COMMAND = "modal deploy -m modal_functions.embedder"
+# Where a model's weights sit in the image, and the variable carrying its ModelSpec there.
+MODEL_MOUNT = "/model"
+SPEC_ENV = "RAG_EMBED_SPEC"
+
+
+def app_name(model: str = "", key: str = "") -> str:
+    """The deployed app of a model: :data:`APP_NAME` for the default (``model`` empty), else
+    ``APP_NAME-<model's last name part>-<key>``, where ``key`` is a short hash of the model,
+    its revision and prompts: one app per model, and within Modal's 64-character names."""
+    if not model:
+        return APP_NAME
+    tail = model.rstrip("/").rsplit("/", 1)[-1].lower()
+    slug = "".join(c if c.isalnum() else "-" for c in tail).strip("-")[:32] or "model"
+    return f"{APP_NAME}-{slug}-{key}"

@@ -23,14 +23,20 @@ def _env(name: str) -> dg.EnvVar | None:
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     endpoint = _env("RAG_S3_ENDPOINT_URL")
     region = _env("AWS_REGION") or _env("AWS_DEFAULT_REGION")
+    model = {
+        "model": settings.embed_model,
+        "model_revision": settings.embed_model_revision,
+        "query_prompt": settings.embed_query_prompt,
+        "document_prompt": settings.embed_document_prompt,
+    }
     if settings.embedder == "modal":
         from rag_ingest.resources.modal import ModalEmbedder
 
         embedder: dg.ConfigurableResource = ModalEmbedder(
-            environment_name=_env("MODAL_ENVIRONMENT")
+            environment_name=_env("MODAL_ENVIRONMENT"), **model
         )
     else:
-        embedder = LocalEmbedder(backend=settings.embed_backend)
+        embedder = LocalEmbedder(backend=settings.embed_backend, **model)
     resources: dict[str, dg.ConfigurableResource] = {
         "s3_source": S3Source(
             # Settings own the bucket and the queue (the sensors' scope and the reads must

@@ -16,8 +16,9 @@ import numpy as np
 from pydantic import PrivateAttr, field_validator
 
 from rag_ingest.core.cost import MODAL_GPU_PRICE_PER_SECOND, gpu_cost_usd
-from rag_ingest.core.modal_names import APP_NAME, CLASS_NAME, DEPLOY_COMMAND, GPU
+from rag_ingest.core.modal_names import CLASS_NAME, DEPLOY_COMMAND, GPU, app_name
 from rag_ingest.core.text.encoder import vector_space
+from rag_ingest.core.text.model import ModelSpec
 from rag_ingest.resources.embedders import Embedder, EmbeddingError, EmbedStats
 
 logger = dg.get_dagster_logger(__name__)
@@ -39,6 +40,11 @@ class ModalSetupError(RuntimeError):
     """Modal cannot be used as configured (credentials, deployment, reachability)."""
 
 
+def app_name_for(spec: ModelSpec) -> str:
+    """The deployed app serving ``spec`` (``modal_functions.embedder`` names it the same)."""
+    return app_name() if spec.is_default else app_name(spec.name, spec.app_key)
+
+
 def modal_credentials_present() -> bool:
     """A token in the environment or in ``~/.modal.toml`` (what the Modal client reads)."""
     if os.environ.get("MODAL_TOKEN_ID") and os.environ.get("MODAL_TOKEN_SECRET"):
@@ -52,7 +58,8 @@ class ModalEmbedder(Embedder):
     """Embeds on the deployed ``modal_functions.embedder`` app.
 
     Attributes:
-        app_name, class_name: what ``modal deploy`` created (defaults match the app module).
+        app_name, class_name: what ``modal deploy`` created; ``app_name`` empty (the default):
+            the configured model's app, :func:`app_name_for` (see :attr:`deployed_app`).
         environment_name: Modal environment; None for the profile's default.
         batch_size: texts per Modal input. 256 chunks of ≤ 254 tokens are ~0.3 MB in and
             ~0.4 MB out as float32, well inside Modal's 2 MiB inline payload, and fill an A10G.
@@ -65,7 +72,7 @@ class ModalEmbedder(Embedder):
         gpu: GPU type, for pricing; price_per_second overrides the price table.
     """
 
-    app_name: str = APP_NAME
+    app_name: str = ""
     class_name: str = CLASS_NAME
     environment_name: str | None = None
     batch_size: int = 256
@@ -84,6 +91,10 @@ class ModalEmbedder(Embedder):
         if value < 0:
             raise ValueError(f"must be ≥ 0, got {value}")
         return value
+
+    @property
+    def deployed_app(self) -> str:
+        return self.app_name or app_name_for(self.spec)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Fail before any work: missing credentials, app not deployed, Modal unreachable.
@@ -118,7 +129,7 @@ class ModalEmbedder(Embedder):
         import modal.exception
 
         cls = modal.Cls.from_name(
-            self.app_name, self.class_name, environment_name=self.environment_name
+            self.deployed_app, self.class_name, environment_name=self.environment_name
         )
         outcome: list[BaseException | None] = []
 
@@ -136,14 +147,15 @@ class ModalEmbedder(Embedder):
         if not outcome:
             raise ModalSetupError(
                 f"could not reach Modal within {self.lookup_timeout_seconds:.0f}s looking up "
-                f"{self.app_name}/{self.class_name} (network or token?)"
+                f"{self.deployed_app}/{self.class_name} (network or token?)"
             )
         error = outcome[0]
         if isinstance(error, modal.exception.NotFoundError):
             where = f" in environment {self.environment_name!r}" if self.environment_name else ""
+            model = "" if self.spec.is_default else f"RAG_EMBED_MODEL={self.model} "
             raise ModalSetupError(
-                f"Modal app {self.app_name!r} class {self.class_name!r} is not deployed{where}: "
-                f"deploy it with: {DEPLOY_COMMAND}"
+                f"Modal app {self.deployed_app!r} class {self.class_name!r} is not deployed"
+                f"{where}: deploy it with: {model}{DEPLOY_COMMAND}"
             ) from error
         if isinstance(error, modal.exception.AuthError):
             raise ModalSetupError(f"Modal rejected the credentials: {error}") from error
@@ -186,6 +198,19 @@ class ModalEmbedder(Embedder):
             # The call itself broke (transport, auth): the batches without an output yet failed.
             outputs.extend([exc] * (len(batches) - len(outputs)))
         return outputs
+
+    def embed_query(self, queries: list[str]) -> np.ndarray:
+        """One call of the deployed class's ``embed_query`` (queries are few: no fan-out)."""
+        if not queries:
+            return np.zeros((0, self.dimension), np.float32)
+        vectors = np.asarray(self._lookup().embed_query.remote(queries), dtype=np.float32)
+        if vectors.shape != (len(queries), self.dimension):
+            raise EmbeddingError(
+                f"expected query vectors of shape ({len(queries)}, {self.dimension}), got "
+                f"{vectors.shape}",
+                [(0, len(queries))],
+            )
+        return vectors
 
     def embed(self, texts: list[str]) -> tuple[np.ndarray, EmbedStats]:
         started = time.perf_counter()

@@ -30,6 +30,7 @@ from rag_ingest.core.text.chunking import (
     chunk_stats,
     encode_blocks,
 )
+from rag_ingest.core.text.model import ModelSpec, load_tokenizer, resolve_model
 
 if TYPE_CHECKING:
     from tokenizers import Encoding
@@ -145,18 +146,24 @@ def chunk_document(
     max_tokens: int,
     overlap: int,
     encodings: Sequence[Encoding | None] | None = None,
+    model: ModelSpec | None = None,
 ) -> list[Chunk]:
     """Chunks of a successfully extracted document; none for any other status.
 
     Never raises for document content: a failure while chunking sets ``info.status`` to
     ``failed`` with the reason, and a document without tokens becomes ``empty``. Invalid
     settings (``max_tokens``, ``overlap``) still raise ValueError: they are configuration.
+    ``model``: whose tokenizer counts (the default model when None).
     """
     if info.status != "ok":
         return []
-    chunk_blocks([], max_tokens=max_tokens, overlap=overlap)  # settings errors raise here
+    spec = model or resolve_model()
+    shape = {"tokenizer": load_tokenizer(spec.path), "limit": spec.chunk_limit}
+    chunk_blocks([], max_tokens=max_tokens, overlap=overlap, **shape)  # settings errors raise
     try:
-        chunks = chunk_blocks(blocks, max_tokens=max_tokens, overlap=overlap, encodings=encodings)
+        chunks = chunk_blocks(
+            blocks, max_tokens=max_tokens, overlap=overlap, encodings=encodings, **shape
+        )
     except Exception as exc:
         reason = replace_surrogates(f"chunking failed: {type(exc).__name__}: {exc}")
         info.status, info.reason = "failed", reason[:500]
@@ -167,17 +174,24 @@ def chunk_document(
 
 
 def chunk_documents(
-    documents: Sequence[tuple[DocumentInfo, list[Block]]], max_tokens: int, overlap: int
+    documents: Sequence[tuple[DocumentInfo, list[Block]]],
+    max_tokens: int,
+    overlap: int,
+    model: ModelSpec | None = None,
 ) -> list[list[Chunk]]:
     """:func:`chunk_document` of each document, with their short blocks tokenized in one batch
     (the same chunks, in less time: the tokenizer runs the batch on all cores)."""
-    chunk_blocks([], max_tokens=max_tokens, overlap=overlap)  # settings errors raise here
+    spec = model or resolve_model()
+    tokenizer = load_tokenizer(spec.path)
+    chunk_blocks(  # settings errors raise here
+        [], max_tokens=max_tokens, overlap=overlap, tokenizer=tokenizer, limit=spec.chunk_limit
+    )
     ok = [blocks if info.status == "ok" else [] for info, blocks in documents]
     try:
-        encodings: list[list[Encoding | None]] | None = encode_blocks(ok)
+        encodings: list[list[Encoding | None]] | None = encode_blocks(ok, tokenizer)
     except Exception:
         encodings = None  # each document is tokenized on its own; its failure stays its own
     return [
-        chunk_document(info, blocks, max_tokens, overlap, encodings[n] if encodings else None)
+        chunk_document(info, blocks, max_tokens, overlap, encodings[n] if encodings else None, spec)
         for n, (info, blocks) in enumerate(documents)
     ]

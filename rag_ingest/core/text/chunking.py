@@ -2,9 +2,9 @@
 
 Guarantees, for any text:
 
-- a chunk never holds more word pieces than the model reads (``MAX_SEQ_LENGTH`` minus the two
-  special tokens), counted by the model's tokenizer on the chunk's own text, so nothing is
-  silently truncated at embedding time;
+- a chunk never holds more word pieces than the model reads (its window less the special
+  tokens and the document prompt: ``ModelSpec.chunk_limit``), counted by the model's tokenizer
+  on the chunk's own text, so nothing is silently truncated at embedding time;
 - ``char_end - char_start <= max_chars`` and ``len(text) <= max_chars``: no run of whitespace or
   of unsplittable characters makes a chunk unbounded;
 - ``text`` is ``Extracted.text[char_start:char_end]``, except that a word the tokenizer cannot
@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rag_ingest.core.documents.model import Block
-from rag_ingest.core.text.encoder import MAX_SEQ_LENGTH, SPECIAL_TOKENS, load_tokenizer
+from rag_ingest.core.text.encoder import MAX_SEQ_LENGTH, SPECIAL_TOKENS
+from rag_ingest.core.text.model import ModelSpec, load_tokenizer
 from rag_ingest.core.text.tokens import SLICE_CHARS, TokenStream
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ MAX_CHUNK_TOKENS = MAX_SEQ_LENGTH - SPECIAL_TOKENS
 # One character can be three word pieces (a Hangul syllable decomposes into three jamo), so a
 # window must hold a few; smaller chunks would not embed anything useful anyway.
 MIN_CHUNK_TOKENS = 16
+# Word pieces repeated between neighbouring windows, unless the budget is too small for it.
+DEFAULT_OVERLAP = 32
 # 254 word pieces of prose are ~1,100 characters and of code ~2,500; this binds only on runs of
 # whitespace or other text that yields few tokens per character.
 MAX_CHUNK_CHARS = 4096
@@ -234,6 +237,23 @@ class _Pack:
         self.tokens = self.chars = 0
 
 
+def chunk_shape(spec: ModelSpec, max_tokens: int | None, overlap: int | None) -> tuple[int, int]:
+    """The chunk budget and overlap for ``spec``'s model: given ones are checked against its
+    limit, unset (None) ones follow it (the limit, and :data:`DEFAULT_OVERLAP` or less).
+
+    Raises:
+        ValueError: one line naming ``RAG_CHUNK_MAX_TOKENS``.
+    """
+    limit = spec.chunk_limit
+    budget = limit if max_tokens is None else max_tokens
+    if not MIN_CHUNK_TOKENS <= budget <= limit:
+        raise ValueError(
+            f"RAG_CHUNK_MAX_TOKENS must be in {MIN_CHUNK_TOKENS}..{limit} (the limit of "
+            f"RAG_EMBED_MODEL {spec.name}), got {budget}"
+        )
+    return budget, min(DEFAULT_OVERLAP, budget // 2 - 1) if overlap is None else overlap
+
+
 def chunk_blocks(
     blocks: Sequence[Block],
     max_tokens: int = MAX_CHUNK_TOKENS,
@@ -241,23 +261,24 @@ def chunk_blocks(
     tokenizer: Tokenizer | None = None,
     max_chars: int = MAX_CHUNK_CHARS,
     encodings: Sequence[Encoding | None] | None = None,
+    limit: int = MAX_CHUNK_TOKENS,
 ) -> list[Chunk]:
     """Split a document's blocks into chunks (see the module docstring for the guarantees).
 
     Args:
         blocks: the extracted document's blocks.
-        max_tokens: word pieces per chunk, 16 up to the model's window less special tokens.
+        max_tokens: word pieces per chunk, 16 up to ``limit``.
         overlap: word pieces repeated between neighbouring chunks of one block (at most half
             a window's pieces and an eighth of ``max_chars``).
         tokenizer: defaults to the embedding model's tokenizer.
         max_chars: characters per chunk, at least 256.
         encodings: per block, its text's encoding from :func:`encode_blocks` (or None): the
             same chunks, without tokenizing those blocks again.
+        limit: the tokenizer's model's ``ModelSpec.chunk_limit`` (the default model's when
+            the tokenizer is its).
     """
-    if not MIN_CHUNK_TOKENS <= max_tokens <= MAX_CHUNK_TOKENS:
-        raise ValueError(
-            f"max_tokens must be in {MIN_CHUNK_TOKENS}..{MAX_CHUNK_TOKENS}, got {max_tokens}"
-        )
+    if not MIN_CHUNK_TOKENS <= max_tokens <= limit:
+        raise ValueError(f"max_tokens must be in {MIN_CHUNK_TOKENS}..{limit}, got {max_tokens}")
     if not 0 <= overlap < max(1, max_tokens // 2):
         raise ValueError(f"overlap must be in 0..{max_tokens // 2 - 1}, got {overlap}")
     if max_chars < 256:

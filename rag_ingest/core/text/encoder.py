@@ -21,12 +21,15 @@ from rag_ingest.core.text.model import INPUT_NAMES as INPUT_NAMES
 from rag_ingest.core.text.model import MODEL_NAME as MODEL_NAME
 from rag_ingest.core.text.model import MODEL_PACKAGE as MODEL_PACKAGE
 from rag_ingest.core.text.model import MODEL_PACKAGE_VERSION as MODEL_PACKAGE_VERSION
+from rag_ingest.core.text.model import ModelError, ModelSpec, resolve_model
+from rag_ingest.core.text.model import load_tokenizer as load_tokenizer
 from rag_ingest.core.text.model import model_dir as model_dir
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-# all-MiniLM-L6-v2 reads at most 256 word pieces, [CLS] and [SEP] included.
+# The default all-MiniLM-L6-v2 reads at most 256 word pieces, [CLS] and [SEP] included; any
+# other model's limits are its ModelSpec's.
 MAX_SEQ_LENGTH = 256
 SPECIAL_TOKENS = 2
 
@@ -36,17 +39,6 @@ SPECIAL_TOKENS = 2
 # bench/results/embedder_backends.md, README "CPU embedding backends".
 BACKENDS = ("torch", "onnx", "openvino")
 DEFAULT_BACKEND = "torch"
-
-
-@functools.cache
-def load_tokenizer() -> Tokenizer:
-    """The model's own fast tokenizer, without truncation or padding (for counting)."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    return tokenizer
 
 
 def check_backend(backend: str) -> str:
@@ -93,7 +85,9 @@ def _load_runner(backend: str, model_file: Path) -> Callable[[dict[str, np.ndarr
 
 
 class Encoder:
-    """all-MiniLM-L6-v2, normalized float32 output, through sentence-transformers or an export.
+    """A sentence-transformers model, normalized float32 output, through the library itself or
+    an export. Documents are embedded with the model's document prompt, queries
+    (:meth:`encode_query`) with its query prompt.
 
     Args:
         device: ``"cpu"``, ``"cuda"`` or None for the library's choice (exported backends: CPU
@@ -104,9 +98,13 @@ class Encoder:
         cache_dir: root of the export cache for the other backends (see
             :func:`rag_ingest.core.text.export.default_cache_dir`); the first load exports there,
             later loads reuse it.
+        spec: the model (:func:`rag_ingest.core.text.model.resolve_model`); the default model
+            when None.
 
     Raises:
-        ValueError: for an unknown backend, or a device or ``half`` the backend cannot honour.
+        ValueError: for an unknown backend, or a device or ``half`` the backend cannot honour;
+            a :class:`ModelError` for a model an exported backend cannot run, or whose loaded
+            dimension is not the one its files declare.
         RuntimeError: for an exported backend whose runtime (the ``cpu`` extra) is not installed.
     """
 
@@ -117,9 +115,12 @@ class Encoder:
         half: bool = False,
         backend: str = DEFAULT_BACKEND,
         cache_dir: Path | str | None = None,
+        spec: ModelSpec | None = None,
     ):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        self.spec = spec or resolve_model()
+        self.dimension = self.spec.dimension
         self.backend = check_backend(backend)
         self.batch_size = batch_size
         self.exported = False
@@ -128,30 +129,41 @@ class Encoder:
         if backend == "torch":
             from sentence_transformers import SentenceTransformer  # ~7 s import: keep it lazy
 
-            self.model: Any = SentenceTransformer(str(model_dir()), device=device)
-            self.model.max_seq_length = MAX_SEQ_LENGTH
+            self.model: Any = SentenceTransformer(self.spec.path, device=device)
+            self.model.max_seq_length = self.spec.max_seq_length
+            loaded = self.model.get_embedding_dimension()
+            if loaded != self.spec.dimension:
+                raise ModelError(
+                    f"RAG_EMBED_MODEL: {self.spec.name} loads with {loaded}-d vectors but its "
+                    f"files declare {self.spec.dimension}"
+                )
             if half:
                 self.model.half()
             self.device = str(self.model.device)
             return
         if device not in (None, "cpu") or half:
             raise ValueError(f"backend {backend!r} runs on the CPU in float32 only")
-        from rag_ingest.core.text.export import ensure_exported, require_runtime
+        from rag_ingest.core.text.export import check_exportable, ensure_exported, require_runtime
 
+        check_exportable(self.spec, backend)
         require_runtime(backend)
-        self.model_file, self.exported = ensure_exported(backend, cache_dir)
+        self.model_file, self.exported = ensure_exported(backend, cache_dir, self.spec)
         self._runner = _load_runner(backend, self.model_file)
         self.device = "cpu"
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """Embed texts; returns an ``(n, DIMENSION)`` float32 array of unit vectors."""
+    def encode(self, texts: list[str], prompt: str | None = None) -> np.ndarray:
+        """Embed documents' texts with ``prompt`` (default: the model's document prompt);
+        returns an ``(n, dimension)`` float32 array of unit vectors."""
+        prompt = self.spec.document_prompt if prompt is None else prompt
         if not texts:
-            return np.zeros((0, DIMENSION), dtype=np.float32)
+            return np.zeros((0, self.dimension), dtype=np.float32)
         if self._runner is not None:
-            return self._encode_exported(texts, self._runner)
-        # sentence-transformers sorts by length internally, so padding stays small.
+            return self._encode_exported([prompt + t for t in texts], self._runner)
+        # sentence-transformers sorts by length internally, so padding stays small. The prompt
+        # is passed even when empty: None would apply a model's default_prompt_name instead.
         vectors = self.model.encode(
             texts,
+            prompt=prompt,
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
@@ -159,15 +171,21 @@ class Encoder:
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def encode_query(self, texts: list[str]) -> np.ndarray:
+        """Embed search queries, with the model's query prompt."""
+        return self.encode(texts, prompt=self.spec.query_prompt)
+
     def _encode_exported(
         self, texts: list[str], runner: Callable[[dict[str, np.ndarray]], np.ndarray]
     ) -> np.ndarray:
-        """What sentence-transformers does around the model (truncate at 256 word pieces, mean
-        pooling over real tokens, L2 normalization), around an exported graph."""
-        encodings = _truncating_tokenizer().encode_batch(texts)
+        """What sentence-transformers does around the model (prompt prepended by the caller,
+        truncation at its window, mean pooling over real tokens, L2 normalization), around an
+        exported graph."""
+        tokenizer = _truncating_tokenizer(self.spec.path, self.spec.max_seq_length)
+        encodings = tokenizer.encode_batch(texts)
         # Longest first, like sentence-transformers: batches of similar length pad little.
         order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
-        out = np.empty((len(texts), DIMENSION), dtype=np.float32)
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             width = len(encodings[batch[0]].ids)
@@ -187,22 +205,31 @@ class Encoder:
 
 
 @functools.cache
-def _truncating_tokenizer() -> Tokenizer:
-    """The model's tokenizer truncating at :data:`MAX_SEQ_LENGTH`, as sentence-transformers does."""
+def _truncating_tokenizer(path: str, max_length: int) -> Tokenizer:
+    """A model's tokenizer truncating at its window, as sentence-transformers does."""
     from tokenizers import Tokenizer
 
-    tokenizer = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
-    tokenizer.enable_truncation(MAX_SEQ_LENGTH)
+    tokenizer = Tokenizer.from_file(str(Path(path) / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length)
     tokenizer.no_padding()
     return tokenizer
 
 
-@functools.cache
 def shared_encoder(
     device: str | None = None,
     batch_size: int = 64,
     backend: str = DEFAULT_BACKEND,
     cache_dir: str | None = None,
+    spec: ModelSpec | None = None,
 ) -> Encoder:
-    """One encoder per process and settings: the model is loaded (or exported) once."""
-    return Encoder(device=device, batch_size=batch_size, backend=backend, cache_dir=cache_dir)
+    """One encoder per process, model and settings: the model is loaded (or exported) once."""
+    return _shared(device, batch_size, backend, cache_dir, spec or resolve_model())
+
+
+@functools.cache
+def _shared(
+    device: str | None, batch_size: int, backend: str, cache_dir: str | None, spec: ModelSpec
+) -> Encoder:
+    return Encoder(
+        device=device, batch_size=batch_size, backend=backend, cache_dir=cache_dir, spec=spec
+    )

@@ -1,13 +1,17 @@
 """Exported CPU models for the ``onnx`` and ``openvino`` embedding backends.
 
-The packaged all-MiniLM-L6-v2 weights are traced once into ONNX (and, for OpenVINO, converted to
-IR) into a cache folder, and reused afterwards. The runtimes are the optional ``cpu`` extra
-(``pip install 'rag-ingest[cpu]'``); :func:`require_runtime` refuses a backend whose runtime is
-missing with one line naming ``RAG_EMBED_BACKEND`` and the extra.
+The model's weights are traced once into ONNX (and, for OpenVINO, converted to IR) into a cache
+folder per model and revision, and reused afterwards. The recipe (BERT inputs, ONNX Runtime's
+BERT fusion, mean pooling and normalization in numpy) fits BERT models with plain mean pooling;
+:func:`check_exportable` refuses any other model with one line naming ``RAG_EMBED_BACKEND``.
+The runtimes are the optional ``cpu`` extra (``pip install 'rag-ingest[cpu]'``);
+:func:`require_runtime` refuses a backend whose runtime is missing with one line naming
+``RAG_EMBED_BACKEND`` and the extra.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
@@ -18,18 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from rag_ingest.core.text.model import (
-    DIMENSION,
     INPUT_NAMES,
-    MODEL_NAME,
     MODEL_PACKAGE,
     MODEL_PACKAGE_VERSION,
-    model_dir,
+    ModelError,
+    ModelSpec,
+    resolve_model,
 )
 
 # Bump when an export recipe changes: old exports then sit in another folder and are not reused.
 EXPORT_FORMAT = 1
-# all-MiniLM-L6-v2: BERT, 6 layers, 12 heads of 32 dims; ONNX Runtime's fusion pass needs these.
-_NUM_HEADS = 12
 # The pyproject extra that installs every exported backend's runtime.
 EXTRA = "cpu"
 # What each exported backend imports: the export (onnx) and the runtime that runs it.
@@ -47,6 +49,26 @@ def _exported(backend: str) -> str:
     if backend not in RUNTIME_MODULES:
         raise ValueError(f"{backend!r} is not an exported backend: {', '.join(RUNTIME_MODULES)}")
     return backend
+
+
+def check_exportable(spec: ModelSpec, backend: str) -> None:
+    """Raise a one-line :class:`ModelError` if ``backend``'s export recipe cannot run ``spec``:
+    it traces BERT's three inputs and pools by mean outside the graph, nothing else. ``torch``
+    runs any model."""
+    why = ""
+    if backend == "torch":
+        return
+    if spec.model_type != "bert":
+        why = f"is a {spec.model_type or 'non-BERT'} model"
+    elif not spec.plain or spec.pooling != "mean":
+        why = f"pools by {spec.pooling} or has modules beyond Transformer, Pooling and Normalize"
+    elif spec.num_heads <= 0 or spec.hidden_size <= 0:
+        why = "declares no attention heads or hidden size"
+    if why:
+        raise ModelError(
+            f"RAG_EMBED_BACKEND={backend} runs BERT models with mean pooling only, and "
+            f"{spec.name} {why}: set RAG_EMBED_BACKEND=torch"
+        )
 
 
 def require_runtime(backend: str) -> None:
@@ -76,8 +98,8 @@ def default_cache_dir() -> Path:
     return Path(xdg) / "rag-ingest" / "embedders"
 
 
-def _export_onnx_fp32(dst: Path) -> None:
-    """Trace the packaged BERT into ``dst`` (ONNX, opset 17) returning ``last_hidden_state``.
+def _export_onnx_fp32(dst: Path, spec: ModelSpec) -> None:
+    """Trace the model's BERT into ``dst`` (ONNX, opset 17) returning ``last_hidden_state``.
 
     Pooling and normalization stay outside the graph, in numpy, so every runtime shares them.
     """
@@ -86,7 +108,7 @@ def _export_onnx_fp32(dst: Path) -> None:
 
     # Eager attention traces to plain MatMul/Softmax, which ONNX Runtime's BERT fusion recognizes
     # and OpenVINO reads; the SDPA kernel would not fuse.
-    bert: Any = AutoModel.from_pretrained(str(model_dir()), attn_implementation="eager").eval()
+    bert: Any = AutoModel.from_pretrained(spec.path, attn_implementation="eager").eval()
 
     class _LastHiddenState(torch.nn.Module):
         def __init__(self, model: Any) -> None:
@@ -115,26 +137,30 @@ def _export_onnx_fp32(dst: Path) -> None:
         )
 
 
-def _build_onnx(work: Path, out: Path) -> None:
+def _build_onnx(work: Path, out: Path, spec: ModelSpec) -> None:
     """ONNX Runtime graph with fused BERT ops, float32."""
     from onnxruntime.transformers.optimizer import optimize_model
 
     raw = work / "raw.onnx"
-    _export_onnx_fp32(raw)
+    _export_onnx_fp32(raw, spec)
     # The same fusions as sentence-transformers' export_optimized_onnx_model (Attention,
     # SkipLayerNorm, BiasGelu, EmbedLayerNorm), done offline so every load skips them.
     fused = optimize_model(
-        str(raw), model_type="bert", num_heads=_NUM_HEADS, hidden_size=DIMENSION, opt_level=0
+        str(raw),
+        model_type="bert",
+        num_heads=spec.num_heads,
+        hidden_size=spec.hidden_size,
+        opt_level=0,
     )
     fused.save_model_to_file(str(out))
 
 
-def _build_openvino(work: Path, out: Path) -> None:
+def _build_openvino(work: Path, out: Path, spec: ModelSpec) -> None:
     """OpenVINO IR, float32."""
     import openvino as ov
 
     raw = work / "raw.onnx"
-    _export_onnx_fp32(raw)
+    _export_onnx_fp32(raw, spec)
     model = ov.Core().read_model(str(raw))
     # fp16 storage would be a silent quantization of the fp32 backend.
     ov.save_model(model, str(out), compress_to_fp16=False)
@@ -146,15 +172,24 @@ def _tool_versions(backend: str) -> dict[str, str]:
     return {tool: version(tool) for tool in ("torch", "transformers", *RUNTIME_MODULES[backend])}
 
 
-def export_dir(backend: str, cache_dir: Path | str | None = None) -> Path:
-    """The folder holding ``backend``'s export (it may not exist yet)."""
+def export_dir(
+    backend: str, cache_dir: Path | str | None = None, spec: ModelSpec | None = None
+) -> Path:
+    """The folder holding ``backend``'s export of ``spec`` (default model when None; the
+    folder may not exist yet)."""
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    model_key = f"{MODEL_PACKAGE}-{MODEL_PACKAGE_VERSION}"
+    spec = spec or resolve_model()
+    if spec.is_default:
+        model_key = f"{MODEL_PACKAGE}-{MODEL_PACKAGE_VERSION}"
+    else:
+        model_key = "model-" + hashlib.sha256(spec.label.encode()).hexdigest()[:16]
     return root / model_key / f"{_exported(backend)}-v{EXPORT_FORMAT}"
 
 
-def ensure_exported(backend: str, cache_dir: Path | str | None = None) -> tuple[Path, bool]:
-    """Export ``backend``'s model from the packaged weights once; reuse it afterwards.
+def ensure_exported(
+    backend: str, cache_dir: Path | str | None = None, spec: ModelSpec | None = None
+) -> tuple[Path, bool]:
+    """Export ``backend``'s model from its weights once; reuse it afterwards.
 
     The export is built in a temporary sibling folder and renamed into place, so a reader never
     sees a half-written model; when processes race, one rename wins and the others discard theirs.
@@ -162,11 +197,14 @@ def ensure_exported(backend: str, cache_dir: Path | str | None = None) -> tuple[
     Args:
         backend: an exported backend (a key of :data:`RUNTIME_MODULES`).
         cache_dir: root of the export cache; :func:`default_cache_dir` when None.
+        spec: the model (checked with :func:`check_exportable`); the default model when None.
 
     Returns:
         The model file, and whether this call exported it (False: an existing export was reused).
     """
-    final = export_dir(backend, cache_dir)
+    spec = spec or resolve_model()
+    check_exportable(spec, backend)
+    final = export_dir(backend, cache_dir, spec)
     model_file = final / _MODEL_FILE[backend]
     if (final / "manifest.json").exists():
         return model_file, False
@@ -176,10 +214,10 @@ def ensure_exported(backend: str, cache_dir: Path | str | None = None) -> tuple[
         staged = work / "export"
         staged.mkdir()
         build = _build_onnx if backend == "onnx" else _build_openvino
-        build(work, staged / _MODEL_FILE[backend])
+        build(work, staged / _MODEL_FILE[backend], spec)
         manifest = {
-            "model": MODEL_NAME,
-            "package": f"{MODEL_PACKAGE}=={MODEL_PACKAGE_VERSION}",
+            "model": spec.name,
+            "revision": spec.revision,
             "backend": backend,
             "export_format": EXPORT_FORMAT,
             "tools": _tool_versions(backend),

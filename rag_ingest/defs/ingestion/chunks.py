@@ -60,7 +60,9 @@ def build_chunks(settings: Settings) -> dg.AssetsDefinition:
             rows = read_upstream(context, scope, storage, "raw_documents")
             for window in windows(rows, lambda _: 1, CHUNK_WINDOW_DOCUMENTS):
                 items = [(row.info, row.blocks) for row in window]
-                done = chunk_documents(items, budget, settings.chunk_overlap_tokens)
+                done = chunk_documents(
+                    items, budget, settings.chunk_overlap_tokens, settings.model_spec
+                )
                 for (info, _), doc_chunks in zip(items, done, strict=True):
                     yield tally(info, doc_chunks)
 

@@ -60,6 +60,11 @@ def build_embeddings(settings: Settings) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         started = time.perf_counter()
         scope = run_scope(context, settings)
+        if embedder.spec.label != settings.model_spec.label:
+            raise dg.Failure(
+                f"the embedder runs {embedder.spec.label} but the settings' fingerprint expects "
+                f"{settings.model_spec.label} (RAG_EMBED_MODEL)"
+            )
         if embedder.vector_space != settings.fingerprint.vector_space:
             raise dg.Failure(
                 f"the embedder produces {embedder.vector_space} vectors but the settings' "
