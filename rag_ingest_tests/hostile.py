@@ -312,15 +312,18 @@ def peak_rss_growth_mb(setup: str, work: str, timeout: float = 300) -> float:
 
 
 def growth_ratio(run: Callable[[T], object], small: T, large: T, repeat: int = 3) -> float:
-    """Best-of-``repeat`` time of ``run(large)`` over ``run(small)``: about k for linear work
-    on a k-times larger input, k² for quadratic."""
+    """Best-of-``repeat`` CPU time of ``run(large)`` over ``run(small)``: about k for linear
+    work on a k-times larger input, k² for quadratic. CPU time of this thread, not the wall:
+    a ratio of work done, which other processes on a loaded machine do not inflate."""
 
     def best(arg: T) -> float:
         times = []
         for _ in range(repeat):
-            start = time.perf_counter()
+            start = time.thread_time()
             run(arg)
-            times.append(time.perf_counter() - start)
+            times.append(time.thread_time() - start)
         return min(times)
 
-    return best(large) / best(small)
+    floor = best(small)
+    assert floor > 0, "the small input ran in no measurable CPU time: make it larger"
+    return best(large) / floor
