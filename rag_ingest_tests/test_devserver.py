@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -79,10 +80,11 @@ class Dev:
 
 
 @contextmanager
-def dev(tmp_path: Path, *args: str) -> Iterator[Dev]:
-    """The runner in its own session, with temporary folders; killed (group) if still up."""
+def dev(tmp_path: Path, *args: str, log_name: str = "dev.log") -> Iterator[Dev]:
+    """The runner in its own session, with temporary folders (kept across calls with the same
+    ``tmp_path``: a restart); killed (group) if still up."""
     home = tmp_path / "dagster_home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
     data = tmp_path / "data"
     port = free_port()
@@ -96,8 +98,9 @@ def dev(tmp_path: Path, *args: str) -> Iterator[Dev]:
         # over all 256 default shards (the first tick's full reconcile) would double the
         # runtime on CI's two cores without testing the runner any better.
         RAG_SHARDS=str(SHARDS),
+        RAG_DEV_DOCUMENTS=str(tmp_path / "documents"),
     )
-    log = tmp_path / "dev.log"
+    log = tmp_path / log_name
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "rag_ingest.cli", "dev", *args],
@@ -251,3 +254,52 @@ def test_sigterm_stops_every_process_of_the_group_mid_run(tmp_path: Path) -> Non
     # The interrupted run recorded its end: none is left looking as if it were still running.
     running = {dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED}
     assert not [(run.run_id, run.status) for run in server.runs() if run.status in running]
+
+
+def repeated_share(text: str) -> float:
+    """The share of a terminal's lines that repeat an earlier line once times, run ids and
+    colours are taken out."""
+    seen: set[str] = set()
+    repeats = 0
+    lines = [line for line in text.splitlines() if line.strip()]
+    for line in lines:
+        line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+        line = re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0000 - ", "", line)
+        line = re.sub(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", "<run>", line)
+        repeats += line in seen
+        seen.add(line)
+    return repeats / max(len(lines), 1)
+
+
+@pytest.mark.slow
+def test_dropped_documents_survive_restarts_and_the_terminal_stays_quiet(tmp_path: Path) -> None:
+    """The README's first hour: `make dev` ingests its documents folder; a file dropped there is
+    ingested on the next start and still searchable after another restart; every terminal is
+    quiet (few repeated lines, no DEBUG events, no progress bars) and ends on the line that says
+    everything known is ingested."""
+    from rag_ingest.query import Index
+
+    logs = []
+    for n, drop in enumerate((None, "zebra.md", None)):
+        if drop:
+            (tmp_path / "documents" / drop).write_text(
+                "# Zebra migration\n\nThe quokka-zebra protocol ZX-7741 governs migrations.\n"
+            )
+        with dev(tmp_path, "--exit-when-ingested", "--timeout", "600", log_name=f"{n}.log") as s:
+            assert s.wait(660) == 0, s.log_tail()
+            logs.append(s.log.read_text(errors="replace"))
+    assert (tmp_path / "documents").is_dir()  # seeded from the sample corpus by the first start
+    for log in logs:
+        assert "known documents are ingested or recorded" in log, log[-3000:]
+        assert " - DEBUG - " not in log and "it/s]" not in log, log[-3000:]
+        assert repeated_share(log) <= 0.05, log
+    assert "1 put, 0 deleted" not in logs[2]  # nothing changed: the restart put the same files
+    with Index(s.settings()) as index:
+        hits = index.search("quokka zebra protocol", k=1)
+    assert hits and hits[0].source.endswith("/zebra.md"), hits
+    registry = Registry(default_url(s.data))
+    try:
+        counts = registry.status_counts(s.settings().scope)
+    finally:
+        registry.close()
+    assert counts == {**STATUSES, "ok": STATUSES["ok"] + 1}  # nothing deleted by a restart

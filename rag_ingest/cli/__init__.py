@@ -8,7 +8,9 @@ This module only dispatches; each command lives with its kind (``documents``, ``
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,11 +29,30 @@ def main(argv: list[str] | None = None) -> int:
     add_parsers(sub)
     add_index_parser(sub)
     parsed = parser.parse_args(args)
-    # Read once per command, like a code location reads them once per process.
+    # Model-loading progress bars: noise for a command's one answer.
+    for name, value in (
+        ("TQDM_DISABLE", "1"),
+        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+        ("TRANSFORMERS_VERBOSITY", "error"),
+    ):
+        os.environ.setdefault(name, value)
+    from rag_ingest.cli.devstate import apply_state
+    from rag_ingest.cli.errors import explain
     from rag_ingest.core.config import Settings
+    from rag_ingest.testing import REPO
 
-    parsed.settings = Settings.from_env()
-    return int(parsed.func(parsed))
+    # In the project folder while `make dev` runs: its local S3, bucket and instance, for
+    # whatever the environment does not set.
+    apply_state([Path.cwd() / "data", REPO / "data"])
+    try:
+        # Read once per command, like a code location reads them once per process.
+        parsed.settings = Settings.from_env()
+        return int(parsed.func(parsed))
+    except Exception as exc:
+        if os.environ.get("RAG_DEBUG"):
+            raise
+        print(f"rag-ingest {parsed.command}: {explain(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

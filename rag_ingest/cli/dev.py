@@ -10,15 +10,27 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+from rag_ingest.cli.devstate import (
+    DEV_CREDENTIALS,
+    FolderMirror,
+    documents_folder,
+    pick_s3_port,
+    port_is_free,
+    seed_documents,
+    state_file,
+    write_state,
+)
 from rag_ingest.testing import REPO, SAMPLE_CORPUS
-from rag_ingest.testing.s3 import moto_server, upload_corpus
+from rag_ingest.testing.s3 import moto_server
 
 SAMPLE_BUCKET = "rag-ingest-sample"
 # The code location as workspace.yaml names it, which is also how `dg dev` and a plain
@@ -40,6 +52,11 @@ def dagster_command(host: str, port: str) -> list[str]:
         port,
         "-w",
         str(WORKSPACE),
+        # The UI and daemon at WARNING: at INFO they print a line per sensor evaluation and
+        # queue check, the same lines every few seconds. Runs log at the instance's level
+        # (dagster_home/dagster.yaml: INFO), and the [dev] lines report progress.
+        "--log-level",
+        "warning",
     ]
 
 
@@ -74,6 +91,8 @@ def _watch(expected: int | None, done: threading.Event, stop: threading.Event) -
 
     settings = Settings.from_env()
     last: tuple[dict[str, int], int] | None = None
+    announced: tuple[dict[str, int], int] | None = None
+    reported: set[str] = set()
     with resources(settings, "registry", "vectors") as res:
         registry = res.registry.registry
         location = res.vectors.location
@@ -81,48 +100,91 @@ def _watch(expected: int | None, done: threading.Event, stop: threading.Event) -
             counts = registry.status_counts(settings.scope)
             target = registry.target(location, settings.physical_collection)
             waiting = registry.work_count(settings.scope, target.id if target else None)
+            live = sum(n for status, n in counts.items() if status not in GONE_STATUSES)
+            # Final outcomes other than points: failed, unsupported, empty, unreadable, ...
+            recorded = {
+                status: n
+                for status, n in counts.items()
+                if status not in GONE_STATUSES and status not in ("ok", "pending")
+            }
             if (counts, waiting) != last:
+                detail = ", ".join(f"{n} {status}" for status, n in sorted(recorded.items()))
                 print(
-                    f"[dev] documents by status: {dict(sorted(counts.items()))}; "
-                    f"{waiting} with work left in {settings.physical_collection}",
+                    f"[dev] {counts.get('ok', 0)} of {live} documents ingested"
+                    f"{f' ({detail})' if detail else ''}; {waiting} to do",
                     flush=True,
                 )
                 last = (counts, waiting)
-            live = sum(n for status, n in counts.items() if status not in GONE_STATUSES)
-            if (
-                expected is not None
-                and not done.is_set()
-                and live >= expected
-                and target is not None
-                and not waiting
-                and not _runs_in_flight(os.environ["DAGSTER_HOME"])
-            ):
-                done.set()
+            settled = target is not None and not waiting
+            if settled and announced != last and not _runs_in_flight(os.environ["DAGSTER_HOME"]):
+                announced = last
+                print(_all_ingested(registry, settings, live, recorded, reported), flush=True)
+                if expected is not None and live >= expected:
+                    done.set()
 
 
-def _local_s3(stack: contextlib.ExitStack) -> int:
-    """Start moto's S3 with the sample corpus and point this process's environment at it;
-    returns how many documents it holds."""
+def _all_ingested(
+    registry: Any, settings: Any, live: int, recorded: dict[str, int], reported: set[str]
+) -> str:
+    """The line that says everything known is ingested, with each document that has no points
+    and its reason (those not in ``reported`` yet, which it then holds)."""
+    line = f"[dev] all {live} known documents are ingested or recorded"
+    if not recorded:
+        return line + '; try `rag-ingest search "…"`'
+    total = sum(recorded.values())
+    shown = [
+        r
+        for r in registry.by_status(
+            sorted(recorded), limit=10 + len(reported), scope=settings.scope
+        )
+        if r.key not in reported
+    ][:10]
+    reported.update(r.key for r in shown)
+    reasons = "".join(f"\n[dev]   {r.key}: {r.status}: {r.reason}" for r in shown)
+    more = f"\n[dev]   … and {total - len(reported)} more" if total > len(reported) else ""
+    return f"{line}, {total} without points{':' if shown else ' (reasons above)'}{reasons}{more}"
+
+
+def _local_s3(stack: contextlib.ExitStack, stop: threading.Event, port: int | None) -> int:
+    """Start moto's S3 on a stable port, fill the dev bucket from the documents folder (seeded
+    with the sample corpus the first time), keep mirroring the folder while dev runs, point this
+    process's environment at it and record it in ``data/dev.json``; returns how many documents
+    the folder holds."""
     from rag_ingest.core.storage.s3 import make_client
 
-    for name, value in (
-        ("AWS_ACCESS_KEY_ID", "dev"),
-        ("AWS_SECRET_ACCESS_KEY", "dev"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-    ):
+    for name, value in DEV_CREDENTIALS.items():
         os.environ.setdefault(name, value)
-    port = int(os.environ.get("RAG_DEV_S3_PORT") or 0) or None
+    port = port or pick_s3_port(os.environ.get("RAG_DEV_S3_PORT"))
     endpoint = stack.enter_context(moto_server(port))
     client = make_client(endpoint, "us-east-1")
     client.create_bucket(Bucket=SAMPLE_BUCKET)
-    keys = upload_corpus(client, SAMPLE_BUCKET, SAMPLE_CORPUS)
+    folder = documents_folder(REPO)
+    if seed_documents(folder, SAMPLE_CORPUS):
+        print(
+            f"[dev] created {folder} from the sample corpus: add or remove files there", flush=True
+        )
+    mirror = FolderMirror(client, SAMPLE_BUCKET, folder)
+    count, _ = mirror.sync()
+    threading.Thread(target=mirror.watch, args=(stop,), daemon=True).start()
     print(
-        f"[dev] local S3 at {endpoint}: {len(keys)} sample objects in s3://{SAMPLE_BUCKET}/",
+        f"[dev] local S3 at {endpoint}: s3://{SAMPLE_BUCKET}/ mirrors {folder} ({count} files)",
         flush=True,
     )
     os.environ["RAG_S3_ENDPOINT_URL"] = endpoint
     os.environ["RAG_S3_BUCKET"] = SAMPLE_BUCKET
-    return len(keys)
+    return count
+
+
+def _dev_bucket_port(env: Any) -> int | None:
+    """The port of a local dev S3 the environment names (exported from an earlier `make dev`)
+    when nothing serves it now: dev then starts it again there instead of pointing the sensors
+    at a dead endpoint."""
+    if env.get("RAG_S3_BUCKET") != SAMPLE_BUCKET:
+        return None
+    found = re.fullmatch(r"http://127\.0\.0\.1:(\d+)/?", env.get("RAG_S3_ENDPOINT_URL", ""))
+    if found is None or not port_is_free(int(found.group(1))):
+        return None
+    return int(found.group(1))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,8 +217,16 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     # sensor requests the shard again, so nothing is lost. docs/deployment.md says the same.
     env.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
     Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    # Libraries' progress bars and download chatter: nothing a dev terminal needs.
+    env.setdefault("TQDM_DISABLE", "1")
+    env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    env.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    stopping = threading.Event()
     expected: int | None = None
-    if env.get("RAG_S3_ENDPOINT_URL") or env.get("RAG_S3_BUCKET"):
+    restart_port = _dev_bucket_port(env)
+    if restart_port is not None:
+        expected = _local_s3(stack, stopping, restart_port)
+    elif env.get("RAG_S3_ENDPOINT_URL") or env.get("RAG_S3_BUCKET"):
         if not env.get("RAG_S3_BUCKET"):
             print("[dev] RAG_S3_ENDPOINT_URL is set: set RAG_S3_BUCKET too", file=sys.stderr)
             return 2
@@ -166,7 +236,16 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
             flush=True,
         )
     else:
-        expected = _local_s3(stack)
+        expected = _local_s3(stack, stopping, None)
+    write_state(
+        Path(env["RAG_DATA_DIR"]),
+        {
+            name: env[name]
+            for name in (*DEV_CREDENTIALS, "RAG_S3_BUCKET", "RAG_S3_ENDPOINT_URL", "DAGSTER_HOME")
+            if env.get(name)
+        }
+        | {"RAG_DATA_DIR": env["RAG_DATA_DIR"]},
+    )
 
     port = env.get("RAG_WEBSERVER_PORT", "3000")
     host = env.get("RAG_WEBSERVER_HOST", "127.0.0.1")
@@ -176,8 +255,8 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         flush=True,
     )
     proc = subprocess.Popen(dagster_command(host, port), cwd=REPO, start_new_session=True)
+    stack.callback(state_file(Path(env["RAG_DATA_DIR"])).unlink, missing_ok=True)
 
-    stopping = threading.Event()
     done = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

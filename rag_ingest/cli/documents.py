@@ -70,12 +70,29 @@ def status(args: argparse.Namespace) -> int:
 def search(args: argparse.Namespace) -> int:
     from rag_ingest.query import Index
 
+    query: str | None = args.query
+    if query is None and not args.interactive:
+        raise SystemExit("rag-ingest search: give a query, or -i to read queries from stdin")
     with Index(args.settings, args.collection) as index:
-        collection = index.collection
-        hits = index.search(args.query, args.k)
+        if query is not None and not args.interactive:
+            _show(index.search(query, args.k), index.collection)
+            return 0
+        # The model loads with the first query and stays loaded: later queries cost the search.
+        print("one query per line; an empty line or Ctrl-D ends", file=sys.stderr, flush=True)
+        for line in sys.stdin:
+            if not line.strip():
+                break
+            started = time.perf_counter()
+            hits = index.search(line.strip(), args.k)
+            _show(hits, index.collection)
+            print(f"({time.perf_counter() - started:.2f} s)", flush=True)
+    return 0
+
+
+def _show(hits: list[Any], collection: str) -> None:
     if not hits:
         print(f"no results in collection {collection!r}")
-        return 0
+        return
     for rank, hit in enumerate(hits, 1):
         where = " · ".join(
             part
@@ -88,7 +105,6 @@ def search(args: argparse.Namespace) -> int:
         )
         print(f"{rank}. {hit.score:.4f}  {hit.source}  ({where})")
         print(f"   {snippet(hit.text)}")
-    return 0
 
 
 def cost(args: argparse.Namespace) -> int:
@@ -199,8 +215,14 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--history", type=int, default=50, help="events shown (default 50)")
     p.set_defaults(func=status)
     p = sub.add_parser("search", help="semantic search over the collection")
-    p.add_argument("query")
+    p.add_argument("query", nargs="?")
     p.add_argument("-k", type=int, default=5, help="results to show (default 5)")
+    p.add_argument(
+        "-i",
+        "--interactive",
+        action="store_true",
+        help="read one query per line from stdin, the model loaded once",
+    )
     p.add_argument("--collection", help="default: the alias RAG_QDRANT_COLLECTION")
     p.set_defaults(func=search)
     p = sub.add_parser("cost", help="price recorded embedding work: Modal vs always-on GPUs")

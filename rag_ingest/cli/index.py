@@ -31,6 +31,12 @@ def _index(args: argparse.Namespace) -> int:
         reg = res.registry.registry
         alias = settings.collection
         if args.action == "list":
+            if not settings.bucket_configured:
+                # The done/waiting counts are per watched bucket: without one they read 0.
+                print(
+                    "RAG_S3_BUCKET is not set (and no `make dev` runs in this folder): the "
+                    "counts below cover no bucket"
+                )
             states = versions.versions(store, reg, alias, settings.scope)
             current = settings.physical_collection
             print(f"alias {alias!r} at {store.location} → {store.resolve(alias) or '(none)'}")

@@ -204,7 +204,10 @@ def evaluate_listing_tick(
     elif tick.hold is not None and tick.pass_done:
         context.log.warning(f"{tick.hold.describe()}")
     requests, summary = request_runs(context, reg, settings, location, f"listing:{prefix}", vectors)
-    context.log.info(f"{uri}: {tick.summary()}; {summary} in {time.perf_counter() - started:.2f}s")
+    line = f"{uri}: {tick.summary()}; {summary} in {time.perf_counter() - started:.2f}s"
+    # A tick that found nothing to do says so at DEBUG: at INFO it would repeat every interval.
+    idle = not (requests or tick.plan.new or tick.plan.changed or tick.deleted or tick.held)
+    (context.log.debug if idle else context.log.info)(line)
     return dg.SensorResult(run_requests=requests, cursor=tick.cursor.to_json())
 
 
