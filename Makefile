@@ -8,11 +8,16 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-# torch first and pinned: an open torch requirement pulls a multi-GB CUDA build.
+# torch first and pinned: an open torch requirement pulls a multi-GB CUDA build. The CPU-only
+# wheel comes from PyTorch's CPU index; where that index cannot be reached (a mirror of PyPI
+# only), PyPI's torch==2.13.0 is installed instead (on Linux x86-64 that wheel is the CUDA
+# build: the same code, gigabytes more).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet --retries 1 --index-url $(TORCH_INDEX) torch==2.13.0 \
+		|| $(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -36,5 +41,7 @@ bench: setup
 corpus: setup
 	$(BIN)/python scripts/make_sample_corpus.py
 
+# Local state only: the registry, run files, the embedded Qdrant and the dev instance's history.
+# documents/ (your files) is kept.
 clean:
 	rm -rf data dagster_home/storage dagster_home/history dagster_home/logs dagster_home/schedules

@@ -65,9 +65,12 @@ def read_upstream(
         path = run_path(source, asset)
         if not store.exists(path):
             raise dg.Failure(
-                description=f"{asset} of run {source} is no longer stored (files are removed "
-                "once their documents are written to Qdrant); materialize the whole ingest "
-                "chain for these shards instead",
+                description=f"{asset} of run {source} is no longer stored (run files are "
+                "removed once their documents are in Qdrant), so this asset cannot run on its "
+                "own for these shards. Materialize the four ingestion assets together (select "
+                "raw_documents → qdrant_collection, or the job ingest_documents, for the same "
+                "shards); to re-ingest documents already in the index, set "
+                "`ops: raw_documents: config: force: true` in the launchpad",
                 metadata={"missing_file": store.uri(path)},
             )
         yield from read_rows(store, path, ranges)
