@@ -48,3 +48,13 @@ def test_dimension_duplicates_and_point_counts() -> None:
     assert shards_match_result(16, [], 0, 0).passed
     mismatch = shards_match_result(16, ["0a: 1 wrong, 0 orphan documents"], 1, 0)
     assert not mismatch.passed and mismatch.metadata["documents_requeued"].value == 1
+
+
+def test_a_collection_made_by_the_run_records_the_models_dimension_not_zero() -> None:
+    from rag_ingest.defs.ingestion.checks import dimension_result
+
+    made = dimension_result(None, 384)
+    assert made.passed and made.metadata["collection_dimension"].value == 384
+    assert made.metadata["collection_created"].value is True
+    wrong = dimension_result(8, 384)
+    assert not wrong.passed and wrong.metadata["collection_dimension"].value == 8

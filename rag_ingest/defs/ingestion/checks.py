@@ -97,12 +97,16 @@ class EmbeddingAudit:
 
 
 def dimension_result(collection_dim: int | None, model_dim: int) -> dg.AssetCheckResult:
+    """``collection_dim`` None: the collection does not exist yet and is created at the model's
+    dimension (recorded as such, never as 0)."""
+    created = collection_dim is None
     return result(
         "dimension_matches_collection",
-        collection_dim in (None, model_dim),
+        created or collection_dim == model_dim,
         ERROR,
-        collection_dimension=collection_dim or 0,
+        collection_dimension=model_dim if collection_dim is None else collection_dim,
         model_dimension=model_dim,
+        collection_created=created,
     )
 
 
