@@ -86,8 +86,10 @@ def test_decide_plans_by_the_registrys_bytes() -> None:
         4: ShardWork(5, 9, 10 * MIB),
     }
     decision = decide(layout, work, {}, set(), 1000.0, 30, 2000, max_bytes=256 * MIB)
+    # The first run also covers the idle shards before it (2 ≤ max_gap, 8 by default); the
+    # 11 after the last run are too many to reach.
     assert [(r.first, r.last, r.documents, r.bytes) for r in decision.ranges] == [
-        ("2", "2", 5, 10 * MIB),
+        ("0", "2", 5, 10 * MIB),
         ("3", "3", 1, 300 * MIB),
         ("4", "4", 5, 10 * MIB),
     ]
@@ -95,7 +97,7 @@ def test_decide_plans_by_the_registrys_bytes() -> None:
     # Without a byte bound (or from (documents, max_seq) pairs) documents alone decide.
     assert [
         (r.first, r.last) for r in decide(layout, work, {}, set(), 1000.0, 30, 2000).ranges
-    ] == [("2", "4")]
+    ] == [("0", "4")]
     pairs = {i: (w.documents, w.max_seq) for i, w in work.items()}
     assert decide(layout, pairs, {}, set(), 1000.0, 30, 2000, max_bytes=MIB).ranges[0].bytes == 0
 
@@ -104,11 +106,12 @@ def test_requests_skip_shards_in_flight_and_back_off_when_work_is_unchanged() ->
     layout = Shards(16)
     work = {2: (5, 7), 3: (1, 7)}
     first = decide(layout, work, {}, set(), now=1000.0, backoff=30, max_documents=100)
-    assert [(r.first, r.last) for r in first.ranges] == [("2", "3")]
+    # Shards 0 and 1 (idle, before the first shard with work) are covered too.
+    assert [(r.first, r.last) for r in first.ranges] == [("0", "3")]
     assert first.requests[2] == ShardRequest(signature(5, 7), 0, 1000.0)
     # A run holds shard 3: only shard 2 is requested.
     held = decide(layout, work, {}, {3}, now=1000.0, backoff=30, max_documents=100)
-    assert [(r.first, r.last) for r in held.ranges] == [("2", "2")]
+    assert [(r.first, r.last) for r in held.ranges] == [("0", "2")]
     # The same work again, nothing in flight: the last run did not clear it. Back off.
     soon = decide(layout, work, first.requests, set(), 1030.0, 30, 100)
     assert soon.ranges == [] and soon.waiting[2] == pytest.approx(30.0)
@@ -148,3 +151,20 @@ def test_the_same_work_gives_the_same_run_key_but_each_full_pass_a_new_one() -> 
     assert a.runs[0].run_key == run_key(layout, a.ranges[0], a.requests)
     assert day1.runs[0].run_key == key1
     assert day2.runs[0].run_key == run_key(layout, day2.ranges[0], day2.requests, 172_800)
+
+
+def test_runs_bridge_as_far_as_cost_says_and_reach_the_edges() -> None:
+    layout = Shards(256)
+    scattered = {i: 1 for i in range(5, 256, 17)}  # 15 changes over the key space
+    assert len(scattered) == 15
+    one = plan_ranges(layout, scattered, 2000, max_gap=120, edges=True)
+    assert [(r.first, r.last, r.documents) for r in one] == [("00", "ff", 15)]
+    # Without edges the run starts and ends at shards with work; a short gap keeps them apart.
+    inner = plan_ranges(layout, scattered, 2000, max_gap=120)
+    assert [(r.first, r.last) for r in inner] == [("05", "f3")]
+    assert len(plan_ranges(layout, scattered, 2000, max_gap=8, edges=True)) == 15
+    # An edge too far, or a shard in flight on the way, is not reached.
+    far = plan_ranges(layout, {200: 1}, 2000, max_gap=120, edges=True)
+    assert [(r.first, r.last) for r in far] == [("c8", "ff")]
+    held = plan_ranges(Shards(16), {10: 1}, 2000, max_gap=120, skip=[3], edges=True)
+    assert [(r.first, r.last) for r in held] == [("a", "f")]

@@ -58,7 +58,9 @@ def test_a_changed_object_is_re_ingested_alone_and_its_old_chunks_vanish(
     runs = harness.sync()
     assert [r.success for r in runs] == [True]
     shard = harness.settings.shard_layout.of(changed)
-    assert shard_range(runs[0]) == (shard, shard)
+    # The run may cover idle shards around it (cheaper than another run); it reads one document.
+    first, last = shard_range(runs[0])
+    assert first <= shard <= last
     assert _documents_read(runs) == 1  # nothing else fetched or parsed again
     assert harness.versions() == expected_versions(s3_client, bucket)
     assert harness.sync() == []
@@ -77,7 +79,8 @@ def test_changes_spread_over_the_key_space_become_one_run(
         s3_client.put_object(Bucket=bucket, Key=keys[i], Body=text(rng, 2).encode())
     runs = harness.sync()
     assert len(runs) == 1 and runs[0].success
-    assert shard_range(runs[0]) == ("1", "9") and _documents_read(runs) == 3
+    # Every idle shard is bridged, out to the key space's edges (Settings.bridge_shards).
+    assert shard_range(runs[0]) == ("0", "f") and _documents_read(runs) == 3
     assert harness.versions() == expected_versions(s3_client, bucket)
 
 

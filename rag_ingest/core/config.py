@@ -138,6 +138,11 @@ class Settings(BaseSettings):
     # Extraction stops taking documents after this long; the rest stay pending for the next
     # run, so a run of slow documents ends well inside run monitoring's max_runtime_seconds.
     run_extract_budget_seconds: float = Field(default=3600.0, gt=0.0)
+    # Runs sized by cost: a run bridges idle shards while their bookkeeping costs less than
+    # starting another run (process, imports, code location, model). Defaults: bench/RESULTS.md
+    # ("Run creation with shards"), docs/architecture.md.
+    run_fixed_seconds: float = Field(default=6.0, gt=0.0)
+    idle_shard_seconds: float = Field(default=0.05, gt=0.0)
     shards_per_backfill_run: int = Field(default=16, ge=1)
     full_reconcile_hours: float = Field(default=24.0, ge=0.0)
     retry_backoff_seconds: float = Field(default=30.0, ge=1.0)
@@ -250,6 +255,11 @@ class Settings(BaseSettings):
                     f"{watched}: the pipeline would ingest its own intermediate files. Use "
                     "another bucket or a prefix outside RAG_S3_PREFIXES"
                 )
+
+    @property
+    def bridge_shards(self) -> int:
+        """Idle shards a sensor run may bridge (and reach an edge of the key space over)."""
+        return int(self.run_fixed_seconds // self.idle_shard_seconds)
 
     @property
     def bucket_configured(self) -> bool:

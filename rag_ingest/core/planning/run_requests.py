@@ -53,6 +53,7 @@ def decide(
     max_documents: int,
     full: bool = False,
     max_bytes: int | None = None,
+    max_gap: int = 8,
 ) -> Decision:
     """Shards to request now, grouped into run ranges, each with its run key.
 
@@ -65,6 +66,8 @@ def decide(
         full: a periodic full reconcile: every shard not in flight is requested (shards
             without work only verify their points against the registry).
         max_bytes: the bytes a run may hold (see ``plan_ranges``); ``None``: documents alone.
+        max_gap: idle shards a run bridges (``Settings.bridge_shards``: a run's fixed cost
+            over an idle shard's); runs also reach the key space's edges within it.
     """
     eligible: dict[int, int] = {}
     sizes: dict[int, int] = {}
@@ -89,7 +92,14 @@ def decide(
         sizes[index] = size
         requests[index] = ShardRequest(sig, attempts, now)
     ranges = plan_ranges(
-        layout, eligible, max_documents, skip=sorted(in_flight), sizes=sizes, max_bytes=max_bytes
+        layout,
+        eligible,
+        max_documents,
+        max_gap,
+        skip=sorted(in_flight),
+        sizes=sizes,
+        max_bytes=max_bytes,
+        edges=True,
     )
     full_pass = int(now) if full else 0
     runs = [PlannedRun(r, run_key(layout, r, requests, full_pass)) for r in ranges]

@@ -83,6 +83,7 @@ def plan_ranges(
     skip: Sequence[int] = (),
     sizes: Mapping[int, int] | None = None,
     max_bytes: int | None = None,
+    edges: bool = False,
 ) -> list[RunRange]:
     """Group shards that have work into contiguous runs.
 
@@ -102,9 +103,13 @@ def plan_ranges(
         sizes: bytes to process per shard index (missing: 0).
         max_bytes: a run stops growing once it holds this many bytes; a shard over it (one
             huge document, say) is a run of its own. ``None``: documents alone decide.
+        edges: also cover the idle shards before the first range and after the last when
+            those gaps are bridgeable too (at most ``max_gap``, none skipped), so a run over a
+            sparsely filled key space materializes every shard, empty ones as empty.
 
     Returns:
-        Ranges in key order, each starting and ending at a shard with work.
+        Ranges in key order, each starting and ending at a shard with work (or at an edge of
+        the key space, with ``edges``).
     """
     if max_documents < 1:
         raise ValueError("max_documents must be at least 1")
@@ -140,4 +145,16 @@ def plan_ranges(
             first = i
         last, docs, size, gap = i, docs + n, size + b, 0
     close()
+    if edges and ranges:
+        ranges[0] = _to_edge(shards, ranges[0], 0, max_gap, blocked)
+        ranges[-1] = _to_edge(shards, ranges[-1], shards.count - 1, max_gap, blocked)
     return ranges
+
+
+def _to_edge(shards: Shards, run: RunRange, edge: int, max_gap: int, blocked: set[int]) -> RunRange:
+    lo, hi = shards.index(run.first), shards.index(run.last)
+    idle = range(edge, lo) if edge < lo else range(hi + 1, edge + 1)
+    if not idle or len(idle) > max_gap or blocked.intersection(idle):
+        return run
+    lo, hi = min(lo, edge), max(hi, edge)
+    return RunRange(shards.key(lo), shards.key(hi), run.documents, run.bytes)

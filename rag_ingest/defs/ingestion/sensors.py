@@ -112,6 +112,7 @@ def request_runs(
         settings.documents_per_run,
         full,
         max_bytes=settings.bytes_per_run,
+        max_gap=settings.bridge_shards,
     )
     if full:
         reg.set_counter(FULL_RECONCILE_COUNTER, int(now))
