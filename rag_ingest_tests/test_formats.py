@@ -44,6 +44,7 @@ def test_pptx_slide_number_title_notes() -> None:
     slide = _block(doc, "walrus")
     assert slide.page == 2 and slide.heading == "Roadmap"
     assert "Speaker notes: tapir notes" in slide.text
+    assert slide.text.count("Roadmap") == 1
 
 
 def test_xlsx_sheets_row_ranges_and_header_in_every_block() -> None:

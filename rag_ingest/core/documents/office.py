@@ -111,9 +111,10 @@ def extract_pptx(data: bytes, budget: TextBudget, max_bytes: int) -> Extracted:
     for number, slide in enumerate(deck.slides, start=1):
         title_shape = slide.shapes.title
         title = title_shape.text_frame.text.strip() if title_shape is not None else ""
+        title_id = title_shape.shape_id if title_shape is not None else None
         texts: list[str] = []
         for shape in slide.shapes:
-            if shape.has_text_frame and shape is not title_shape:
+            if shape.has_text_frame and shape.shape_id != title_id:
                 texts.append(shape.text_frame.text)
             if getattr(shape, "has_table", False) and shape.has_table:
                 rows = [[c.text for c in row.cells] for row in shape.table.rows]
