@@ -48,7 +48,8 @@ def test_pptx_slide_number_title_notes() -> None:
 
 
 def test_xlsx_sheets_row_ranges_and_header_in_every_block() -> None:
-    rows: list[list[object]] = [["Item", "Qty"]] + [[f"widget-{i}", i] for i in range(2, 400)]
+    rows: list[list[object]] = [["Item", "Qty"]]
+    rows += [[f"widget-{i}", i] for i in range(2, 400)]
     data = f.xlsx_bytes({"Stock": rows, "Other": [["Col"], ["okapi cell"]]})
     doc = extract("book.xlsx", data)
     stock = [b for b in doc.blocks if b.heading == "Stock"]
@@ -149,7 +150,8 @@ def test_macro_enabled_read_as_text_only() -> None:
 
 
 def test_million_row_sheet_capped_in_a_worker() -> None:
-    rows: list[list[object]] = [["k", "v"]] + [[i, "x"] for i in range(150_000)]
+    rows: list[list[object]] = [["k", "v"]]
+    rows += [[i, "x"] for i in range(150_000)]
     data = f.xlsx_bytes({"Big": rows})
     limits = DocumentLimits(timeout_seconds=120, memory_bytes=1024 * MiB)
     with DocumentProcessor(limits, workers=1) as processor:

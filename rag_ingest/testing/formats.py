@@ -10,6 +10,7 @@ import io
 import json
 import zipfile
 from email.message import EmailMessage
+from typing import Any
 
 
 def docx_bytes(heading: str, sub: str, body: str, table: list[list[str]]) -> bytes:
@@ -36,9 +37,12 @@ def pptx_bytes(slides: list[tuple[str, str, str]]) -> bytes:
     deck = pptx.Presentation()
     for title, body, notes in slides:
         slide = deck.slides.add_slide(deck.slide_layouts[1])
-        slide.shapes.title.text = title
-        slide.placeholders[1].text = body
-        slide.notes_slide.notes_text_frame.text = notes
+        shapes: Any = slide.shapes  # the layout has a title and a body placeholder
+        shapes.title.text = title
+        placeholders: Any = slide.placeholders
+        placeholders[1].text = body
+        notes_frame: Any = slide.notes_slide.notes_text_frame
+        notes_frame.text = notes
     out = io.BytesIO()
     deck.save(out)
     return out.getvalue()

@@ -9,6 +9,7 @@ spine is the only structure retrieval needs, so the few lines here keep the depe
 from __future__ import annotations
 
 import posixpath
+from typing import Any
 
 from rag_ingest.core.documents.model import (
     Extracted,
@@ -24,7 +25,7 @@ _DC = "{http://purl.org/dc/elements/1.1/}"
 _CONTAINER = "{urn:oasis:names:tc:opendocument:xmlns:container}"
 
 
-def _xml(raw: bytes, what: str):
+def _xml(raw: bytes, what: str) -> Any:  # defusedxml's Element is untyped
     from defusedxml import ElementTree
     from defusedxml.common import DefusedXmlException
 

@@ -63,6 +63,7 @@ def extract_docx(data: bytes, budget: TextBudget, max_bytes: int) -> Extracted:
     path: list[str] = []
     paragraph: list[str] = []
     tables = 0
+    style_names: dict[str | None, str] = {}
 
     def flush() -> None:
         if paragraph:
@@ -83,7 +84,11 @@ def extract_docx(data: bytes, budget: TextBudget, max_bytes: int) -> Extracted:
         if not text:
             continue
         budget.take(len(text) + 1)
-        style = (item.style.name if item.style is not None else "") or ""
+        # Paragraph.style searches the styles part on every call: look each style id up once.
+        style_id = item._p.style  # python-docx has no public style id
+        if style_id not in style_names:
+            style_names[style_id] = (item.style.name if item.style is not None else "") or ""
+        style = style_names[style_id]
         if style.startswith("Heading") or style == "Title":
             flush()
             level = int(style.split()[-1]) if style.split()[-1].isdigit() else 1
@@ -114,10 +119,11 @@ def extract_pptx(data: bytes, budget: TextBudget, max_bytes: int) -> Extracted:
         title_id = title_shape.shape_id if title_shape is not None else None
         texts: list[str] = []
         for shape in slide.shapes:
+            any_shape: Any = shape  # text_frame/table exist on the subclasses these flags name
             if shape.has_text_frame and shape.shape_id != title_id:
-                texts.append(shape.text_frame.text)
-            if getattr(shape, "has_table", False) and shape.has_table:
-                rows = [[c.text for c in row.cells] for row in shape.table.rows]
+                texts.append(any_shape.text_frame.text)
+            if getattr(shape, "has_table", False):
+                rows = [[c.text for c in row.cells] for row in any_shape.table.rows]
                 texts.extend(" | ".join(r) for r in rows)
         notes = ""
         if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
