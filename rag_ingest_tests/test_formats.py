@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import zipfile
 
 import pytest
 
+from rag_ingest.core.documents.detect import detect_kind
 from rag_ingest.core.documents.extract import extract
 from rag_ingest.core.documents.isolation import DocumentProcessor
 from rag_ingest.core.documents.limits import DocumentLimits, MiB
@@ -158,3 +160,27 @@ def test_million_row_sheet_capped_in_a_worker() -> None:
         status, reason, doc = processor.extract("big.xlsx", data, None, None)
     assert status == "ok", reason
     assert doc is not None and doc.note and "rows after" in doc.note
+
+
+def test_email_charsets_base64_html_only_and_unsupported_attachment() -> None:
+    body = base64.b64encode("Cr\xe8me br\xfbl\xe9e recipe".encode("latin-1")).decode()
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(40)).decode()
+    raw = (
+        "From: chef@example.com\r\nSubject: =?utf-8?q?D=C3=A9ssert?=\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: base64\r\n"
+        f"\r\n{body}\r\n--b\r\nContent-Type: image/png\r\n"
+        'Content-Disposition: attachment; filename="p.png"\r\nContent-Transfer-Encoding: base64'
+        f"\r\n\r\n{png}\r\n--b--\r\n"
+    ).encode()
+    doc = extract("no-extension", raw)
+    assert doc.format == "email" and doc.title == "D\xe9ssert"
+    assert "Cr\xe8me br\xfbl\xe9e recipe" in doc.text
+    assert doc.note and "p.png" in doc.note and "PNG" in doc.note
+    html_only = f.eml_bytes("H", "a@b.c", "", "<h1>Quince</h1><p>jam recipe</p>", {})
+    assert "jam recipe" in extract("h.eml", html_only.replace(b"text/plain", b"text/x-none")).text
+
+
+def test_pdf_named_bin_is_read_as_pdf() -> None:
+    assert detect_kind("upload.bin", "application/octet-stream", b"%PDF-1.7\n") == "pdf"
+    assert detect_kind("noext", "application/json", b'{"a": 1}') == "json"
