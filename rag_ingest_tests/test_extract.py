@@ -86,7 +86,8 @@ def test_bad_inputs_have_clear_reasons() -> None:
     assert "0 bytes" in _raises("empty", "e.txt", b"")
     assert "no text" in _raises("empty", "blank.md", b"   \n\n  ")
     assert "PNG" in _raises("unsupported", "logo.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 50)
-    assert "ZIP" in _raises("unsupported", "doc.docx", b"PK\x03\x04" + b"\0" * 50)
+    assert "ZIP" in _raises("unsupported", "blob", b"PK\x03\x04" + b"\0" * 50)
+    assert "corrupt Word" in _raises("failed", "doc.docx", b"PK\x03\x04" + b"\0" * 50)
     assert "NUL" in _raises("unsupported", "data.txt", b"abc\0def")
     assert "UTF-8" in _raises("failed", "latin.txt", "café".encode("latin-1"))
     assert "content type" in _raises(

@@ -347,6 +347,64 @@ def main(out: Path) -> None:
     (out / "broken" / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
     (out / "broken" / "latin1.txt").write_bytes("Caf\xe9 cr\xe8me".encode("latin-1"))
     (out / "broken" / "truncated.pdf").write_bytes(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog")
+    office(out / "office")
+
+
+def office(out: Path) -> None:
+    """One small file of each office/data format, each with facts only it holds."""
+    from rag_ingest.testing import formats as f
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "field-station-report.docx").write_bytes(
+        f.docx_bytes(
+            "Field station report",
+            "Glacier survey",
+            "The survey team measured the Taku glacier retreating forty metres over the summer.",
+            [["Station", "Snowfall (cm)"], ["North ridge", "412"], ["Lake camp", "268"]],
+        )
+    )
+    (out / "quarterly-review.pptx").write_bytes(
+        f.pptx_bytes(
+            [
+                ("Quarterly review", "Highlights of the third quarter", "Welcome everyone."),
+                (
+                    "Tea exports",
+                    "Darjeeling tea exports grew by a fifth",
+                    "Mention the monsoon delayed the first flush harvest.",
+                ),
+            ]
+        )
+    )
+    (out / "bird-counts.xlsx").write_bytes(
+        f.xlsx_bytes(
+            {
+                "Counts": [["Species", "Count"], ["Atlantic puffin", 340], ["Arctic tern", 1210]],
+                "Sites": [["Site", "Habitat"], ["Skomer island", "sea cliffs and burrows"]],
+            }
+        )
+    )
+    (out / "lighthouses.csv").write_text(
+        "name,country,height_m\nHook Head,Ireland,35\nTour de Cordouan,France,68\n",
+        encoding="utf-8",
+    )
+    (out / "telescope-config.json").write_bytes(
+        f.json_bytes({"telescope": {"mirror": "segmented beryllium", "aperture_m": 6.5}})
+    )
+    (out / "orchard-update.eml").write_bytes(
+        f.eml_bytes(
+            "Orchard update",
+            "Grower <grower@example.com>",
+            "The cider apple harvest starts next week; Kingston Black trees look strong.",
+            "<p>The cider apple harvest starts next week.</p>",
+            {"pickers.csv": b"picker,rows\nMaya,12\nTom,9\n"},
+        )
+    )
+    (out / "river-guide.epub").write_bytes(
+        f.epub_bytes(
+            "A short river guide",
+            [("Source", "The Danube rises in the Black Forest at Donaueschingen.")],
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -13,57 +13,20 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Callable
 
 from rag_ingest.core.documents.decode import DecodeError, decode_bytes
+from rag_ingest.core.documents.detect import detect_kind
 from rag_ingest.core.documents.limits import DocumentLimits
 from rag_ingest.core.documents.model import (
     Extracted,
     ExtractionError,
-    Format,
     Status,
     TextBudget,
     assemble_blocks,
     clean_title,
 )
 
-_EXTENSIONS: dict[str, Format] = {
-    ".txt": "text",
-    ".text": "text",
-    ".log": "text",
-    ".rst": "text",
-    ".csv": "text",
-    ".md": "markdown",
-    ".markdown": "markdown",
-    ".mdx": "markdown",
-    ".html": "html",
-    ".htm": "html",
-    ".xhtml": "html",
-    ".pdf": "pdf",
-}
-_CONTENT_TYPES: dict[str, Format] = {
-    "text/plain": "text",
-    "text/markdown": "markdown",
-    "text/x-markdown": "markdown",
-    "text/html": "html",
-    "application/xhtml+xml": "html",
-    "application/pdf": "pdf",
-}
-# Magic numbers of common binary formats, so the reason names what the object really is.
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "PNG image"),
-    (b"\xff\xd8\xff", "JPEG image"),
-    (b"GIF8", "GIF image"),
-    (b"PK\x03\x04", "ZIP archive (or DOCX/XLSX/PPTX)"),
-    (b"\x7fELF", "ELF executable"),
-    (b"7z\xbc\xaf\x27\x1c", "7-Zip archive"),
-    (b"Rar!", "RAR archive"),
-    (b"BZh", "bzip2 data"),
-    (b"\xfd7zXZ\x00", "xz data"),
-    (b"\xd0\xcf\x11\xe0", "OLE2 document (DOC/XLS)"),
-    (b"RIFF", "RIFF media"),
-    (b"OggS", "Ogg media"),
-    (b"ID3", "MP3 audio"),
-)
 _GZIP_MAGIC = b"\x1f\x8b"
 _NOT_NUL = re.compile(b"[^\\x00]")
 
@@ -116,28 +79,72 @@ def decode_text(data: bytes, content_type: str | None = None, html: bool = False
         raise ExtractionError(status, exc.reason) from exc
 
 
-def detect_format(key: str, content_type: str | None, data: bytes) -> Format:
-    """Pick a parser from the key's extension, then magic bytes, then the declared type."""
-    lowered = key.lower()
-    for ext, fmt in _EXTENSIONS.items():
-        if lowered.endswith(ext):
-            if fmt != "pdf" and data.startswith(b"%PDF-"):
-                return "pdf"
-            return fmt
-    if data.startswith(b"%PDF-"):
-        return "pdf"
-    for magic, name in _MAGIC:
-        if data.startswith(magic):
-            raise ExtractionError("unsupported", f"unsupported binary format: {name}")
-    mime = (content_type or "").split(";")[0].strip().lower()
-    if mime in _CONTENT_TYPES:
-        return _CONTENT_TYPES[mime]
-    head = data[:512].lstrip().lower()
-    if head.startswith((b"<!doctype html", b"<html")):
-        return "html"
-    if mime.startswith("text/") or mime in ("", "binary/octet-stream", "application/octet-stream"):
-        return "text"
-    raise ExtractionError("unsupported", f"unsupported content type {mime!r} for key {key!r}")
+def detect_format(key: str, content_type: str | None, data: bytes) -> str:
+    """Pick a parser from the bytes, the key's extension and the declared type (:mod:`.detect`)."""
+    return detect_kind(key, content_type, data)
+
+
+def _attachment_reader(limits: DocumentLimits, budget: TextBudget) -> Callable[..., Extracted]:
+    def read(name: str, data: bytes, content_type: str) -> Extracted:
+        kind = detect_kind(name, content_type, data)
+        if kind == "email":
+            raise ExtractionError("unsupported", "nested message not opened")
+        return _extract_kind(kind, name, data, content_type, limits, budget, None)
+
+    return read
+
+
+def _extract_kind(
+    fmt: str,
+    key: str,
+    data: bytes,
+    content_type: str | None,
+    limits: DocumentLimits,
+    budget: TextBudget | None,
+    attachments: Callable[..., Extracted] | None,
+) -> Extracted:
+    """One format's extractor; the new families are imported only when their format comes."""
+    if fmt == "pdf":
+        from rag_ingest.core.documents.pdf import extract_pdf
+
+        budget = budget or TextBudget(limits.pdf_text_chars(len(data)))
+        return extract_pdf(data, budget, limits.max_decompressed_bytes)
+    budget = budget or TextBudget(limits.max_text_chars)
+    cap = limits.max_decompressed_bytes
+    if fmt in ("docx", "pptx", "xlsx"):
+        from rag_ingest.core.documents import office
+
+        extractor = {"docx": office.extract_docx, "pptx": office.extract_pptx}.get(
+            fmt, office.extract_xlsx
+        )
+        return extractor(data, budget, cap)
+    if fmt == "epub":
+        from rag_ingest.core.documents.epub import extract_epub
+
+        return extract_epub(data, budget, cap)
+    if fmt == "email":
+        from rag_ingest.core.documents.email import extract_email
+
+        return extract_email(data, budget, attachments)
+    text = decode_text(data, content_type, html=fmt == "html")
+    if fmt == "html":
+        from rag_ingest.core.documents.html import extract_html
+
+        return extract_html(text, budget)
+    if fmt in ("csv", "tsv", "json", "jsonl"):
+        from rag_ingest.core.documents import tabular
+
+        if fmt in ("csv", "tsv"):
+            name = key.rsplit("/", 1)[-1] or "table"
+            return tabular.extract_csv(text, name, fmt == "tsv", budget)
+        return tabular.extract_json(text, fmt == "jsonl", budget)
+    budget.take(len(text))
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\0", "")
+    if fmt == "markdown":
+        from rag_ingest.core.documents.markdown import split_markdown
+
+        return Extracted("markdown", assemble_blocks(split_markdown(text)))
+    return Extracted("text", assemble_blocks([(text, None, None, ())]))
 
 
 def extract(
@@ -178,28 +185,9 @@ def extract(
         content_type = None if (content_type or "").endswith("gzip") else content_type
         if not data:
             raise ExtractionError("empty", "gzip content decompresses to 0 bytes")
-    fmt = detect_format(key, content_type, data)
-    if fmt == "pdf":
-        from rag_ingest.core.documents.pdf import extract_pdf
-
-        budget = TextBudget(limits.pdf_text_chars(len(data)))
-        result = extract_pdf(data, budget, limits.max_decompressed_bytes)
-    else:
-        text = decode_text(data, content_type, html=fmt == "html")
-        budget = TextBudget(limits.max_text_chars)
-        if fmt == "html":
-            from rag_ingest.core.documents.html import extract_html
-
-            result = extract_html(text, budget)
-        else:
-            budget.take(len(text))
-            text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\0", "")
-            if fmt == "markdown":
-                from rag_ingest.core.documents.markdown import split_markdown
-
-                result = Extracted("markdown", assemble_blocks(split_markdown(text)))
-            else:
-                result = Extracted("text", assemble_blocks([(text, None, None, ())]))
+    fmt = detect_kind(key, content_type, data)
+    attachments = _attachment_reader(limits, TextBudget(limits.max_text_chars))
+    result = _extract_kind(fmt, key, data, content_type, limits, None, attachments)
     if not result.blocks:
         raise ExtractionError("empty", f"no text found in the {fmt} document")
     result.compressed = compressed

@@ -46,8 +46,8 @@ class ExtractionOutcome(NamedTuple):
 def _unpack(payload: tuple[Any, ...] | None) -> Extracted | None:
     if payload is None:
         return None
-    fmt, title, pages, compressed, blocks = payload
-    doc = Extracted(fmt, [Block(*b) for b in blocks], title=title, pages=pages)
+    fmt, title, pages, compressed, blocks, note = payload
+    doc = Extracted(fmt, [Block(*b) for b in blocks], title=title, pages=pages, note=note)
     doc.compressed = compressed
     return doc
 

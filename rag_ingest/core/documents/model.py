@@ -14,7 +14,9 @@ from typing import Literal
 from rag_ingest.core.documents.decode import replace_surrogates
 
 Status = Literal["ok", "empty", "unsupported", "failed"]
-Format = Literal["text", "markdown", "html", "pdf"]
+Format = Literal[
+    "text", "markdown", "html", "pdf", "docx", "pptx", "xlsx", "csv", "json", "email", "epub"
+]
 
 # Headings and titles ride in every chunk's payload; the full text stays in the chunk itself.
 MAX_HEADING_CHARS = 200
@@ -56,6 +58,8 @@ class Extracted:
     title: str | None = None
     pages: int | None = None
     compressed: bool = False
+    # What the caps cut (rows, fields, attachments), recorded as the document's reason.
+    note: str | None = None
 
     @functools.cached_property
     def text(self) -> str:

@@ -64,7 +64,7 @@ def _cap_memory(memory_bytes: int) -> None:
 def pack(doc: Extracted) -> tuple[Any, ...]:
     """An :class:`Extracted` as plain tuples: cheaper to pickle than dataclass instances."""
     blocks = [(b.text, b.start, b.page, b.heading, b.heading_path) for b in doc.blocks]
-    return doc.format, doc.title, doc.pages, doc.compressed, blocks
+    return doc.format, doc.title, doc.pages, doc.compressed, blocks, doc.note
 
 
 def _reason(text: str) -> str:

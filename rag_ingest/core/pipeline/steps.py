@@ -99,6 +99,8 @@ def load_document(
         doc.pages,
         doc.compressed,
     )
+    if doc.note:
+        info.reason = replace_surrogates(doc.note)
     return info, doc.blocks
 
 
