@@ -32,6 +32,7 @@ from rag_ingest.core.registry import Registry, default_url
 from rag_ingest.core.vectorstore import open_vector_store
 from rag_ingest.defs.ingestion.sensors import INGEST_JOB, sensor_names
 from rag_ingest.testing import REPO, SAMPLE_CORPUS
+from rag_ingest.testing.daemon import processes_with
 from rag_ingest.testing.ports import free_port
 
 SHARDS = 16
@@ -117,7 +118,7 @@ def dev(tmp_path: Path, *args: str, log_name: str = "dev.log") -> Iterator[Dev]:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
-        for pid in _processes_with(str(data)):  # left behind by a failed test: ours, by id
+        for pid in processes_with(str(data)):  # left behind by a failed test: ours, by id
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
@@ -152,20 +153,6 @@ def test_make_dev_names_the_code_location_as_workspace_yaml_and_dg_do() -> None:
     assert dev == plain == [("rag_ingest", "rag_ingest.definitions")]
 
 
-def _processes_with(marker: str) -> list[int]:
-    """PIDs whose environment mentions ``marker`` (our unique data folder)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if marker.encode() in (entry / "environ").read_bytes():
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
-
-
 def _webserver_answers(port: int, within: float = 0.0) -> bool:
     deadline = time.monotonic() + within
     while True:
@@ -180,7 +167,7 @@ def _webserver_answers(port: int, within: float = 0.0) -> bool:
 
 def _assert_all_stopped(server: Dev) -> None:
     time.sleep(1)
-    assert _processes_with(str(server.data)) == [], server.log_tail()
+    assert processes_with(str(server.data)) == [], server.log_tail()
 
 
 @pytest.mark.slow
