@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from importlib.metadata import version
 
 import mmh3
-from py_rust_stemmers import SnowballStemmer
+# A compiled module without type stubs.
+from py_rust_stemmers import SnowballStemmer  # pyright: ignore[reportAttributeAccessIssue]
 
 # The name fastembed, langchain-qdrant's FastEmbedSparse and LlamaIndex know this encoder by.
 MODEL_NAME = "Qdrant/bm25"
