@@ -17,6 +17,7 @@ import dagster as dg
 
 from rag_ingest.cli.resources import resources, when
 from rag_ingest.core.config import Settings
+from rag_ingest.core.index.search import MODES
 
 SNIPPET_CHARS = 240
 
@@ -72,7 +73,7 @@ def search(args: argparse.Namespace) -> int:
 
     with Index(args.settings, args.collection) as index:
         collection = index.collection
-        hits = index.search(args.query, args.k)
+        hits = index.search(args.query, args.k, args.mode)
     if not hits:
         print(f"no results in collection {collection!r}")
         return 0
@@ -198,9 +199,15 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("ref", help="s3://bucket/key, a key, or a document id")
     p.add_argument("--history", type=int, default=50, help="events shown (default 50)")
     p.set_defaults(func=status)
-    p = sub.add_parser("search", help="semantic search over the collection")
+    p = sub.add_parser("search", help="dense, BM25 or hybrid search over the collection")
     p.add_argument("query")
     p.add_argument("-k", type=int, default=5, help="results to show (default 5)")
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        help="dense (the model), sparse (BM25) or hybrid (both, fused by Qdrant with RRF); "
+        "default: hybrid when the collection has BM25 vectors, else dense",
+    )
     p.add_argument("--collection", help="default: the alias RAG_QDRANT_COLLECTION")
     p.set_defaults(func=search)
     p = sub.add_parser("cost", help="price recorded embedding work: Modal vs always-on GPUs")

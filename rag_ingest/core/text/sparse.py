@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 
 import mmh3
+
 # A compiled module without type stubs.
 from py_rust_stemmers import SnowballStemmer  # pyright: ignore[reportAttributeAccessIssue]
 

@@ -28,6 +28,9 @@ from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.text.chunking import Chunk
 from rag_ingest.core.text.sparse import Bm25Encoder, SparseVector
 
+# The dense vector is the unnamed one; the sparse one's default name is LangChain's.
+DENSE_VECTOR = ""
+DEFAULT_SPARSE_VECTOR = "langchain-sparse"
 DOC_ID_FIELD = "metadata.doc_id"
 # The version (S3 ETag) a point was written from: verification compares it with the registry's.
 ETAG_FIELD = "metadata.etag"
