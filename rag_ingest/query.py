@@ -6,6 +6,11 @@
         for hit in index.search("how do I knead dough?", k=5):
             print(hit.score, hit.source, hit.text[:80])
 
+``mode`` is ``dense`` (the model), ``sparse`` (BM25, fastembed's ``Qdrant/bm25`` tokens, IDF
+from the collection) or ``hybrid`` (both, fused by Qdrant with reciprocal rank fusion); unset, it
+is ``hybrid`` when the collection holds BM25 vectors (``RAG_SPARSE``, on by default) and
+``dense`` otherwise.
+
 The model loads once, when the first query needs it, and stays loaded for the life of the
 ``Index``. The vector store is opened per query and released straight after: the embedded
 engines are held by one process at a time, so an ``Index`` kept open in an application never
@@ -20,9 +25,10 @@ from types import TracebackType
 from typing import Any
 
 from rag_ingest.core.config import Settings
-from rag_ingest.core.index.search import Hit, search_collection
+from rag_ingest.core.index.search import MODES, Hit, Mode, search_collection
+from rag_ingest.core.text.sparse import Bm25Encoder
 
-__all__ = ["Hit", "Index"]
+__all__ = ["MODES", "Hit", "Index", "Mode"]
 
 
 class Index:
@@ -37,6 +43,7 @@ class Index:
         self.collection = collection or self.settings.collection
         self._stack: contextlib.ExitStack | None = None
         self._resources: Any = None
+        self._bm25: Bm25Encoder | None = None
 
     def _open(self) -> Any:
         if self._resources is None:
@@ -52,21 +59,41 @@ class Index:
             self._stack = stack
         return self._resources
 
-    def search(self, query: str, k: int = 5) -> list[Hit]:
-        """The ``k`` chunks nearest to ``query``, best first; empty when nothing is indexed."""
+    def search(self, query: str, k: int = 5, mode: Mode | None = None) -> list[Hit]:
+        """The ``k`` best chunks for ``query``, best first; empty when nothing is indexed.
+
+        Raises:
+            ValueError: an empty query, an unknown mode, or ``sparse``/``hybrid`` on a
+                collection without BM25 vectors.
+        """
         if not query.strip():
             raise ValueError("the query is empty")
+        if mode is not None and mode not in MODES:
+            raise ValueError(f"unknown search mode {mode!r}; allowed: {', '.join(MODES)}")
         res = self._open()
-        vector = res.embedder.embed_query([query])[0]  # the model's query prompt
+        with res.vectors.open() as store:
+            has_sparse = store.sparse_vector(self.collection) is not None
+        mode = mode or ("hybrid" if has_sparse else "dense")
+        if mode != "dense" and not has_sparse:
+            raise ValueError(
+                f"{self.collection!r} holds no BM25 vectors, so --mode {mode} cannot run: "
+                "search with --mode dense, or index with RAG_SPARSE=true (a new version)"
+            )
+        sparse = None
+        if mode != "dense":
+            self._bm25 = self._bm25 or Bm25Encoder()
+            sparse = self._bm25.embed_query(query)
+        # The model's query prompt; a sparse-only search never loads the model.
+        vector = res.embedder.embed_query([query])[0] if mode != "sparse" else None
         with res.vectors.open() as store:
             served = store.dimension(self.collection)
-            if served is not None and served != len(vector):
+            if vector is not None and served is not None and served != len(vector):
                 raise ValueError(
                     f"{self.collection!r} holds {served}-d vectors but RAG_EMBED_MODEL "
                     f"{res.embedder.model_name} embeds {len(vector)}-d queries: query with the "
                     "model of the live version (rag-ingest index list shows it)"
                 )
-            return search_collection(store, self.collection, vector, k)
+            return search_collection(store, self.collection, vector, k, sparse)
 
     def close(self) -> None:
         """Unload the model; the ``Index`` can be used again (it loads once more)."""

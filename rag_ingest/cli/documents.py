@@ -17,6 +17,7 @@ import dagster as dg
 
 from rag_ingest.cli.resources import resources, when
 from rag_ingest.core.config import Settings
+from rag_ingest.core.index.search import MODES
 
 SNIPPET_CHARS = 240
 
@@ -75,7 +76,7 @@ def search(args: argparse.Namespace) -> int:
         raise SystemExit("rag-ingest search: give a query, or -i to read queries from stdin")
     with Index(args.settings, args.collection) as index:
         if query is not None and not args.interactive:
-            _show(index.search(query, args.k), index.collection)
+            _show(index.search(query, args.k, args.mode), index.collection)
             return 0
         # The model loads with the first query and stays loaded: later queries cost the search.
         print("one query per line; an empty line or Ctrl-D ends", file=sys.stderr, flush=True)
@@ -83,7 +84,7 @@ def search(args: argparse.Namespace) -> int:
             if not line.strip():
                 break
             started = time.perf_counter()
-            hits = index.search(line.strip(), args.k)
+            hits = index.search(line.strip(), args.k, args.mode)
             _show(hits, index.collection)
             print(f"({time.perf_counter() - started:.2f} s)", flush=True)
     return 0
@@ -214,7 +215,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("ref", help="s3://bucket/key, a key, or a document id")
     p.add_argument("--history", type=int, default=50, help="events shown (default 50)")
     p.set_defaults(func=status)
-    p = sub.add_parser("search", help="semantic search over the collection")
+    p = sub.add_parser("search", help="dense, BM25 or hybrid search over the collection")
     p.add_argument("query", nargs="?")
     p.add_argument("-k", type=int, default=5, help="results to show (default 5)")
     p.add_argument(
@@ -222,6 +223,12 @@ def add_parsers(sub: Any) -> None:
         "--interactive",
         action="store_true",
         help="read one query per line from stdin, the model loaded once",
+    )
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        help="dense (the model), sparse (BM25) or hybrid (both, fused by Qdrant with RRF); "
+        "default: hybrid when the collection has BM25 vectors, else dense",
     )
     p.add_argument("--collection", help="default: the alias RAG_QDRANT_COLLECTION")
     p.set_defaults(func=search)

@@ -21,7 +21,10 @@ Variables: each field is read from its name upper-cased with the ``RAG_`` prefix
   ``RAG_DELETE_GUARD_MIN_DOCUMENTS``) hold a pass that would delete too much;
 - ``collection`` ← ``RAG_QDRANT_COLLECTION``; ``qdrant_dir`` ← ``RAG_QDRANT_PATH``;
   ``qdrant_engine`` ← ``RAG_QDRANT_EMBEDDED`` (``edge`` or ``local``), and ``server`` whenever
-  ``RAG_QDRANT_URL`` is set (the URL itself belongs to the ``vectors`` resource).
+  ``RAG_QDRANT_URL`` is set (the URL itself belongs to the ``vectors`` resource);
+- ``sparse`` ← ``RAG_SPARSE`` (true: every point also gets a BM25 sparse vector) and
+  ``sparse_vector_name`` ← ``RAG_SPARSE_VECTOR_NAME`` (LangChain's ``langchain-sparse`` unless
+  set; the dense vector is the unnamed one, so the sparse one must have a name).
 
 Values are stripped and a blank one counts as unset, except the ``RAG_EMBED_*_PROMPT``s (kept
 verbatim; set empty: no prompt). Unset, the chunk budget and overlap follow ``RAG_EMBED_MODEL``'s
@@ -65,12 +68,14 @@ from rag_ingest.core.text.encoder import DEFAULT_BACKEND, check_backend, vector_
 from rag_ingest.core.text.export import check_exportable
 from rag_ingest.core.text.model import DEFAULT_MODEL, ModelSpec, resolve_model
 from rag_ingest.core.vectorstore import Engine
+from rag_ingest.core.vectorstore.base import DEFAULT_SPARSE_VECTOR, DENSE_VECTOR
 
 DEFAULT_MONITOR_CRON = "0 6 * * *"  # daily, 06:00 UTC
 PREFIX = "RAG_"
 _VERBATIM = frozenset({"RAG_EMBED_QUERY_PROMPT", "RAG_EMBED_DOCUMENT_PROMPT"})  # "query: "
 _FOLLOWING = ("chunk_max_tokens", "chunk_overlap_tokens")
 _COLLECTION = re.compile(r"[A-Za-z0-9_-]{1,200}")
+_VECTOR_NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 
 
 class SettingsError(ValueError):
@@ -158,6 +163,10 @@ class Settings(BaseSettings):
     qdrant_dir: str = Field(default="", validation_alias="RAG_QDRANT_PATH")
     collection: str = Field(default="documents", validation_alias="RAG_QDRANT_COLLECTION")
     auto_promote: bool = True
+    sparse: bool = Field(default=True, validation_alias="RAG_SPARSE")
+    sparse_vector_name: str = Field(
+        default=DEFAULT_SPARSE_VECTOR, validation_alias="RAG_SPARSE_VECTOR_NAME"
+    )
     storage_base: str = ""
     document_timeout_seconds: float = Field(default=120.0, ge=1.0)
     document_memory_mb: int = Field(default=2048, ge=256)
@@ -225,6 +234,20 @@ class Settings(BaseSettings):
             raise ValueError(f"RAG_QDRANT_COLLECTION must be 1-200 of [A-Za-z0-9_-], got {value!r}")
         return value
 
+    @field_validator("sparse_vector_name")
+    @classmethod
+    def _sparse_vector_name(cls, value: str) -> str:
+        if value == DENSE_VECTOR:
+            raise ValueError(
+                "RAG_SPARSE_VECTOR_NAME must not be empty: the dense vector is the unnamed one "
+                "and the sparse vector needs a name of its own"
+            )
+        if not _VECTOR_NAME.fullmatch(value):
+            raise ValueError(
+                f"RAG_SPARSE_VECTOR_NAME must be 1-200 of [A-Za-z0-9_.-], got {value!r}"
+            )
+        return value
+
     @model_validator(mode="after")
     def _together(self) -> Settings:
         spec = self.model_spec  # refuses an unusable RAG_EMBED_MODEL, then an unfit backend
@@ -288,7 +311,8 @@ class Settings(BaseSettings):
         """The model, vector space and chunking the pipeline writes now (Modal: torch fp32)."""
         space = vector_space("torch" if self.embedder == "modal" else self.embed_backend)
         chunking = (self.chunk_max_tokens, self.chunk_overlap_tokens, CHUNKER_VERSION)
-        return pipeline_fingerprint(self.model_spec, space, *chunking)
+        sparse = self.sparse_vector_name if self.sparse else ""
+        return pipeline_fingerprint(self.model_spec, space, *chunking, sparse_vector=sparse)
 
     @property
     def physical_collection(self) -> str:

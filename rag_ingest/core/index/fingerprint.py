@@ -6,8 +6,10 @@ collection) and fingerprint it was written under; a new fingerprint gets a colle
 so vector spaces never mix.
 
 The model is its name and pinned revision (hub commit, package version, or a folder's weights
-hash) with its prompts. Fields added since the first version (the prompts) leave the digest of
-a fingerprint that does not use them unchanged, so an upgrade keeps existing collections.
+hash) with its prompts; the sparse vector is its name and the BM25 encoder's identity. Fields
+added since the first version (the prompts, the sparse vector) leave the digest of a fingerprint
+that does not use them unchanged, so an upgrade keeps existing collections; turning the sparse
+vector on makes a new version.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rag_ingest.core.text.model import ModelSpec
+from rag_ingest.core.text.sparse import encoder_id
 
 DIGEST_HEX = 12
 # Fields whose default is left out of the digest (see the module docstring).
-_OPTIONAL = ("query_prompt", "document_prompt")
+_OPTIONAL = ("query_prompt", "document_prompt", "sparse_vector", "sparse_encoder")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,10 @@ class Fingerprint:
     chunker_version: int
     query_prompt: str = ""
     document_prompt: str = ""
+    sparse_vector: str = ""
+    """The BM25 sparse vector's name ("": none)."""
+    sparse_encoder: str = ""
+    """What decides its tokens and weights (``core.text.sparse.encoder_id``)."""
 
     def _fields(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k not in _OPTIONAL or v}
@@ -51,6 +58,8 @@ class Fingerprint:
             for name, value in (("query", self.query_prompt), ("document", self.document_prompt))
             if value
         )
+        if self.sparse_vector:
+            prompts += f", BM25 sparse vector {self.sparse_vector!r}"
         return (
             f"{self.model} {self.vector_space} {self.dimension}-d, chunks ≤ {self.max_tokens} "
             f"tokens / {self.overlap_tokens} overlap, chunker v{self.chunker_version}{prompts}"
@@ -65,9 +74,15 @@ class Fingerprint:
 
 
 def pipeline_fingerprint(
-    spec: ModelSpec, vector_space: str, max_tokens: int, overlap_tokens: int, chunker_version: int
+    spec: ModelSpec,
+    vector_space: str,
+    max_tokens: int,
+    overlap_tokens: int,
+    chunker_version: int,
+    sparse_vector: str = "",
 ) -> Fingerprint:
-    """The fingerprint of ``spec``'s vectors in ``vector_space`` over these chunks."""
+    """The fingerprint of ``spec``'s vectors in ``vector_space`` over these chunks, with a BM25
+    sparse vector named ``sparse_vector`` unless it is empty."""
     return Fingerprint(
         model=spec.label,
         vector_space=vector_space,
@@ -77,6 +92,8 @@ def pipeline_fingerprint(
         chunker_version=chunker_version,
         query_prompt=spec.query_prompt,
         document_prompt=spec.document_prompt,
+        sparse_vector=sparse_vector,
+        sparse_encoder=encoder_id() if sparse_vector else "",
     )
 
 

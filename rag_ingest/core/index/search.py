@@ -1,12 +1,17 @@
-"""Nearest chunks to a query vector, with where they came from."""
+"""Best chunks for a query, by the dense vector, BM25, or both fused, with where they came from."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 
+from rag_ingest.core.text.sparse import SparseVector
 from rag_ingest.core.vectorstore.base import VectorStore
+
+Mode = Literal["dense", "sparse", "hybrid"]
+MODES: tuple[str, ...] = get_args(Mode)
 
 
 @dataclass(frozen=True)
@@ -20,12 +25,25 @@ class Hit:
     chunk_count: int
 
 
-def search_collection(store: VectorStore, collection: str, vector: np.ndarray, k: int) -> list[Hit]:
-    """The ``k`` best chunks by cosine similarity; empty when the collection does not exist."""
+def search_collection(
+    store: VectorStore,
+    collection: str,
+    vector: np.ndarray | None,
+    k: int,
+    sparse: SparseVector | None = None,
+) -> list[Hit]:
+    """The ``k`` best chunks by cosine similarity to ``vector``, by BM25 for ``sparse``, or by
+    both fused (Qdrant's RRF) when both are given; empty when the collection does not exist."""
     if k < 1:
         raise ValueError("k must be at least 1")
+    if sparse is None:
+        if vector is None:
+            raise ValueError("a search needs a dense or a sparse query vector")
+        points = store.search(collection, vector, k)
+    else:
+        points = store.query(collection, k, dense=vector, sparse=sparse)
     hits = []
-    for point in store.search(collection, vector, k):
+    for point in points:
         meta = point.payload.get("metadata", {})
         hits.append(
             Hit(

@@ -60,7 +60,7 @@ def ensure_target(
             alias's name.
     """
     physical = physical_collection(alias, fingerprint)
-    created = store.ensure_collection(physical, fingerprint.dimension)
+    created = store.ensure_collection(physical, fingerprint.dimension, fingerprint.sparse_vector)
     target = registry.target(store.location, physical)
     if created or target is None:
         target = registry.new_target(

@@ -15,12 +15,14 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from rag_ingest.core.index.fingerprint import Fingerprint
 from rag_ingest.core.keys import point_id
 from rag_ingest.core.pipeline.retries import settle_documents
 from rag_ingest.core.pipeline.runfiles import DocumentRow
 from rag_ingest.core.pipeline.scope import ShardTally
 from rag_ingest.core.pipeline.windows import windows
 from rag_ingest.core.registry import GONE_STATUSES, DocumentRecord, Registry, Target
+from rag_ingest.core.text.sparse import Bm25Encoder
 from rag_ingest.core.vectorstore.base import DocumentPoints, VectorStore, holds_version
 
 WINDOW_POINTS = 8192
@@ -67,6 +69,11 @@ class ShardWriter:
         self.expected: dict[str, int] = {}
         self.actual: Counter[str] = Counter()
         self.written = self.stale = 0
+        # The version's own fingerprint says whether its points carry BM25 (not the settings:
+        # a version keeps the layout it was created with). One encoder for the run: its stem
+        # cache is most of its speed.
+        sparse = Fingerprint.from_json(target.spec).sparse_vector if target.spec else ""
+        self.bm25 = Bm25Encoder() if sparse else None
 
     def write(self, rows: Iterable[tuple[DocumentRow, np.ndarray]], batch_size: int) -> None:
         """Write every document of ``rows``, a window of about :data:`WINDOW_POINTS` at once."""
@@ -90,7 +97,9 @@ class ShardWriter:
                 self.report.count(info.doc_id, superseded=1)
                 self.report.add(info.doc_id, "skipped", info.source, info.status, SUPERSEDED)
             else:
-                fresh.append(DocumentPoints(info, row.chunks, vectors))
+                texts = [chunk.text for chunk in row.chunks]
+                sparse = self.bm25.embed_documents(texts) if self.bm25 else None
+                fresh.append(DocumentPoints(info, row.chunks, vectors, sparse))
         # Transient failures leave points alone and wait for a retry (core.pipeline.retries).
         to_write, outcomes = settle_documents(fresh, current, self.target.id)
         stats = self.store.replace_documents(self.target.collection, to_write, batch_size)

@@ -6,7 +6,9 @@ process, one shard per folder). Every caller goes through :class:`VectorStore`; 
 contract tests run against each implementation.
 
 Points follow LangChain's ``QdrantVectorStore`` layout (``page_content`` + ``metadata``) with
-one unnamed cosine vector, so existing retrievers can read a server collection as is. Two
+one unnamed cosine vector, and (when the fingerprint has one) a named BM25 sparse vector with
+Qdrant's IDF modifier, the layout LangChain's hybrid mode reads, so existing retrievers can read
+a server collection as is. Two
 payload fields are indexed: ``metadata.doc_id`` (keyword: replace and delete one document's
 points) and ``metadata.key_hash`` (integer, the first 16 bits of the document's key hash: count
 and scan the documents of one key-space shard).
@@ -24,15 +26,19 @@ import numpy as np
 from rag_ingest.core.keys import key_hash, point_id
 from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.text.chunking import Chunk
+from rag_ingest.core.text.sparse import Bm25Encoder, SparseVector
 
+# The dense vector is the unnamed one; the sparse one's default name is LangChain's.
+DENSE_VECTOR = ""
+DEFAULT_SPARSE_VECTOR = "langchain-sparse"
 DOC_ID_FIELD = "metadata.doc_id"
 # The version (S3 ETag) a point was written from: verification compares it with the registry's.
 ETAG_FIELD = "metadata.etag"
 KEY_HASH_FIELD = "metadata.key_hash"
 # An inclusive range of ``metadata.key_hash`` values: the documents of one or more shards.
 KeyHashRange = tuple[int, int]
-# One point as written: (id, vector, payload).
-Row = tuple[str, list[float], dict[str, Any]]
+# One point as written: (id, vector, payload, BM25 sparse vector or None).
+Row = tuple[str, list[float], dict[str, Any], SparseVector | None]
 
 
 class CollectionMismatch(Exception):
@@ -50,6 +56,8 @@ class DocumentPoints:
     info: DocumentInfo
     chunks: Sequence[Chunk]
     vectors: np.ndarray
+    # BM25 of each chunk; None: computed from the chunk texts when the collection has sparse.
+    sparse: Sequence[SparseVector] | None = None
 
 
 @dataclass(frozen=True)
@@ -98,31 +106,59 @@ def payload(info: DocumentInfo, chunk: Chunk, chunk_count: int) -> dict[str, Any
     return {"page_content": chunk.text, "metadata": meta}
 
 
-def point_rows(docs: Sequence[DocumentPoints]) -> Iterator[Row]:
-    """(point id, vector, payload) of every chunk of ``docs``, in order."""
+def _sparse_of(doc: DocumentPoints, encoder: Bm25Encoder | None) -> Sequence[SparseVector | None]:
+    if encoder is None:
+        return [None] * len(doc.chunks)
+    if doc.sparse is None:
+        return encoder.embed_documents([chunk.text for chunk in doc.chunks])
+    if len(doc.sparse) != len(doc.chunks):
+        raise ValueError(
+            f"{doc.info.source}: {len(doc.chunks)} chunks but {len(doc.sparse)} sparse vectors"
+        )
+    return doc.sparse
+
+
+def point_rows(docs: Sequence[DocumentPoints], with_sparse: bool = False) -> Iterator[Row]:
+    """(point id, vector, payload, sparse) of every chunk of ``docs``, in order; ``sparse`` is
+    None unless ``with_sparse``."""
+    encoder = Bm25Encoder() if with_sparse else None
     for doc in docs:
         if len(doc.chunks) != len(doc.vectors):
             raise ValueError(
                 f"{doc.info.source}: {len(doc.chunks)} chunks but {len(doc.vectors)} vectors"
             )
-        for chunk, vector in zip(doc.chunks, doc.vectors, strict=True):
+        sparse = _sparse_of(doc, encoder)
+        for chunk, vector, bm25 in zip(doc.chunks, doc.vectors, sparse, strict=True):
             yield (
                 point_id(doc.info.doc_id, doc.info.etag, chunk.index),
                 np.asarray(vector, dtype=np.float32).tolist(),
                 payload(doc.info, chunk, len(doc.chunks)),
+                bm25,
             )
 
 
-def row_batches(docs: Sequence[DocumentPoints], batch_size: int) -> Iterator[list[Row]]:
+def row_batches(
+    docs: Sequence[DocumentPoints], batch_size: int, with_sparse: bool = False
+) -> Iterator[list[Row]]:
     """:func:`point_rows` of ``docs`` in lists of at most ``batch_size``."""
     batch: list[Row] = []
-    for row in point_rows(docs):
+    for row in point_rows(docs, with_sparse):
         batch.append(row)
         if len(batch) >= batch_size:
             yield batch
             batch = []
     if batch:
         yield batch
+
+
+# Reciprocal rank fusion's constant: Qdrant's default, which LangChain's hybrid mode gets.
+RRF_K = 2
+
+
+def prefetch_limit(k: int) -> int:
+    """Candidates each side of a hybrid query ranks before fusion: a point found by one side
+    only still makes the fused top ``k`` when it ranks high there."""
+    return max(4 * k, 40)
 
 
 _Record = TypeVar("_Record")
@@ -291,8 +327,13 @@ class VectorStore(Protocol):
         """
         ...
 
-    def ensure_collection(self, name: str, dimension: int) -> bool:
-        """Create the collection (cosine, ``dimension``, both payload indexes) if missing.
+    def sparse_vector(self, name: str) -> str | None:
+        """The name of the collection's sparse vector (None: it has none, or does not exist)."""
+        ...
+
+    def ensure_collection(self, name: str, dimension: int, sparse_vector: str = "") -> bool:
+        """Create the collection (cosine, ``dimension``, both payload indexes, and a sparse
+        vector named ``sparse_vector`` with the IDF modifier unless empty) if missing.
 
         Returns:
             True if it was created by this call.
@@ -321,7 +362,8 @@ class VectorStore(Protocol):
     def replace_documents(
         self, collection: str, docs: Sequence[DocumentPoints], batch_size: int = 256
     ) -> ReplaceStats:
-        """Make the collection hold exactly ``docs``' points for these documents.
+        """Make the collection hold exactly ``docs``' points for these documents, with their
+        BM25 sparse vectors when the collection has a sparse vector.
 
         New points are upserted first, then every other point of the same documents is
         deleted: readers never see a document vanish, only, briefly, both versions. A document
@@ -372,6 +414,22 @@ class VectorStore(Protocol):
 
     def search(self, collection: str, vector: np.ndarray, k: int) -> list[ScoredPoint]:
         """The ``k`` nearest points by cosine similarity; empty when the collection is missing."""
+        ...
+
+    def query(
+        self,
+        collection: str,
+        k: int,
+        dense: np.ndarray | None = None,
+        sparse: SparseVector | None = None,
+    ) -> list[ScoredPoint]:
+        """The ``k`` best points by the dense vector, the sparse one (BM25 with IDF), or both
+        fused by Qdrant (a prefetch of each, reciprocal rank fusion); empty when the collection
+        is missing.
+
+        Raises:
+            ValueError: neither vector, or a sparse query on a collection without sparse.
+        """
         ...
 
     def optimize(self, collection: str) -> bool:

@@ -37,9 +37,11 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
+from rag_ingest.core.text.sparse import SparseVector
 from rag_ingest.core.vectorstore.base import (
     DOC_ID_FIELD,
     KEY_HASH_FIELD,
+    RRF_K,
     CollectionMismatch,
     DocumentPoints,
     KeyHashRange,
@@ -48,6 +50,7 @@ from rag_ingest.core.vectorstore.base import (
     ScoredPoint,
     check_dimension,
     paged,
+    prefetch_limit,
     row_batches,
 )
 from rag_ingest.core.vectorstore.folder import (
@@ -119,6 +122,12 @@ def _filter(doc_ids: Sequence[str] | None, key_hashes: KeyHashRange | None) -> q
         low, high = key_hashes
         must.append(qe.FieldCondition(KEY_HASH_FIELD, range=qe.RangeFloat(gte=low, lte=high)))
     return qe.Filter(must=must) if must else None
+
+
+def _vectors(dense: list[float], sparse_name: str | None, bm25: SparseVector | None) -> qe.Vector:
+    if sparse_name is None or bm25 is None:
+        return dense
+    return {"": dense, sparse_name: qe.SparseVector(indices=bm25.indices, values=bm25.values)}
 
 
 def _status(shard: qe.EdgeShard) -> IndexStatus:
@@ -255,7 +264,14 @@ class EdgeStore(PagedStore):
             )
         return int(vectors[""]["size"])
 
-    def ensure_collection(self, name: str, dimension: int) -> bool:
+    def sparse_vector(self, name: str) -> str | None:
+        collection = self.resolve(name)
+        if collection is None:
+            return None
+        config = json.loads((self._dir(collection) / _SHARD_CONFIG).read_text())
+        return next(iter(config.get("sparse_vectors") or {}), None)
+
+    def ensure_collection(self, name: str, dimension: int, sparse_vector: str = "") -> bool:
         existing = self.dimension(name)
         if existing is not None:
             check_dimension(name, existing, dimension)
@@ -264,7 +280,12 @@ class EdgeStore(PagedStore):
         # Built beside its final place and renamed in, so a collection folder is always whole.
         staging = final.with_name(f".new-{name}-{uuid.uuid4().hex[:8]}")
         params = qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)
-        config = qe.EdgeConfig(vectors={"": params}, optimizers=self._optimizers(dimension))
+        sparse = {sparse_vector: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)}
+        config = qe.EdgeConfig(
+            vectors={"": params},
+            sparse_vectors=sparse if sparse_vector else None,
+            optimizers=self._optimizers(dimension),
+        )
         shard = qe.EdgeShard.create(str(staging), config)
         try:
             shard.update(
@@ -323,10 +344,15 @@ class EdgeStore(PagedStore):
         assert shard is not None
         written = 0
         new_ids: set[qe.PointId] = set()
-        for batch in row_batches(docs, batch_size):
-            shard.update(qe.UpdateOperation.upsert_points([qe.Point(*row) for row in batch]))
+        sparse_name = self.sparse_vector(collection)
+        for batch in row_batches(docs, batch_size, with_sparse=sparse_name is not None):
+            points = [
+                qe.Point(pid, _vectors(vector, sparse_name, bm25), payload)
+                for pid, vector, payload, bm25 in batch
+            ]
+            shard.update(qe.UpdateOperation.upsert_points(points))
             written += len(batch)
-            new_ids.update(pid for pid, _, _ in batch)
+            new_ids.update(row[0] for row in batch)
         removed = 0
         if docs:
             keep: list[qe.ConditionType] = [qe.HasIdCondition(new_ids)] if new_ids else []
@@ -404,6 +430,48 @@ class EdgeStore(PagedStore):
         return [
             ScoredPoint(id=str(h.id), score=float(h.score), payload=dict(h.payload or {}))
             for h in hits
+        ]
+
+    def query(
+        self,
+        collection: str,
+        k: int,
+        dense: np.ndarray | None = None,
+        sparse: SparseVector | None = None,
+    ) -> list[ScoredPoint]:
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        shard = self._open(collection)
+        if shard is None:
+            return []
+        stages: list[tuple[qe.Query, qe.SearchParams | None]] = []
+        if dense is not None:
+            vector = np.asarray(dense, dtype=np.float32).tolist()
+            stages.append((qe.Query.Nearest(vector, using=""), self._search_params))
+        if sparse is not None:
+            name = self.sparse_vector(collection)
+            if name is None:
+                raise ValueError(f"collection {collection!r} has no sparse vector")
+            bm25 = qe.SparseVector(indices=sparse.indices, values=sparse.values)
+            stages.append((qe.Query.Nearest(bm25, using=name), None))
+        if not stages:
+            raise ValueError("a query needs a dense or a sparse vector")
+        if len(stages) == 1:
+            (query, params), limit = stages[0], k
+            request = qe.QueryRequest(limit=k, query=query, params=params, with_payload=True)
+        else:
+            limit = prefetch_limit(k)
+            prefetches = [qe.Prefetch(limit=limit, query=q, params=p) for q, p in stages]
+            request = qe.QueryRequest(
+                limit=k,
+                # The stub lists Fusion but not its Rrf variant, which the engine takes.
+                query=qe.Fusion.Rrf(k=RRF_K),  # pyright: ignore[reportArgumentType]
+                prefetches=prefetches,
+                with_payload=True,
+            )
+        return [
+            ScoredPoint(id=str(h.id), score=float(h.score), payload=dict(h.payload or {}))
+            for h in shard.query(request)
         ]
 
     def optimize(self, collection: str) -> bool:

@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 from qdrant_client import QdrantClient, models
 
+from rag_ingest.core.text.sparse import SparseVector
 from rag_ingest.core.vectorstore.base import (
     DOC_ID_FIELD,
     KEY_HASH_FIELD,
+    RRF_K,
     CollectionMismatch,
     DocumentPoints,
     KeyHashRange,
@@ -28,6 +30,7 @@ from rag_ingest.core.vectorstore.base import (
     StoreLocked,
     check_dimension,
     paged,
+    prefetch_limit,
     row_batches,
 )
 from rag_ingest.core.vectorstore.location import folder_location, server_location
@@ -68,6 +71,12 @@ def _doc_filter(doc_ids: Sequence[str]) -> models.FieldCondition:
 def _range_filter(key_hashes: KeyHashRange) -> models.FieldCondition:
     low, high = key_hashes
     return models.FieldCondition(key=KEY_HASH_FIELD, range=models.Range(gte=low, lte=high))
+
+
+def _vectors(dense: list[float], sparse_name: str | None, bm25: SparseVector | None) -> Any:
+    if sparse_name is None or bm25 is None:
+        return dense
+    return {"": dense, sparse_name: models.SparseVector(indices=bm25.indices, values=bm25.values)}
 
 
 def _filter(doc_ids: Sequence[str] | None, key_hashes: KeyHashRange | None) -> models.Filter | None:
@@ -150,7 +159,14 @@ class QdrantClientStore(PagedStore):
             )
         return params.size
 
-    def ensure_collection(self, name: str, dimension: int) -> bool:
+    def sparse_vector(self, name: str) -> str | None:
+        target = self.resolve(name)
+        if target is None:
+            return None
+        sparse = self._client.get_collection(target).config.params.sparse_vectors
+        return next(iter(sparse or {}), None)
+
+    def ensure_collection(self, name: str, dimension: int, sparse_vector: str = "") -> bool:
         existing = self.dimension(name)
         if existing is not None:
             check_dimension(name, existing, dimension)
@@ -158,6 +174,11 @@ class QdrantClientStore(PagedStore):
         self._client.create_collection(
             name,
             vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
+            sparse_vectors_config=(
+                {sparse_vector: models.SparseVectorParams(modifier=models.Modifier.IDF)}
+                if sparse_vector
+                else None
+            ),
         )
         with self._quiet():
             self._client.create_payload_index(
@@ -212,11 +233,15 @@ class QdrantClientStore(PagedStore):
         written = 0
         new_ids: list[models.ExtendedPointId] = []
         with self._quiet():
-            for batch in row_batches(docs, batch_size):
-                points = [models.PointStruct(id=i, vector=v, payload=p) for i, v, p in batch]
+            sparse_name = self.sparse_vector(collection)
+            for batch in row_batches(docs, batch_size, with_sparse=sparse_name is not None):
+                points = [
+                    models.PointStruct(id=i, vector=_vectors(v, sparse_name, bm25), payload=p)
+                    for i, v, p, bm25 in batch
+                ]
                 self._client.upsert(collection, points=points, wait=True)
                 written += len(batch)
-                new_ids.extend(pid for pid, _, _ in batch)
+                new_ids.extend(row[0] for row in batch)
         if not docs:
             return ReplaceStats(documents=0, points_written=0, stale_points_removed=0)
         stale = models.Filter(
@@ -289,6 +314,47 @@ class QdrantClientStore(PagedStore):
             limit=k,
             with_payload=True,
         )
+        return [
+            ScoredPoint(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}))
+            for p in response.points
+        ]
+
+    def _vector(self, raw: Any) -> np.ndarray | None:
+        # With a sparse vector beside it, the unnamed dense vector comes back under "".
+        return super()._vector(raw.get("") if isinstance(raw, dict) else raw)
+
+    def query(
+        self,
+        collection: str,
+        k: int,
+        dense: np.ndarray | None = None,
+        sparse: SparseVector | None = None,
+    ) -> list[ScoredPoint]:
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        if not self.collection_exists(collection):
+            return []
+        stages: list[tuple[Any, str]] = []
+        if dense is not None:
+            stages.append((np.asarray(dense, dtype=np.float32).tolist(), ""))
+        if sparse is not None:
+            name = self.sparse_vector(collection)
+            if name is None:
+                raise ValueError(f"collection {collection!r} has no sparse vector")
+            bm25 = models.SparseVector(indices=sparse.indices, values=sparse.values)
+            stages.append((bm25, name))
+        if not stages:
+            raise ValueError("a query needs a dense or a sparse vector")
+        if len(stages) == 1:
+            (query, using), prefetch = stages[0], None
+        else:
+            limit = prefetch_limit(k)
+            prefetch = [models.Prefetch(query=q, using=u, limit=limit) for q, u in stages]
+            query, using = models.RrfQuery(rrf=models.Rrf(k=RRF_K)), None
+        with self._quiet():
+            response = self._client.query_points(
+                collection, query=query, using=using, prefetch=prefetch, limit=k, with_payload=True
+            )
         return [
             ScoredPoint(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}))
             for p in response.points
