@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from rag_ingest.core.cost import gpu_cost_usd, price_workload, render_markdown
 from rag_ingest.core.documents.extract import extract
 from rag_ingest.core.index.fingerprint import embedding_identity
 from rag_ingest.core.registry import Registry
@@ -20,7 +21,10 @@ from rag_ingest.core.text.cache import EmbeddingCache, cache_key, plan_window
 from rag_ingest.core.text.chunking import chunk_blocks
 from rag_ingest.core.text.encoder import shared_encoder
 from rag_ingest.core.text.model import load_tokenizer
+from rag_ingest.defs.monitoring.usage import embedding_workload
+from rag_ingest.resources.modal import ModalEmbedder
 from rag_ingest.testing.harness import Harness, make_resources, make_settings
+from rag_ingest_tests.modal_fakes import FakeModal, fake_vector, install, set_modal_token
 from rag_ingest_tests.sync_oracle import WORDS
 
 SECTIONS = 220
@@ -285,7 +289,9 @@ def test_a_broken_cache_table_warns_and_the_run_succeeds(
         embedding_cache.drop(engine)
         with engine.begin() as conn:
             conn.execute(sa.text("CREATE TABLE embedding_cache (key VARCHAR(64) PRIMARY KEY)"))
-        s3_client.put_object(Bucket=bucket, Key="b.md", Body=_handbook([_section(rng, i) for i in range(3)]))
+        s3_client.put_object(
+            Bucket=bucket, Key="b.md", Body=_handbook([_section(rng, i) for i in range(3)])
+        )
         runs = harness.converge()
         figures = _cache_figures(runs)
         assert figures["cache_hits"] == 0 and figures["texts_embedded"] == figures["run_texts"]
@@ -297,3 +303,56 @@ def test_a_broken_cache_table_warns_and_the_run_succeeds(
         ]
         assert any("embedding cache off" in message for message in warnings)
         _vectors_are_fresh(harness)
+
+
+def test_the_modal_map_sees_only_misses_and_the_saving_is_priced(
+    s3_endpoint: str,
+    s3_client: Any,
+    bucket: str,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    set_modal_token(monkeypatch)
+    fake = FakeModal()
+    install(monkeypatch, fake)
+    rng = random.Random(26)
+    sections = [_section(rng, i) for i in range(30)]
+    s3_client.put_object(Bucket=bucket, Key="handbook.md", Body=_handbook(sections))
+    modal = settings.replace(embedder="modal")
+    embedder = ModalEmbedder(batch_size=4, retry_delay_seconds=0.0)
+    with dg.instance_for_test() as instance:
+        harness = Harness(instance, modal, make_resources(s3_endpoint, modal, embedder))
+        harness.converge()
+        before = {text for call in fake.map_calls for batch in call for text in batch}
+        fake.map_calls.clear()
+        sections[7] = _section(rng, 7)
+        s3_client.put_object(Bucket=bucket, Key="handbook.md", Body=_handbook(sections))
+        (run,) = harness.converge()
+        sent = [text for call in fake.map_calls for batch in call for text in batch]
+        assert len(sent) == 1 and sent[0] not in before and "## Part 7" in sent[0]
+        meta = {
+            k: v.value
+            for k, v in run.asset_materializations_for_node("embeddings")[0].metadata.items()
+        }
+        assert meta["texts_embedded"] == 1 and meta["cache_hits"] == len(before) - 1
+        # Saved: the hits at this run's measured GPU seconds and price per embedded text.
+        per_text = meta["run_gpu_seconds"]
+        assert meta["cache_gpu_seconds_saved"] == pytest.approx(
+            per_text * meta["cache_hits"], rel=1e-2
+        )
+        assert meta["cache_usd_saved"] == pytest.approx(
+            gpu_cost_usd(per_text * meta["cache_hits"], embedder.gpu), rel=1e-2
+        )
+        points = harness.points()
+        assert all(
+            np.allclose(p.vector, fake_vector(p.payload["page_content"]), atol=1e-6) for p in points
+        )
+        # `rag-ingest cost` sums the cache's figures over the window's runs.
+        workload = embedding_workload(instance, 1.0)
+        assert workload.cache is not None and workload.runs == 2
+        assert workload.cache.hits == meta["cache_hits"]
+        assert workload.cache.texts_embedded == len(before) + 1
+        assert workload.cache.usd_saved == pytest.approx(meta["cache_usd_saved"])
+        assert f"Embedding cache: {meta['cache_hits']} hits" in render_markdown(
+            price_workload(workload)
+        )
