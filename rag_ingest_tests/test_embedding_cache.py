@@ -16,8 +16,8 @@ from rag_ingest.core.cost import gpu_cost_usd, price_workload, render_markdown
 from rag_ingest.core.documents.extract import extract
 from rag_ingest.core.index.fingerprint import embedding_identity
 from rag_ingest.core.registry import Registry
+from rag_ingest.core.registry.embedding_cache import EmbeddingCache, cache_key, plan_window
 from rag_ingest.core.registry.schema import embedding_cache
-from rag_ingest.core.text.cache import EmbeddingCache, cache_key, plan_window
 from rag_ingest.core.text.chunking import chunk_blocks
 from rag_ingest.core.text.encoder import shared_encoder
 from rag_ingest.core.text.model import load_tokenizer
@@ -51,7 +51,7 @@ def _chunk_texts(data: bytes, settings: Any) -> set[str]:
 def _cache_figures(runs: list[dg.ExecuteInProcessResult]) -> dict[str, int]:
     """The cache figures of ``runs``, summed (each of a run's shards carries its run's)."""
     names = ("texts_embedded", "cache_hits", "cache_misses", "cache_corrupt", "run_texts")
-    totals = dict.fromkeys(names, 0)
+    totals: dict[str, int] = dict.fromkeys(names, 0)
     for run in runs:
         assert run.success
         first = run.asset_materializations_for_node("embeddings")[0]
@@ -330,7 +330,7 @@ def test_the_modal_map_sees_only_misses_and_the_saving_is_priced(
         (run,) = harness.converge()
         sent = [text for call in fake.map_calls for batch in call for text in batch]
         assert len(sent) == 1 and sent[0] not in before and "## Part 7" in sent[0]
-        meta = {
+        meta: dict[str, Any] = {
             k: v.value
             for k, v in run.asset_materializations_for_node("embeddings")[0].metadata.items()
         }

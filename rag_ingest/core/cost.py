@@ -83,8 +83,8 @@ class Workload:
 
 @dataclass(frozen=True)
 class CacheTotals:
-    """The embedding cache over the window (``core.text.cache``): saved figures are each
-    run's hits at that run's own measured cost per embedded text."""
+    """The embedding cache over the window (``core.registry.embedding_cache``): saved figures
+    are each run's hits at that run's own measured cost per embedded text."""
 
     hits: int
     misses: int

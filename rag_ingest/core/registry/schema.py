@@ -101,7 +101,7 @@ delete_holds = sa.Table(
     sa.Column("registered", sa.BigInteger, nullable=False),
     sa.Column("confirmed_at", sa.Float),
 )
-# Chunk vectors by sha256(embedding identity, text) (see ``core.text.cache``), shared by runs.
+# Chunk vectors by sha256(embedding identity, text), shared by runs (``embedding_cache``).
 embedding_cache = sa.Table(
     "embedding_cache",
     meta,

@@ -16,7 +16,12 @@ from rag_ingest.core.config import Settings
 from rag_ingest.core.index.fingerprint import embedding_identity
 from rag_ingest.core.pipeline.runfiles import DocumentRow, run_path, write_rows
 from rag_ingest.core.pipeline.windows import affected, windows
-from rag_ingest.core.text.cache import EmbeddingCache, WindowPlan, cache_report, plan_window
+from rag_ingest.core.registry.embedding_cache import (
+    EmbeddingCache,
+    WindowPlan,
+    cache_report,
+    plan_window,
+)
 from rag_ingest.defs.ingestion.checks import EMBEDDING_CHECKS, EmbeddingAudit
 from rag_ingest.defs.ingestion.partitions import shard_asset
 from rag_ingest.defs.ingestion.run_files import read_upstream, run_scope
