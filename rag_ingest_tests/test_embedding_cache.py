@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from rag_ingest.core.cost import gpu_cost_usd, price_workload, render_markdown
 from rag_ingest.core.documents.extract import extract
 from rag_ingest.core.index.fingerprint import embedding_identity
+from rag_ingest.core.index.health import UNIT_NORM_TOLERANCE
 from rag_ingest.core.registry import Registry
 from rag_ingest.core.registry.embedding_cache import EmbeddingCache, cache_key, plan_window
 from rag_ingest.core.registry.schema import embedding_cache
@@ -78,8 +79,12 @@ def settings(bucket: str, tmp_path: Path) -> Any:
 # ---- the core cache ------------------------------------------------------------------------
 
 
-@pytest.fixture()
-def engine(tmp_path: Path) -> Any:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A registry database of each kind the cache runs on (PostgreSQL in production)."""
+    if request.param == "postgresql":
+        yield request.getfixturevalue("pg_registry").engine
+        return
     registry = Registry(f"sqlite:///{tmp_path / 'registry.db'}")
     yield registry.engine
     registry.close()
@@ -145,6 +150,14 @@ def test_a_damaged_entry_is_a_miss_and_is_replaced(engine: Any, settings: Any, d
     cache.store(keys[:1], vectors[:1])  # the run's fresh vector takes the damaged row's place
     again = cache.lookup(keys)
     assert again[keys[0]].tolist() == vectors[0].tolist()
+
+
+def test_vectors_the_blocking_check_refuses_are_not_cached(engine: Any, settings: Any) -> None:
+    cache = EmbeddingCache(engine, _identity(settings), 2, 100)
+    keys = cache.keys(["unit", "doubled", "nan"])
+    vectors = np.array([[0.6, 0.8], [1.2, 1.6], [np.nan, 0.0]], np.float32)
+    cache.store(keys, vectors, norm_tolerance=UNIT_NORM_TOLERANCE)
+    assert list(cache.lookup(keys)) == keys[:1] and cache.stats.stored == 1
 
 
 def test_least_recently_used_entries_are_evicted_beyond_the_bound(

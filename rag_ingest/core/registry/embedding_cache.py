@@ -154,15 +154,25 @@ class EmbeddingCache:
             return None
         return np.frombuffer(raw, dtype="<f4").astype(np.float32)
 
-    def store(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+    def store(
+        self, keys: Sequence[str], vectors: np.ndarray, norm_tolerance: float | None = None
+    ) -> None:
         """Add the vectors of ``keys`` (rows of ``vectors``); keys already present are kept.
-        Rows that are not finite are left out: the run's checks refuse them anyway."""
+
+        Rows that are not finite, or (with ``norm_tolerance``) not unit length, are left out:
+        the run's blocking check refuses them, and cached they would be refused again in every
+        later run, however healthy its embedder.
+        """
         if not self.enabled or not len(keys):
             return
+        norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
+        good = np.isfinite(norms)
+        if norm_tolerance is not None:
+            good &= np.abs(norms - 1.0) <= norm_tolerance
         now = time.time()
         rows: dict[str, dict[str, object]] = {}
-        for key, vector in zip(keys, vectors, strict=True):
-            if key in rows or not np.isfinite(vector).all():
+        for key, vector, ok in zip(keys, vectors, good, strict=True):
+            if key in rows or not ok:
                 continue
             data = np.ascontiguousarray(vector, dtype="<f4").tobytes()
             rows[key] = {

@@ -14,6 +14,7 @@ import numpy as np
 
 from rag_ingest.core.config import Settings
 from rag_ingest.core.index.fingerprint import embedding_identity
+from rag_ingest.core.index.health import UNIT_NORM_TOLERANCE
 from rag_ingest.core.pipeline.runfiles import DocumentRow, run_path, write_rows
 from rag_ingest.core.pipeline.windows import affected, windows
 from rag_ingest.core.registry.embedding_cache import (
@@ -116,7 +117,7 @@ def build_embeddings(settings: Settings) -> dg.AssetsDefinition:
                     stats_total["cost"] += stats.cost_usd
                     stats_total["batches"] += stats.batches
                     stats_total["embedded"] += len(plan.miss_texts)
-                    cache.store(plan.miss_keys, fresh)
+                    cache.store(plan.miss_keys, fresh, UNIT_NORM_TOLERANCE)
                 vectors = plan.assemble(fresh, embedder.dimension)
                 offset = 0
                 for row in window:
