@@ -157,6 +157,9 @@ class Settings(BaseSettings):
     embed_model_revision: str = ""
     embed_query_prompt: str | None = None  # None: the model's own prompts; "": none
     embed_document_prompt: str | None = None
+    # Chunk vectors kept for re-use in the registry database (core.registry.embedding_cache);
+    # 0: no cache.
+    embed_cache_max_entries: int = Field(default=1_000_000, ge=0)
     chunk_max_tokens: int = 0  # unset: the model's limit, filled in by _together
     chunk_overlap_tokens: int = Field(default=DEFAULT_OVERLAP, ge=0)  # below half the budget
     qdrant_engine: Engine = Field(default="edge", validation_alias="RAG_QDRANT_EMBEDDED")

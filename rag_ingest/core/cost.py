@@ -78,6 +78,31 @@ class Workload:
     embed_seconds: float
     gpu_seconds: float
     backends: tuple[str, ...] = ()
+    cache: CacheTotals | None = None
+
+
+@dataclass(frozen=True)
+class CacheTotals:
+    """The embedding cache over the window (``core.registry.embedding_cache``): saved figures
+    are each run's hits at that run's own measured cost per embedded text."""
+
+    hits: int
+    misses: int
+    evictions: int
+    texts_embedded: int
+    embed_seconds_saved: float
+    gpu_seconds_saved: float
+    usd_saved: float
+
+    def describe(self) -> str:
+        looked_up = self.hits + self.misses
+        rate = self.hits / looked_up if looked_up else 0.0
+        return (
+            f"Embedding cache: {self.hits:,} hits, {self.misses:,} misses ({rate:.1%} hit rate), "
+            f"{self.evictions:,} evicted; {self.texts_embedded:,} texts embedded; saved "
+            f"{self.embed_seconds_saved:,.1f} embed-s, {self.gpu_seconds_saved:,.1f} GPU-s, "
+            f"${self.usd_saved:,.4f} (at each run's measured cost per embedded text)."
+        )
 
 
 @dataclass(frozen=True)
@@ -163,6 +188,7 @@ def render_markdown(report: CostReport) -> str:
     rows = [
         f"Window: {w.window_hours:,.1f} h; {w.runs} embedding runs; {w.texts:,} chunks; "
         f"{w.tokens:,} tokens; embedder: {', '.join(w.backends) or 'none'}.",
+        *([w.cache.describe()] if w.cache is not None else []),
         f"GPU-seconds ({report.gpu}): {report.gpu_seconds:,.1f} ({report.gpu_seconds_source}); "
         f"utilisation of one GPU over the window: {report.utilisation:.2%}.",
         "",

@@ -101,6 +101,19 @@ delete_holds = sa.Table(
     sa.Column("registered", sa.BigInteger, nullable=False),
     sa.Column("confirmed_at", sa.Float),
 )
+# Chunk vectors by sha256(embedding identity, text), shared by runs (``embedding_cache``).
+embedding_cache = sa.Table(
+    "embedding_cache",
+    meta,
+    sa.Column("key", sa.String(64), primary_key=True),
+    # sha256 of the embedding identity: model, weights, runtime, precision, document prompt.
+    sa.Column("identity", sa.String(64), nullable=False),
+    sa.Column("dimension", sa.Integer, nullable=False),
+    sa.Column("vector", sa.LargeBinary, nullable=False),  # little-endian float32
+    sa.Column("checksum", sa.String(64), nullable=False),
+    sa.Column("last_used", sa.Float, nullable=False, index=True),
+    sa.Column("created", sa.Float, nullable=False),
+)
 # Columns added after the first release, with how to fill them on an existing registry.
 _ADDED = ("key_hash", "target_id", "run_id", "attempts", "retry_at")
 _ADDED_TARGETS = ("rolled_back_at",)

@@ -10,10 +10,19 @@ import time
 from collections.abc import Iterator
 
 import dagster as dg
+import numpy as np
 
 from rag_ingest.core.config import Settings
+from rag_ingest.core.index.fingerprint import embedding_identity
+from rag_ingest.core.index.health import UNIT_NORM_TOLERANCE
 from rag_ingest.core.pipeline.runfiles import DocumentRow, run_path, write_rows
 from rag_ingest.core.pipeline.windows import affected, windows
+from rag_ingest.core.registry.embedding_cache import (
+    EmbeddingCache,
+    WindowPlan,
+    cache_report,
+    plan_window,
+)
 from rag_ingest.defs.ingestion.checks import EMBEDDING_CHECKS, EmbeddingAudit
 from rag_ingest.defs.ingestion.partitions import shard_asset
 from rag_ingest.defs.ingestion.run_files import read_upstream, run_scope
@@ -29,10 +38,10 @@ EMBED_WINDOW_TEXTS = 8192
 FAILED_SHOWN, FAILED_LISTED = 20, 1000
 
 
-def _embedding_failed(window: list[DocumentRow], exc: Exception) -> dg.Failure:
+def _embedding_failed(window: list[DocumentRow], plan: WindowPlan, exc: Exception) -> dg.Failure:
     """Name the documents whose chunks did not come back; nothing of this run reaches Qdrant,
     because qdrant_collection depends on this step."""
-    spans = exc.failed_spans if isinstance(exc, EmbeddingError) else None
+    spans = plan.text_spans(exc.failed_spans) if isinstance(exc, EmbeddingError) else None
     sizes = [len(r.chunks) for r in window]
     hit = affected(sizes, spans) if spans else list(range(len(window)))
     sources = [window[i].info.source for i in hit]
@@ -72,22 +81,44 @@ def build_embeddings(settings: Settings) -> dg.AssetsDefinition:
             )
         report = ShardReport(scope, ("object", "status", "reason"))
         audit = EmbeddingAudit(embedder.dimension)
-        stats_total: dict[str, float] = {"seconds": 0.0, "gpu": 0.0, "cost": 0.0, "batches": 0}
+        stats_total: dict[str, float] = {
+            "seconds": 0.0,
+            "gpu": 0.0,
+            "cost": 0.0,
+            "batches": 0,
+            "embedded": 0,
+        }
+        cache = EmbeddingCache(
+            registry.registry.engine,
+            embedding_identity(settings.fingerprint),
+            embedder.dimension,
+            settings.embed_cache_max_entries,
+            warn=context.log.warning,
+        )
 
         def embedded() -> Iterator[DocumentRow]:
             rows = read_upstream(context, scope, storage, "chunks")
             for window in windows(rows, lambda r: len(r.chunks), EMBED_WINDOW_TEXTS):
                 texts = [c.text for row in window for c in row.chunks]
-                try:
-                    vectors, stats = embedder.embed(texts)
-                except Exception as exc:
-                    raise _embedding_failed(window, exc) from exc
-                if vectors.shape != (len(texts), embedder.dimension):
-                    raise dg.Failure(f"embedder returned {vectors.shape} for {len(texts)} texts")
-                stats_total["seconds"] += stats.seconds
-                stats_total["gpu"] += stats.gpu_seconds
-                stats_total["cost"] += stats.cost_usd
-                stats_total["batches"] += stats.batches
+                # Only texts the cache lacks go to the embedder (and so to Modal's .map).
+                plan = plan_window(cache, texts)
+                fresh = np.zeros((0, embedder.dimension), np.float32)
+                if plan.miss_texts:
+                    try:
+                        fresh, stats = embedder.embed(plan.miss_texts)
+                    except Exception as exc:
+                        raise _embedding_failed(window, plan, exc) from exc
+                    if fresh.shape != (len(plan.miss_texts), embedder.dimension):
+                        raise dg.Failure(
+                            f"embedder returned {fresh.shape} for {len(plan.miss_texts)} texts"
+                        )
+                    stats_total["seconds"] += stats.seconds
+                    stats_total["gpu"] += stats.gpu_seconds
+                    stats_total["cost"] += stats.cost_usd
+                    stats_total["batches"] += stats.batches
+                    stats_total["embedded"] += len(plan.miss_texts)
+                    cache.store(plan.miss_keys, fresh, UNIT_NORM_TOLERANCE)
+                vectors = plan.assemble(fresh, embedder.dimension)
                 offset = 0
                 for row in window:
                     doc_vectors = vectors[offset : offset + len(row.chunks)]
@@ -107,6 +138,7 @@ def build_embeddings(settings: Settings) -> dg.AssetsDefinition:
             needed=embedder.serializes_runs,
         ) as waited:
             written = write_rows(storage.store, path, "vectors", embedded())
+        cache.evict()
         report.attach(context, "documents_listed", always=("documents", "vectors", "tokens"))
         totals = report.totals()
         seconds = stats_total["seconds"]
@@ -121,11 +153,15 @@ def build_embeddings(settings: Settings) -> dg.AssetsDefinition:
                 "run_tokens": totals["tokens"],
                 "run_batches": int(stats_total["batches"]),
                 "run_embed_seconds": round(seconds, 3),
-                "run_texts_per_second": round(totals["vectors"] / seconds, 2) if seconds else 0.0,
+                # Of the texts the embedder saw: cache hits took none of its time.
+                "run_texts_per_second": (
+                    round(stats_total["embedded"] / seconds, 2) if seconds else 0.0
+                ),
                 "run_gpu_seconds": round(stats_total["gpu"], 3),
                 "run_cost_usd": dg.MetadataValue.float(round(stats_total["cost"], 8)),
                 "run_lock_wait_seconds": round(waited, 3),
                 "run_seconds": round(time.perf_counter() - started, 3),
+                **cache_report(cache, stats_total),
             },
             check_results=audit.results(),
         )

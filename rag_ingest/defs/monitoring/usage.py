@@ -7,7 +7,7 @@ from typing import Any
 
 import dagster as dg
 
-from rag_ingest.core.cost import Workload
+from rag_ingest.core.cost import CacheTotals, Workload
 
 EMBEDDINGS = dg.AssetKey("embeddings")
 PAGE = 1000
@@ -43,6 +43,26 @@ def embedding_workload(
         if not result.has_more:
             break
         cursor = result.cursor
+    runs = list(per_run.values())
+
+    def total(name: str) -> float:
+        return sum(_number(m, name) for m in runs)
+
+    # Runs recorded before the cache existed carry none of its figures.
+    cached = [m for m in runs if "cache_hits" in m]
+    cache = (
+        CacheTotals(
+            hits=int(total("cache_hits")),
+            misses=int(total("cache_misses")),
+            evictions=int(total("cache_evictions")),
+            texts_embedded=int(total("texts_embedded")),
+            embed_seconds_saved=total("cache_embed_seconds_saved"),
+            gpu_seconds_saved=total("cache_gpu_seconds_saved"),
+            usd_saved=total("cache_usd_saved"),
+        )
+        if cached
+        else None
+    )
     backends = sorted({str(getattr(m.get("backend"), "value", "")) for m in per_run.values()})
     return Workload(
         window_hours=window_hours,
@@ -52,4 +72,5 @@ def embedding_workload(
         embed_seconds=sum(_number(m, "run_embed_seconds") for m in per_run.values()),
         gpu_seconds=sum(_number(m, "run_gpu_seconds") for m in per_run.values()),
         backends=tuple(b for b in backends if b),
+        cache=cache,
     )
