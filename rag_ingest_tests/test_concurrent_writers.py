@@ -69,7 +69,9 @@ def test_an_older_writer_paused_between_check_and_write_never_wins(
     (doc,) = reg.register([S3Object("bkt", "v.md", '"e1"', 10, NOW)])
     store = open_vector_store("edge", path=tmp_path / "edge")
     store.ensure_collection("c", DIM)
-    target = reg.new_target(store.location, "c", "documents", "fp", "{}")
+    # The target's spec says what its points hold: here dense vectors only, as "c" was made.
+    spec = settings.replace(sparse=False).fingerprint.as_json()
+    target = reg.new_target(store.location, "c", "documents", "fp", spec)
     shard = layout.of(doc)
 
     def writer(registry: Any, run: str) -> ShardWriter:
@@ -106,7 +108,7 @@ def test_an_older_writer_paused_between_check_and_write_never_wins(
 
     first = threading.Thread(target=run, args=(older,))
     first.start()
-    assert checked.wait(10)  # the older writer has checked: the registry still said e1
+    assert checked.wait(10), errors  # the older writer has checked: the registry still said e1
     reg.requeue([S3Object("bkt", "v.md", '"e2"', 10, NOW)])  # the sensor sees version 2
     second = threading.Thread(target=run, args=(newer,))
     second.start()
