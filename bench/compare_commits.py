@@ -1,11 +1,14 @@
-"""The gpu-speed scenario on two commits at once, side by side, on the same machine and load.
+"""The gpu-speed scenario on several commits (or settings) at once, side by side.
 
     python -m bench.compare_commits OLD NEW [--docs 20000] [--out bench/results/compare.md]
+    python -m bench.compare_commits 'c171c76:RAG_SPARSE=false' c171c76 --docs 20000
 
-Each commit is checked out in a detached worktree under a temporary folder and runs
-``python -m bench.run --skip cost,ui,burst,cpu`` with its own code (``PYTHONPATH`` = that
-worktree) and this checkout's virtualenv. Both start together, so both see the same machine
-load; the report puts their walls and documents/s side by side with the ratio NEW/OLD.
+Each variant is ``COMMIT`` or ``COMMIT:KEY=VALUE,KEY=VALUE`` (environment set for that variant
+only, e.g. a ``RAG_*`` setting). Each is checked out in a detached worktree under a temporary
+folder and runs ``python -m bench.run --skip cost,ui,burst,cpu`` with its own code
+(``PYTHONPATH`` = that worktree) and this checkout's virtualenv. All start together, so all see
+the same machine load; the report puts their walls and documents/s side by side, with each
+variant's ratio to the one before it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .common import REPO
@@ -25,8 +29,25 @@ from .common import REPO
 RATE = re.compile(r"^\| documents/s end to end \(gpu-speed\) \| ([0-9.]+) \|", re.M)
 
 
-def _worktree(root: Path, commit: str) -> Path:
-    path = root / commit
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    commit: str
+    env: dict[str, str]
+
+    @classmethod
+    def parse(cls, spec: str) -> Variant:
+        commit, _, assignments = spec.partition(":")
+        env = {}
+        for item in filter(None, assignments.split(",")):
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise SystemExit(f"variant {spec!r}: expected COMMIT:KEY=VALUE,...")
+            env[key] = value
+        return cls(spec, commit, env)
+
+
+def _worktree(path: Path, commit: str) -> Path:
     subprocess.run(
         ["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(path), commit],
         check=True,
@@ -34,8 +55,8 @@ def _worktree(root: Path, commit: str) -> Path:
     return path
 
 
-def _start(tree: Path, docs: int, out: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+def _start(tree: Path, v: Variant, docs: int, out: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **v.env, "PYTHONPATH": str(tree)}
     cmd = [sys.executable, "-m", "bench.run", "--docs", str(docs)]
     cmd += ["--skip", "cost,ui,burst,cpu", "--out", str(out)]
     return subprocess.Popen(cmd, cwd=tree, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
@@ -43,51 +64,59 @@ def _start(tree: Path, docs: int, out: Path, log: Path) -> subprocess.Popen[byte
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.compare_commits")
-    p.add_argument("old")
-    p.add_argument("new")
+    p.add_argument("variants", nargs="+", help="COMMIT or COMMIT:KEY=VALUE,... (two or more)")
     p.add_argument("--docs", type=int, default=20_000)
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "compare.md")
     args = p.parse_args(argv)
+    variants = [Variant.parse(s) for s in args.variants]
+    if len(variants) < 2:
+        p.error("give at least two variants")
     with tempfile.TemporaryDirectory(prefix="rag-compare-") as tmp:
         root = Path(tmp)
-        trees = {c: _worktree(root, c) for c in (args.old, args.new)}
+        trees = [_worktree(root / f"v{i}", v.commit) for i, v in enumerate(variants)]
         try:
             started = time.perf_counter()
-            procs = {
-                c: _start(t, args.docs, root / f"{c}.md", root / f"{c}.log")
-                for c, t in trees.items()
-            }
-            codes = {c: proc.wait() for c, proc in procs.items()}
+            procs = [
+                _start(t, v, args.docs, root / f"v{i}.md", root / f"v{i}.log")
+                for i, (t, v) in enumerate(zip(trees, variants, strict=True))
+            ]
+            codes = [proc.wait() for proc in procs]
             elapsed = time.perf_counter() - started
-            reports = {c: (root / f"{c}.md").read_text() if codes[c] == 0 else "" for c in trees}
-            logs = {c: (root / f"{c}.log").read_text(errors="replace")[-3000:] for c in trees}
+            reports = [
+                (root / f"v{i}.md").read_text() if code == 0 else "" for i, code in enumerate(codes)
+            ]
+            logs = [
+                (root / f"v{i}.log").read_text(errors="replace")[-3000:] for i in range(len(trees))
+            ]
         finally:
-            for tree in trees.values():
+            for tree in trees:
                 subprocess.run(
                     ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
                     check=False,
                 )
+    names = ", ".join(f"`{v.label}`" for v in variants)
     lines = [
-        f"# gpu-speed, {args.docs:,} documents: {args.old} and {args.new} side by side",
+        f"# gpu-speed, {args.docs:,} documents: {names} side by side",
         "",
-        "Both commits ran at the same time on this machine (one repeat each), so they shared its",
-        f"load; the pair took {elapsed:.0f} s. Each commit's own report follows.",
+        f"All {len(variants)} variants ran at the same time on this machine (one repeat each), so",
+        f"they shared its load; together they took {elapsed:.0f} s. Each variant's own report",
+        "follows the table.",
         "",
+        "| variant | exit | documents/s | ratio to the row above |",
+        "|---|---:|---:|---:|",
     ]
-    rates = {c: float(m.group(1)) for c in trees if (m := RATE.search(reports[c]))}
-    if len(rates) == 2:
-        ratio = rates[args.new] / rates[args.old]
-        lines += [
-            f"documents/s: {args.old} {rates[args.old]:.1f}, {args.new} {rates[args.new]:.1f}; "
-            f"{args.new}/{args.old} = **{ratio:.3f}**",
-            "",
-        ]
-    for commit in trees:
-        lines += [f"## {commit} (exit {codes[commit]})", ""]
-        lines += [reports[commit] or "```\n" + logs[commit] + "\n```", ""]
+    rates = [float(m.group(1)) if (m := RATE.search(r)) else None for r in reports]
+    for i, (v, code, rate) in enumerate(zip(variants, codes, rates, strict=True)):
+        before = rates[i - 1] if i else None
+        ratio = f"{rate / before:.3f}" if rate and before else "–"
+        lines.append(f"| `{v.label}` | {code} | {rate if rate is not None else '–'} | {ratio} |")
+    lines.append("")
+    for v, code, report, log in zip(variants, codes, reports, logs, strict=True):
+        lines += [f"## `{v.label}` (exit {code})", ""]
+        lines += [report or "```\n" + log + "\n```", ""]
     args.out.write_text("\n".join(lines))
     print(args.out)
-    return 0 if all(code == 0 for code in codes.values()) else 1
+    return 0 if all(code == 0 for code in codes) else 1
 
 
 if __name__ == "__main__":

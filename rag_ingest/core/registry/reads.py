@@ -13,14 +13,13 @@ from rag_ingest.core.keys import document_id, storable_key
 from rag_ingest.core.registry.model import (
     GONE_STATUSES,
     WORK_STATUSES,
-    DeleteHold,
     DocumentRecord,
     HistoryEntry,
     Known,
     Scope,
     ShardWork,
 )
-from rag_ingest.core.registry.schema import counters, delete_holds, documents, events
+from rag_ingest.core.registry.schema import counters, documents, events
 
 _CHUNK = 500
 
@@ -162,23 +161,6 @@ class ReadsMixin:
         with self.engine.connect() as conn:
             live, nul = conn.execute(stmt).one()
         return int(live or 0), bool(nul)
-
-    def delete_hold(self, bucket: str, prefix: str) -> DeleteHold | None:
-        """The prefix's held deletions, if a listing pass is held (see ``delete_holds``)."""
-        stmt = sa.select(delete_holds).where(
-            delete_holds.c.bucket == bucket, delete_holds.c.prefix == prefix
-        )
-        with self.engine.connect() as conn:
-            row = conn.execute(stmt).first()
-        return DeleteHold(**row._mapping) if row else None
-
-    def delete_holds(self, bucket: str | None = None) -> list[DeleteHold]:
-        """Every held prefix (of ``bucket``), by prefix."""
-        stmt = sa.select(delete_holds).order_by(delete_holds.c.bucket, delete_holds.c.prefix)
-        if bucket is not None:
-            stmt = stmt.where(delete_holds.c.bucket == bucket)
-        with self.engine.connect() as conn:
-            return [DeleteHold(**row._mapping) for row in conn.execute(stmt)]
 
     def known_keys(self, bucket: str, keys: Iterable[str]) -> dict[str, Known]:
         """Registered objects among exact ``keys`` of ``bucket``, by key (absent: unknown)."""

@@ -178,3 +178,28 @@ def _upgrade(engine: sa.Engine) -> None:
                 .values(key_hash=sa.bindparam("b_hash")),
                 [{"b_doc": d, "b_hash": key_hash(d)} for d in ids],
             )
+
+
+def event_row(
+    doc_id: str,
+    at: float,
+    name: str,
+    status: str,
+    etag: str | None,
+    run_id: str | None,
+    reason: str | None = None,
+    chunk_count: int | None = None,
+    target_id: int | None = None,
+) -> dict[str, object]:
+    """One ``events`` row: a change in a document's status, for its history."""
+    return {
+        "doc_id": doc_id,
+        "at": at,
+        "event": name,
+        "status": status,
+        "reason": reason,
+        "etag": etag,
+        "chunk_count": chunk_count,
+        "target_id": target_id,
+        "run_id": run_id,
+    }

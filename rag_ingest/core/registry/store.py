@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc
 
 from rag_ingest.core.keys import document_id, key_hash, storable_key
+from rag_ingest.core.registry.holds import HoldsMixin
 from rag_ingest.core.registry.model import (
     GONE_STATUSES,
-    DeleteHold,
     Outcome,
 )
 from rag_ingest.core.registry.reads import (
@@ -32,7 +32,7 @@ from rag_ingest.core.registry.reads import (
     scope_condition,
     work_condition,
 )
-from rag_ingest.core.registry.schema import counters, delete_holds, documents, events, upgrade
+from rag_ingest.core.registry.schema import counters, documents, event_row, events, upgrade
 from rag_ingest.core.registry.targets import TargetsMixin
 from rag_ingest.core.storage.s3 import S3Object
 
@@ -69,7 +69,7 @@ _RECORD_OUTCOME = (
 )
 
 
-class Registry(ReadsMixin, TargetsMixin):
+class Registry(HoldsMixin, ReadsMixin, TargetsMixin):
     """Thread- and process-safe access to the registry tables.
 
     Args:
@@ -149,7 +149,7 @@ class Registry(ReadsMixin, TargetsMixin):
                             "run_id": run_id,
                         }
                     )
-                    logged.append(_event(doc_id, now, "registered", "pending", o.etag, run_id))
+                    logged.append(event_row(doc_id, now, "registered", "pending", o.etag, run_id))
                 if rows:
                     conn.execute(documents.insert(), rows)
                 self._log(conn, logged)
@@ -214,7 +214,7 @@ class Registry(ReadsMixin, TargetsMixin):
             self._log(
                 conn,
                 [
-                    _event(d, now, "changed", "pending", o.etag, None, reason)
+                    event_row(d, now, "changed", "pending", o.etag, None, reason)
                     for d, o in zip(doc_ids, objects, strict=True)
                 ],
             )
@@ -279,45 +279,9 @@ class Registry(ReadsMixin, TargetsMixin):
                     )
                 )
             self._log(
-                conn, [_event(d, now, event_name, status, None, run_id, reason) for d in doc_ids]
+                conn, [event_row(d, now, event_name, status, None, run_id, reason) for d in doc_ids]
             )
         return list(doc_ids)
-
-    # --- the delete guard (listing sensors, the operator) -----------------------------------
-
-    def hold_deletes(self, bucket: str, prefix: str, would_delete: int, registered: int) -> None:
-        """Record (or update) a held listing pass of ``prefix``; a confirmation stays."""
-        now = time.time()
-        key = (delete_holds.c.bucket == bucket, delete_holds.c.prefix == prefix)
-        values = {"updated_at": now, "would_delete": would_delete, "registered": registered}
-        with self.engine.begin() as conn:
-            self._next_seq(conn)  # serializes with other registry writers
-            if not conn.execute(delete_holds.update().where(*key).values(values)).rowcount:
-                conn.execute(
-                    delete_holds.insert().values(
-                        bucket=bucket, prefix=prefix, held_at=now, **values
-                    )
-                )
-
-    def confirm_deletes(self, bucket: str, prefix: str) -> DeleteHold | None:
-        """An operator confirms a held prefix's deletions: the next listing pass applies them.
-        Returns the hold confirmed (None: nothing was held)."""
-        key = (delete_holds.c.bucket == bucket, delete_holds.c.prefix == prefix)
-        with self.engine.begin() as conn:
-            conn.execute(delete_holds.update().where(*key).values(confirmed_at=time.time()))
-        return self.delete_hold(bucket, prefix)
-
-    def clear_delete_hold(self, bucket: str, prefix: str, confirmed_before: float | None) -> None:
-        """The hold is over: a pass started after its confirmation (``confirmed_before``: that
-        pass's start) applied the deletions, or a pass came back under the threshold (None:
-        only an unconfirmed hold is cleared)."""
-        key = [delete_holds.c.bucket == bucket, delete_holds.c.prefix == prefix]
-        if confirmed_before is None:
-            key.append(delete_holds.c.confirmed_at.is_(None))
-        else:
-            key.append(delete_holds.c.confirmed_at <= confirmed_before)
-        with self.engine.begin() as conn:
-            conn.execute(delete_holds.delete().where(*key))
 
     # --- outcomes (runs) ---------------------------------------------------------------------
 
@@ -358,7 +322,7 @@ class Registry(ReadsMixin, TargetsMixin):
             self._log(
                 conn,
                 [
-                    _event(
+                    event_row(
                         o.doc_id,
                         now,
                         "ingested" if o.status == "ok" else o.status,
@@ -399,36 +363,12 @@ class Registry(ReadsMixin, TargetsMixin):
             self._log(
                 conn,
                 [
-                    _event(d, now, "removed", "removed", None, run_id, "object deleted from S3")
+                    event_row(d, now, "removed", "removed", None, run_id, "object deleted from S3")
                     for d in doc_ids
                     if d in applied
                 ],
             )
         return applied
-
-
-def _event(
-    doc_id: str,
-    at: float,
-    name: str,
-    status: str,
-    etag: str | None,
-    run_id: str | None,
-    reason: str | None = None,
-    chunk_count: int | None = None,
-    target_id: int | None = None,
-) -> dict[str, object]:
-    return {
-        "doc_id": doc_id,
-        "at": at,
-        "event": name,
-        "status": status,
-        "reason": reason,
-        "etag": etag,
-        "chunk_count": chunk_count,
-        "target_id": target_id,
-        "run_id": run_id,
-    }
 
 
 def _iso(value: datetime) -> str:
