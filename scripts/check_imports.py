@@ -38,6 +38,7 @@ CORE_WINGS: tuple[str, ...] = (
     "index",
     "pipeline",
     "cost",
+    "refusals",
     "config",
 )
 # Top-level layers of the package, lowest first.

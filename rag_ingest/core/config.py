@@ -49,7 +49,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -62,6 +62,8 @@ from rag_ingest.core.documents.limits import DocumentLimits
 from rag_ingest.core.index.fingerprint import Fingerprint, physical_collection, pipeline_fingerprint
 from rag_ingest.core.planning.listing import DeleteGuard
 from rag_ingest.core.planning.shards import ALLOWED_COUNTS, DEFAULT_SHARDS, Shards
+from rag_ingest.core.refusals import SettingsError as SettingsError
+from rag_ingest.core.refusals import refusing
 from rag_ingest.core.registry.model import Scope
 from rag_ingest.core.text.chunking import CHUNKER_VERSION, DEFAULT_OVERLAP, chunk_shape
 from rag_ingest.core.text.encoder import DEFAULT_BACKEND, check_backend, vector_space
@@ -76,10 +78,6 @@ _VERBATIM = frozenset({"RAG_EMBED_QUERY_PROMPT", "RAG_EMBED_DOCUMENT_PROMPT"})  
 _FOLLOWING = ("chunk_max_tokens", "chunk_overlap_tokens")
 _COLLECTION = re.compile(r"[A-Za-z0-9_-]{1,200}")
 _VECTOR_NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}")
-
-
-class SettingsError(ValueError):
-    """A refused setting, on one line, naming its environment variable."""
 
 
 def check_prefixes(prefixes: tuple[str, ...]) -> tuple[str, ...]:
@@ -350,7 +348,7 @@ class Settings(BaseSettings):
         kept = {
             k: v for k, v in dict(self).items() if k in self.model_fields_set or k not in _FOLLOWING
         }
-        return _refusing(lambda: type(self)(**{**kept, **changes}))
+        return refusing(lambda: type(self)(**{**kept, **changes}), env_name)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -366,7 +364,7 @@ class Settings(BaseSettings):
             env.setdefault("RAG_SENSOR_INTERVAL_SECONDS", "3600")
         token = _ENVIRON.set(env)
         try:
-            return _refusing(cls)
+            return refusing(cls, env_name)
         finally:
             _ENVIRON.reset(token)
 
@@ -378,36 +376,6 @@ def env_name(field: str) -> str:
     if isinstance(alias, str):
         return alias
     return field if field.startswith(PREFIX) else PREFIX + field.upper()
-
-
-# pydantic's own refusals, in the words this module always used.
-_REFUSALS = {
-    "int_parsing": "must be an integer, got {input!r}",
-    "int_from_float": "must be an integer, got {input!r}",
-    "float_parsing": "must be a number, got {input!r}",
-    "bool_parsing": "must be true or false, got {input!r}",
-    "greater_than_equal": "must be at least {ge}, got {input}",
-    "greater_than": "must be above {gt}, got {input}",
-    "less_than_equal": "must be at most {le}, got {input}",
-    "literal_error": "must be {expected}, got {input!r}",
-}
-
-
-def _refusing(build: Any) -> Settings:
-    """``build()``, with a ValidationError turned into one SettingsError line."""
-    try:
-        return build()
-    except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            ctx = error.get("ctx", {})
-            if error["type"] == "value_error":  # ours: the message names its variable
-                lines.append(str(ctx["error"]))
-                continue
-            template = _REFUSALS.get(error["type"], "{msg}, got {input!r}")
-            name = env_name(str(error["loc"][0])) if error["loc"] else "settings"
-            lines.append(f"{name} {template.format(msg=error['msg'], input=error['input'], **ctx)}")
-        raise SettingsError("; ".join(lines)) from None
 
 
 @functools.cache
