@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rag_ingest.core.config import Settings, SettingsError
 from rag_ingest.core.text.chunking import Chunk
 from rag_ingest.core.text.sparse import Bm25Encoder
 from rag_ingest.core.vectorstore import DocumentPoints, open_vector_store
@@ -115,3 +116,14 @@ def test_precomputed_sparse_vectors_are_used_as_given(tmp_path: Path) -> None:
             store.replace_documents(
                 "c", [DocumentPoints(doc.info, short, doc.vectors[:1], swapped)]
             )
+
+
+def test_a_sparse_vector_name_that_cannot_be_one_is_refused_naming_the_setting() -> None:
+    for bad in ("has space", "x" * 201, "sparse/name", "émoji"):
+        with pytest.raises(SettingsError, match=r"^RAG_SPARSE_VECTOR_NAME must be 1-200") as e:
+            Settings.from_env({"RAG_SPARSE_VECTOR_NAME": bad})
+        assert "\n" not in str(e.value)
+    assert Settings.from_env({"RAG_SPARSE_VECTOR_NAME": "text-sparse-new"}).sparse_vector_name
+    renamed = Settings.from_env({"RAG_SPARSE_VECTOR_NAME": "text-sparse-new"})
+    # Another name is another layout: a new version is built, the live one is never rewritten.
+    assert renamed.physical_collection != Settings.from_env({}).physical_collection
