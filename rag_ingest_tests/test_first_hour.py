@@ -35,7 +35,7 @@ import pytest
 from rag_ingest.cli.dev import SAMPLE_BUCKET
 from rag_ingest.core.config import Settings
 from rag_ingest.core.keys import document_id
-from rag_ingest.defs.ingestion.sensors import sensor_names
+from rag_ingest.defs.ingestion.sensors import INGEST_JOB, sensor_names
 from rag_ingest.testing import REPO, SAMPLE_CORPUS
 from rag_ingest.testing.browser import (
     LATEST_MATERIALIZATION_RUN,
@@ -185,6 +185,15 @@ def _listing_ticked_since(home: Path, sensor: str, since: float) -> bool:
         instance.dispose()
 
 
+def _ingest_runs(home: Path) -> int:
+    """How many ingestion runs the instance at ``home`` holds."""
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        return instance.get_runs_count(dg.RunsFilter(job_name=INGEST_JOB))
+    finally:
+        instance.dispose()
+
+
 def _skip_welcome(driver: WebDriver, evidence: Path, within: float = 15.0) -> None:
     """Skip the "Join the Dagster community" dialog a fresh instance shows once, as a new user
     would (it covers the page)."""
@@ -242,6 +251,9 @@ def test_the_readme_first_hour_in_a_browser(tmp_path: Path) -> None:
         assert sorted(p.name for p in (project / "documents").rglob("*") if p.is_file()) == sorted(
             p.name for p in SAMPLE_CORPUS.rglob("*") if p.is_file()
         )
+        # `dg dev` and `dagster dev` run in the project find the same instance through .env.
+        home = project.resolve() / "dagster_home"
+        assert f"DAGSTER_HOME=${{DAGSTER_HOME:-{home}}}" in (project / ".env").read_text()
 
         # The UI: the lineage graph with every shard materialized, then one shard's metadata.
         driver = stack.enter_context(chromium())
@@ -275,11 +287,11 @@ def test_the_readme_first_hour_in_a_browser(tmp_path: Path) -> None:
             rf"\[dev\] all {sample + 1} known documents are ingested or recorded", after=offset
         )
         assert _search(project, "quokka zebra protocol")[0][1] == dropped
-        _shard_detail(
-            driver, url, layout.of(document_id(SAMPLE_BUCKET, DROPPED)), dropped, tmp_path / "t"
-        )
+        dropped_shard = layout.of(document_id(SAMPLE_BUCKET, DROPPED))
+        _shard_detail(driver, url, dropped_shard, dropped, tmp_path / "timeout-dropped")
         assert_screenshot(driver, tmp_path / "dropped-shard-metadata.png")
         term.ctrl_c(project)
+        ingest_runs = _ingest_runs(project / "dagster_home")
 
         # Two restarts: the document is served again, nothing is deleted or re-ingested.
         for n in (1, 2):
@@ -296,3 +308,4 @@ def test_the_readme_first_hour_in_a_browser(tmp_path: Path) -> None:
                 assert "created" not in text and "put, 0 deleted" not in text, text[-4000:]
                 assert not re.search(r"deleted [1-9]", text), text[-4000:]
                 term.ctrl_c(project)
+            assert _ingest_runs(project / "dagster_home") == ingest_runs
