@@ -23,10 +23,16 @@ import pytest
 from rag_ingest.core.config import Settings
 from rag_ingest.core.keys import document_id
 from rag_ingest.testing.browser import (
+    LATEST_MATERIALIZATION_RUN,
+    assert_screenshot,
+    change_row,
     chromium,
     dagster_webserver,
     displayed,
-    png_size,
+    filled_node,
+    graph_node,
+    materialized_row,
+    partition_row,
     require_chromium,
     wait_for,
 )
@@ -81,42 +87,6 @@ def _webserver_env(home: Path, settings: Settings, endpoint: str) -> dict[str, s
     return env
 
 
-def _graph_node(name: str) -> str:
-    """XPath of the asset graph's node for ``name`` (nodes are SVG foreignObjects)."""
-    label = f"[@data-tooltip='{name}'][normalize-space()='{name}']"
-    return f"//*[local-name()='foreignObject'][.//*{label}]"
-
-
-def _filled_node(name: str, materialized: int, partitions: int) -> str:
-    """XPath of ``name``'s graph node once it shows ``materialized`` of its ``partitions``
-    filled (the UI rounds the percentage down)."""
-    percent = materialized * 100 // partitions
-    return (
-        _graph_node(name)
-        + f"[.//a[@href='/assets/{name}?view=partitions'][normalize-space()='{percent}% filled']]"
-        + f"[.//*[normalize-space()='{partitions} partitions']]"
-    )
-
-
-def _partition_row(key: str) -> str:
-    """XPath of the partition list's row for ``key``."""
-    return f"//div[@data-tooltip='{key}'][.//div[@title='{key}']]"
-
-
-def _materialized_row(key: str) -> str:
-    """XPath of ``key``'s row with its green (materialized) status dot."""
-    return (
-        _partition_row(key) + "/following-sibling::div[1][contains(@style, '--color-accent-green')]"
-    )
-
-
-def _assert_screenshot(driver: Any, path: Path) -> None:
-    assert driver.save_screenshot(str(path)), f"no screenshot written to {path}"
-    width, height = png_size(path)
-    assert width >= 800 and height >= 600, (path, width, height)
-    assert path.stat().st_size > 20_000, f"{path} is suspiciously small (a blank page?)"
-
-
 def _timed(timings: dict[str, float], what: str, step: Callable[[], T]) -> T:
     """Run ``step`` and print (not assert) how long it took."""
     started = time.monotonic()
@@ -158,7 +128,7 @@ def test_the_ui_shows_the_asset_graph_and_materialized_shards(
             for name in ASSETS:
                 wait_for(
                     driver,
-                    lambda d, name=name: displayed(d, _graph_node(name)),
+                    lambda d, name=name: displayed(d, graph_node(name)),
                     f"the asset graph node {name!r}",
                     tmp_path / "timeout-asset-graph",
                     UI_TIMEOUT,
@@ -168,9 +138,7 @@ def test_the_ui_shows_the_asset_graph_and_materialized_shards(
             for name in ASSETS:
                 wait_for(
                     driver,
-                    lambda d, name=name: displayed(
-                        d, _filled_node(name, len(shards), layout.count)
-                    ),
+                    lambda d, name=name: displayed(d, filled_node(name, len(shards), layout.count)),
                     f"{name!r} with {len(shards)} of {layout.count} partitions filled",
                     tmp_path / "timeout-asset-graph",
                     UI_TIMEOUT,
@@ -178,7 +146,7 @@ def test_the_ui_shows_the_asset_graph_and_materialized_shards(
 
         _timed(timings, "asset graph: nodes", graph)
         _timed(timings, "asset graph: partition fill", graph_filled)
-        _assert_screenshot(driver, tmp_path / "asset-graph.png")
+        assert_screenshot(driver, tmp_path / "asset-graph.png")
 
         # qdrant_collection's partitions: the covered shards materialized, the others missing.
         def partitions() -> None:
@@ -198,7 +166,7 @@ def test_the_ui_shows_the_asset_graph_and_materialized_shards(
             for key in shards:
                 wait_for(
                     driver,
-                    lambda d, key=key: displayed(d, _materialized_row(key)),
+                    lambda d, key=key: displayed(d, materialized_row(key)),
                     f"shard {key!r} marked materialized",
                     tmp_path / "timeout-partitions",
                     UI_TIMEOUT,
@@ -206,9 +174,9 @@ def test_the_ui_shows_the_asset_graph_and_materialized_shards(
 
         _timed(timings, "qdrant_collection partitions", partitions)
         for key in missing:
-            assert displayed(driver, _partition_row(key)), f"shard {key!r} is not listed"
-            assert not displayed(driver, _materialized_row(key)), f"{key!r} shown materialized"
-        _assert_screenshot(driver, tmp_path / "qdrant_collection-partitions.png")
+            assert displayed(driver, partition_row(key)), f"shard {key!r} is not listed"
+            assert not displayed(driver, materialized_row(key)), f"{key!r} shown materialized"
+        assert_screenshot(driver, tmp_path / "qdrant_collection-partitions.png")
 
         # One shard's detail: what its latest materialization changed (the document's S3
         # object), by a run that is linked.
@@ -217,14 +185,10 @@ def test_the_ui_shows_the_asset_graph_and_materialized_shards(
         source = f"s3://{bucket}/{doc}"
 
         def detail() -> None:
-            displayed(driver, f"{_partition_row(shard)}//div[@title='{shard}']")[0].click()
+            displayed(driver, f"{partition_row(shard)}//div[@title='{shard}']")[0].click()
             wait_for(
                 driver,
-                lambda d: displayed(
-                    d,
-                    "//*[normalize-space()='Latest materialization']"
-                    "/following::a[starts-with(@href, '/runs/')]",
-                ),
+                lambda d: displayed(d, LATEST_MATERIALIZATION_RUN),
                 f"the run that materialized shard {shard!r}",
                 tmp_path / "timeout-partition-detail",
                 UI_TIMEOUT,
@@ -232,12 +196,7 @@ def test_the_ui_shows_the_asset_graph_and_materialized_shards(
             # The "changes" metadata: a Markdown table, rendered inline while it is short.
             row = wait_for(
                 driver,
-                lambda d: displayed(
-                    d,
-                    "//tr[td[normalize-space()='changes']]//tr"
-                    f"[td[1][normalize-space()='added']][td[2][normalize-space()='{source}']]"
-                    "[td[3][normalize-space()='ok']]",
-                ),
+                lambda d: displayed(d, change_row("added", source, "ok")),
                 f"{source} added by the latest materialization of shard {shard!r}",
                 tmp_path / "timeout-partition-detail",
                 UI_TIMEOUT,
@@ -245,7 +204,7 @@ def test_the_ui_shows_the_asset_graph_and_materialized_shards(
             driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", row[0])
 
         _timed(timings, "shard detail", detail)
-        _assert_screenshot(driver, tmp_path / "qdrant_collection-partition.png")
+        assert_screenshot(driver, tmp_path / "qdrant_collection-partition.png")
     assert server.process.poll() is not None
     print(
         "[ui timing] total: "

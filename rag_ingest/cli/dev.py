@@ -27,6 +27,7 @@ from rag_ingest.cli.devstate import (
     port_is_free,
     seed_documents,
     state_file,
+    write_env_file,
     write_state,
 )
 from rag_ingest.testing import REPO, SAMPLE_CORPUS
@@ -209,7 +210,10 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     # This process's environment is the one `dagster dev` inherits: the watcher reads the same
     # settings and resources as the code location.
     env = os.environ
-    env.setdefault("DAGSTER_HOME", str(REPO / "dagster_home"))
+    if "DAGSTER_HOME" not in env:
+        # The project's instance: `dg dev` and `dagster dev` run here find it through .env.
+        env["DAGSTER_HOME"] = str(REPO / "dagster_home")
+        write_env_file(REPO, REPO / "dagster_home")
     env.setdefault("RAG_DATA_DIR", str(REPO / "data"))
     # One planned event per asset and run instead of one per shard: run creation drops from
     # hundreds of ms to about ten per shard (bench/RESULTS.md). The cost: Dagster no longer marks

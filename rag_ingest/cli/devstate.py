@@ -103,6 +103,28 @@ def apply_state(folders: list[Path], environ: Any = os.environ) -> bool:
     return False
 
 
+ENV_FILE_HEADER = "# Written by `make dev`: Dagster commands run here (`dg dev`, `dagster dev`) use"
+
+
+def write_env_file(project: Path, dagster_home: Path) -> bool:
+    """Point Dagster commands run in ``project`` at ``dagster_home`` when DAGSTER_HOME is not
+    set, so `dg dev` and `dagster dev` open `make dev`'s instance with nothing exported.
+
+    Dagster reads ``.env`` from the folder it runs in (`dg dev` runs in the project's root) and
+    its values win over the environment's, so the line keeps a DAGSTER_HOME that is set
+    (python-dotenv's ``${VAR:-default}``). A ``.env`` that `make dev` did not write is the
+    user's and is left alone. Returns whether it wrote the file.
+    """
+    path = project / ".env"
+    if path.exists() and not path.read_text(errors="replace").startswith(ENV_FILE_HEADER):
+        return False
+    path.write_text(
+        f"{ENV_FILE_HEADER}\n# its instance; a DAGSTER_HOME set in the environment wins.\n"
+        f"DAGSTER_HOME=${{DAGSTER_HOME:-{dagster_home}}}\n"
+    )
+    return True
+
+
 def seed_documents(folder: Path, sample: Path) -> bool:
     """Create the documents folder from the sample corpus the first time; True if it did."""
     if folder.exists():

@@ -63,7 +63,7 @@ class Webserver:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
 
-def _answers(url: str) -> bool:
+def server_answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/server_info", timeout=5) as response:
             return response.status == 200
@@ -87,7 +87,7 @@ def dagster_webserver(
     server = Webserver(url, process, log)
     try:
         deadline = time.monotonic() + within
-        while not _answers(url):
+        while not server_answers(url):
             assert process.poll() is None, f"webserver exited early:\n{server.log_tail()}"
             assert time.monotonic() < deadline, (
                 f"webserver not up in {within}s:\n{server.log_tail()}"
@@ -181,3 +181,57 @@ def png_size(path: Path) -> tuple[int, int]:
     head = path.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR", f"{path} is not a PNG"
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+# XPaths of the Dagster UI's pages (what the UI tests and the first-hour test look for).
+def graph_node(name: str) -> str:
+    """XPath of the asset graph's node for ``name`` (nodes are SVG foreignObjects)."""
+    label = f"[@data-tooltip='{name}'][normalize-space()='{name}']"
+    return f"//*[local-name()='foreignObject'][.//*{label}]"
+
+
+def filled_node(name: str, materialized: int, partitions: int) -> str:
+    """XPath of ``name``'s graph node once it shows ``materialized`` of its ``partitions``
+    filled (the UI rounds the percentage down)."""
+    percent = materialized * 100 // partitions
+    return (
+        graph_node(name)
+        + f"[.//a[@href='/assets/{name}?view=partitions'][normalize-space()='{percent}% filled']]"
+        + f"[.//*[normalize-space()='{partitions} partitions']]"
+    )
+
+
+def partition_row(key: str) -> str:
+    """XPath of the partition list's row for ``key``."""
+    return f"//div[@data-tooltip='{key}'][.//div[@title='{key}']]"
+
+
+def materialized_row(key: str) -> str:
+    """XPath of ``key``'s row with its green (materialized) status dot."""
+    return (
+        partition_row(key) + "/following-sibling::div[1][contains(@style, '--color-accent-green')]"
+    )
+
+
+# A partition's detail: the run linked under "Latest materialization".
+LATEST_MATERIALIZATION_RUN = (
+    "//*[normalize-space()='Latest materialization']/following::a[starts-with(@href, '/runs/')]"
+)
+
+
+def change_row(change: str, source: str, status: str) -> str:
+    """XPath of a row of a shard materialization's ``changes`` metadata (a Markdown table,
+    rendered inline while it is short): ``source`` was ``change``d with outcome ``status``."""
+    return (
+        "//tr[td[normalize-space()='changes']]//tr"
+        f"[td[1][normalize-space()='{change}']][td[2][normalize-space()='{source}']]"
+        f"[td[3][normalize-space()='{status}']]"
+    )
+
+
+def assert_screenshot(driver: WebDriver, path: Path) -> None:
+    """Save a screenshot of the page at ``path``; fail if it is missing, small or blank-sized."""
+    assert driver.save_screenshot(str(path)), f"no screenshot written to {path}"
+    width, height = png_size(path)
+    assert width >= 800 and height >= 600, (path, width, height)
+    assert path.stat().st_size > 20_000, f"{path} is suspiciously small (a blank page?)"
