@@ -84,13 +84,8 @@ def _worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
 
 class Soak:
     def __init__(self, client: Any, bucket: str, home: Path, settings: Settings, flag: Path):
-        self.client, self.bucket, self.home, self.settings, self.flag = (
-            client,
-            bucket,
-            home,
-            settings,
-            flag,
-        )
+        self.client, self.bucket, self.home = client, bucket, home
+        self.settings, self.flag = settings, flag
         self.killed = 0
 
     def instance(self) -> dg.DagsterInstance:
