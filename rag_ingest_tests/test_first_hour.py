@@ -195,8 +195,8 @@ def _ingest_runs(home: Path) -> int:
 
 
 def _skip_welcome(driver: WebDriver, evidence: Path, within: float = 15.0) -> None:
-    """Skip the "Join the Dagster community" dialog a fresh instance shows once, as a new user
-    would (it covers the page)."""
+    """Skip the "Join the Dagster community" dialog if a fresh instance shows it, as a new user
+    would (it covers the page; make dev's dagster.yaml turns it off with ``nux``)."""
     skip = "//button[normalize-space()='Skip']"
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
