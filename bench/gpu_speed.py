@@ -297,6 +297,16 @@ class Pipeline:
         return timing
 
 
+def chosen_settings() -> dict[str, Any]:
+    """The ``RAG_*`` settings set in this process's environment (e.g. ``RAG_SPARSE=false`` for
+    one variant of ``bench.compare_commits``): they override the scenario's own, except where
+    the data lives."""
+    from rag_ingest.core.config import Settings
+
+    env = Settings.from_env()
+    return {k: getattr(env, k) for k in env.model_fields_set - {"bucket", "data_dir"}}
+
+
 def run_gpu_speed(
     endpoint: str,
     bucket: str,
@@ -325,6 +335,7 @@ def run_gpu_speed(
         extract_workers=os.cpu_count() or 1,
         sensor_interval_seconds=30,
         retry_backoff_seconds=30,
+        **chosen_settings(),
     )
     resources = make_resources(endpoint, settings, embedder=embedder or HashingEmbedder())
     result = GpuSpeedResult(documents, shards, documents_per_run, home=str(workdir / "home"))

@@ -8,6 +8,7 @@ import statistics
 from typing import TYPE_CHECKING
 
 from .extrapolate import render_extrapolation
+from .gpu_speed import chosen_settings
 from .hashing_embedder import LABEL as HASHING_LABEL
 from .markdown import f as _f
 from .markdown import pct as _pct
@@ -45,6 +46,9 @@ def render(res: Results) -> list[str]:
     # Dagster's planned events differ with it; the cost scenario sets it both ways itself.
     subset = os.environ.get("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "unset")
     out += [f"- DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS (gpu-speed, cpu): {subset}"]
+    # Settings' fields only: secrets (API keys, database URLs) never pass through Settings.
+    chosen = chosen_settings()
+    out += [f"- settings from the environment (gpu-speed): {chosen or 'none'}"]
     out += ["", "## Targets", ""]
     out += _table(["target", "measured", "bar", "verdict"], _targets(res))
     for name, error in res.errors.items():
