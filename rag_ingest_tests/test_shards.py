@@ -168,3 +168,10 @@ def test_runs_bridge_as_far_as_cost_says_and_reach_the_edges() -> None:
     assert [(r.first, r.last) for r in far] == [("c8", "ff")]
     held = plan_ranges(Shards(16), {10: 1}, 2000, max_gap=120, skip=[3], edges=True)
     assert [(r.first, r.last) for r in held] == [("a", "f")]
+    # Given the shards never materialized, an edge is reached only to fill one of them.
+    filled = plan_ranges(layout, {200: 1}, 2000, max_gap=120, edges=set())
+    assert [(r.first, r.last) for r in filled] == [("c8", "c8")]
+    one_left = plan_ranges(layout, {200: 1}, 2000, max_gap=120, edges={250})
+    assert [(r.first, r.last) for r in one_left] == [("c8", "ff")]
+    inside = plan_ranges(layout, scattered, 2000, max_gap=120, edges={100})
+    assert [(r.first, r.last) for r in inside] == [("05", "f3")]

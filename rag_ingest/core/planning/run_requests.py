@@ -54,6 +54,7 @@ def decide(
     full: bool = False,
     max_bytes: int | None = None,
     max_gap: int = 8,
+    unmaterialized: Set[int] | None = None,
 ) -> Decision:
     """Shards to request now, grouped into run ranges, each with its run key.
 
@@ -68,6 +69,8 @@ def decide(
         max_bytes: the bytes a run may hold (see ``plan_ranges``); ``None``: documents alone.
         max_gap: idle shards a run bridges (``Settings.bridge_shards``: a run's fixed cost
             over an idle shard's); runs also reach the key space's edges within it.
+        unmaterialized: shards never materialized: a run reaches an edge only to fill one of
+            them (``None``: always, as on a first sync).
     """
     eligible: dict[int, int] = {}
     sizes: dict[int, int] = {}
@@ -99,7 +102,7 @@ def decide(
         skip=sorted(in_flight),
         sizes=sizes,
         max_bytes=max_bytes,
-        edges=True,
+        edges=True if unmaterialized is None else unmaterialized,
     )
     full_pass = int(now) if full else 0
     runs = [PlannedRun(r, run_key(layout, r, requests, full_pass)) for r in ranges]

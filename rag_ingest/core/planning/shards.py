@@ -9,7 +9,7 @@ ranges, and a run over a contiguous range of shards covers a contiguous range of
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 
 from rag_ingest.core.keys import key_hash
@@ -83,7 +83,7 @@ def plan_ranges(
     skip: Sequence[int] = (),
     sizes: Mapping[int, int] | None = None,
     max_bytes: int | None = None,
-    edges: bool = False,
+    edges: bool | Set[int] = False,
 ) -> list[RunRange]:
     """Group shards that have work into contiguous runs.
 
@@ -105,7 +105,9 @@ def plan_ranges(
             huge document, say) is a run of its own. ``None``: documents alone decide.
         edges: also cover the idle shards before the first range and after the last when
             those gaps are bridgeable too (at most ``max_gap``, none skipped), so a run over a
-            sparsely filled key space materializes every shard, empty ones as empty.
+            sparsely filled key space materializes every shard, empty ones as empty. A set:
+            only when one of those idle shards is in it (shards never materialized: once each
+            is, a change costs only its own shard's run again).
 
     Returns:
         Ranges in key order, each starting and ending at a shard with work (or at an edge of
@@ -145,16 +147,26 @@ def plan_ranges(
             first = i
         last, docs, size, gap = i, docs + n, size + b, 0
     close()
-    if edges and ranges:
-        ranges[0] = _to_edge(shards, ranges[0], 0, max_gap, blocked)
-        ranges[-1] = _to_edge(shards, ranges[-1], shards.count - 1, max_gap, blocked)
+    if edges is not False and ranges:
+        wanted = None if edges is True else edges
+        ranges[0] = _to_edge(shards, ranges[0], 0, max_gap, blocked, wanted)
+        ranges[-1] = _to_edge(shards, ranges[-1], shards.count - 1, max_gap, blocked, wanted)
     return ranges
 
 
-def _to_edge(shards: Shards, run: RunRange, edge: int, max_gap: int, blocked: set[int]) -> RunRange:
+def _to_edge(
+    shards: Shards,
+    run: RunRange,
+    edge: int,
+    max_gap: int,
+    blocked: set[int],
+    wanted: Set[int] | None,
+) -> RunRange:
     lo, hi = shards.index(run.first), shards.index(run.last)
     idle = range(edge, lo) if edge < lo else range(hi + 1, edge + 1)
     if not idle or len(idle) > max_gap or blocked.intersection(idle):
+        return run
+    if wanted is not None and wanted.isdisjoint(idle):
         return run
     lo, hi = min(lo, edge), max(hi, edge)
     return RunRange(shards.key(lo), shards.key(hi), run.documents, run.bytes)

@@ -76,6 +76,13 @@ def shards_in_flight(instance: dg.DagsterInstance, layout: Shards) -> set[int]:
     return covered
 
 
+def unmaterialized_shards(instance: dg.DagsterInstance, layout: Shards) -> set[int]:
+    """Shards whose collection partition was never materialized (empty ones included): the
+    only idle shards worth reaching the key space's edges for."""
+    done = instance.get_materialized_partitions(dg.AssetKey("qdrant_collection"))
+    return {i for i in range(layout.count) if layout.key(i) not in done}
+
+
 def request_runs(
     context: dg.SensorEvaluationContext,
     reg: Registry,
@@ -113,6 +120,8 @@ def request_runs(
         full,
         max_bytes=settings.bytes_per_run,
         max_gap=settings.bridge_shards,
+        # Asked only when something has work: the instance reads its event log for it.
+        unmaterialized=unmaterialized_shards(context.instance, layout) if work else set(),
     )
     if full:
         reg.set_counter(FULL_RECONCILE_COUNTER, int(now))
