@@ -127,3 +127,35 @@ def test_a_sparse_vector_name_that_cannot_be_one_is_refused_naming_the_setting()
     renamed = Settings.from_env({"RAG_SPARSE_VECTOR_NAME": "text-sparse-new"})
     # Another name is another layout: a new version is built, the live one is never rewritten.
     assert renamed.physical_collection != Settings.from_env({}).physical_collection
+
+
+@pytest.mark.parametrize("engine", ["edge", "local"])
+def test_fused_ties_come_back_in_one_order_by_point_id(engine: str, tmp_path: Path) -> None:
+    # Ten chunks only BM25 finds (distinct term counts: no ties on that side; vectors opposite
+    # the query's, below the dense prefetch) and sixty only the dense side finds: each rank of
+    # the fused top ten holds one of each, so their fused scores tie pairwise.
+    rng = np.random.default_rng(3)
+    target = rng.standard_normal(DIM).astype(np.float32)
+    target /= np.linalg.norm(target)
+    docs = []
+    for i in range(70):
+        doc = make_doc(f"t{i}.md", chunks=1, rng=rng)
+        text, vectors = f"filler words {i}", doc.vectors
+        if i < 10:
+            text, vectors = " ".join(["needle"] * (i + 1)), -target[None, :]
+        docs.append(DocumentPoints(doc.info, [replace(doc.chunks[0], text=text)], vectors))
+    needle = Bm25Encoder().embed_query("needle")
+    answers = set()
+    for _ in range(2):  # written, then reopened from disk
+        with open_vector_store(engine, path=tmp_path / engine) as store:
+            if store.ensure_collection("c", DIM, sparse_vector=SPARSE):
+                store.replace_documents("c", docs)
+            for _ in range(20):
+                hits = store.query("c", 10, dense=target, sparse=needle)
+                answers.add(tuple((h.id, h.score) for h in hits))
+            top5 = [h.id for h in store.query("c", 5, dense=target, sparse=needle)]
+    assert len(answers) == 1, answers
+    (answer,) = answers
+    assert len(answer) == 10 and top5 == [i for i, _ in answer[:5]]
+    assert [(-s, i) for i, s in answer] == sorted((-s, i) for i, s in answer)
+    assert len({s for _, s in answer}) < len(answer)  # ties were there to break

@@ -17,24 +17,25 @@ from rag_ingest.core.vectorstore.base import (
     DocumentPoints,
     KeyHashRange,
     ReplaceStats,
-    ScoredPoint,
     StoredPoint,
     StoreLocked,
     VectorStore,
-    payload,
-    point_rows,
 )
+from rag_ingest.core.vectorstore.fusion import DEFAULT_FUSION, Fusion, ScoredPoint
+from rag_ingest.core.vectorstore.rows import payload, point_rows
 
 Engine = Literal["server", "local", "edge"]
 ENGINES: tuple[str, ...] = get_args(Engine)
 
 __all__ = [
+    "DEFAULT_FUSION",
     "DOC_ID_FIELD",
     "ENGINES",
     "KEY_HASH_FIELD",
     "CollectionMismatch",
     "DocumentPoints",
     "Engine",
+    "Fusion",
     "KeyHashRange",
     "ReplaceStats",
     "ScoredPoint",

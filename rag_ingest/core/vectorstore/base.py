@@ -3,7 +3,8 @@
 Two implementations live beside this module: the Qdrant client (a server by URL + API key, or
 qdrant-client's local mode under a folder) and Qdrant Edge (Qdrant's engine embedded in this
 process, one shard per folder). Every caller goes through :class:`VectorStore`; the same
-contract tests run against each implementation.
+contract tests run against each implementation. ``rows`` builds the points written,
+``fusion`` plans the queries (the same stages, fusion and tie order in both engines).
 
 Points follow LangChain's ``QdrantVectorStore`` layout (``page_content`` + ``metadata``) with
 one unnamed cosine vector, and (when the fingerprint has one) a named BM25 sparse vector with
@@ -18,15 +19,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, Self, TypeVar
 
 import numpy as np
 
-from rag_ingest.core.keys import key_hash, point_id
 from rag_ingest.core.records import DocumentInfo
 from rag_ingest.core.text.chunking import Chunk
-from rag_ingest.core.text.sparse import Bm25Encoder, SparseVector
+from rag_ingest.core.text.sparse import SparseVector
+from rag_ingest.core.vectorstore.fusion import Fusion, ScoredPoint
 
 # The dense vector is the unnamed one; the sparse one's default name is LangChain's.
 DENSE_VECTOR = ""
@@ -37,8 +38,6 @@ ETAG_FIELD = "metadata.etag"
 KEY_HASH_FIELD = "metadata.key_hash"
 # An inclusive range of ``metadata.key_hash`` values: the documents of one or more shards.
 KeyHashRange = tuple[int, int]
-# One point as written: (id, vector, payload, BM25 sparse vector or None).
-Row = tuple[str, list[float], dict[str, Any], SparseVector | None]
 
 
 class CollectionMismatch(Exception):
@@ -72,93 +71,6 @@ class StoredPoint:
     id: str
     payload: dict[str, Any]
     vector: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class ScoredPoint:
-    id: str
-    score: float
-    payload: dict[str, Any] = field(default_factory=dict)
-
-
-def payload(info: DocumentInfo, chunk: Chunk, chunk_count: int) -> dict[str, Any]:
-    """The stored payload of one chunk: LangChain's ``page_content`` + ``metadata``."""
-    meta: dict[str, Any] = {
-        "source": info.source,
-        "bucket": info.bucket,
-        "key": info.key,
-        "etag": info.etag,
-        "doc_id": info.doc_id,
-        "key_hash": key_hash(info.doc_id),
-        "last_modified": info.last_modified,
-        "format": info.format,
-        "chunk_index": chunk.index,
-        "chunk_count": chunk_count,
-        "char_start": chunk.char_start,
-        "char_end": chunk.char_end,
-        "token_count": chunk.token_count,
-    }
-    for name, value in (("page", chunk.page), ("heading", chunk.heading), ("title", info.title)):
-        if value is not None:
-            meta[name] = value
-    for name, value in chunk.extra_metadata().items():
-        meta[name] = value
-    return {"page_content": chunk.text, "metadata": meta}
-
-
-def _sparse_of(doc: DocumentPoints, encoder: Bm25Encoder | None) -> Sequence[SparseVector | None]:
-    if encoder is None:
-        return [None] * len(doc.chunks)
-    if doc.sparse is None:
-        return encoder.embed_documents([chunk.text for chunk in doc.chunks])
-    if len(doc.sparse) != len(doc.chunks):
-        raise ValueError(
-            f"{doc.info.source}: {len(doc.chunks)} chunks but {len(doc.sparse)} sparse vectors"
-        )
-    return doc.sparse
-
-
-def point_rows(docs: Sequence[DocumentPoints], with_sparse: bool = False) -> Iterator[Row]:
-    """(point id, vector, payload, sparse) of every chunk of ``docs``, in order; ``sparse`` is
-    None unless ``with_sparse``."""
-    encoder = Bm25Encoder() if with_sparse else None
-    for doc in docs:
-        if len(doc.chunks) != len(doc.vectors):
-            raise ValueError(
-                f"{doc.info.source}: {len(doc.chunks)} chunks but {len(doc.vectors)} vectors"
-            )
-        sparse = _sparse_of(doc, encoder)
-        for chunk, vector, bm25 in zip(doc.chunks, doc.vectors, sparse, strict=True):
-            yield (
-                point_id(doc.info.doc_id, doc.info.etag, chunk.index),
-                np.asarray(vector, dtype=np.float32).tolist(),
-                payload(doc.info, chunk, len(doc.chunks)),
-                bm25,
-            )
-
-
-def row_batches(
-    docs: Sequence[DocumentPoints], batch_size: int, with_sparse: bool = False
-) -> Iterator[list[Row]]:
-    """:func:`point_rows` of ``docs`` in lists of at most ``batch_size``."""
-    batch: list[Row] = []
-    for row in point_rows(docs, with_sparse):
-        batch.append(row)
-        if len(batch) >= batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-# Reciprocal rank fusion's constant: Qdrant's default, which LangChain's hybrid mode gets.
-RRF_K = 2
-
-
-def prefetch_limit(k: int) -> int:
-    """Candidates each side of a hybrid query ranks before fusion: a point found by one side
-    only still makes the fused top ``k`` when it ranks high there."""
-    return max(4 * k, 40)
 
 
 _Record = TypeVar("_Record")
@@ -422,10 +334,11 @@ class VectorStore(Protocol):
         k: int,
         dense: np.ndarray | None = None,
         sparse: SparseVector | None = None,
+        fusion: Fusion | None = None,
     ) -> list[ScoredPoint]:
         """The ``k`` best points by the dense vector, the sparse one (BM25 with IDF), or both
-        fused by Qdrant (a prefetch of each, reciprocal rank fusion); empty when the collection
-        is missing.
+        fused by Qdrant (a prefetch of each, ``fusion``: reciprocal rank fusion by default);
+        ties broken by point id; empty when the collection is missing.
 
         Raises:
             ValueError: neither vector, or a sparse query on a collection without sparse.

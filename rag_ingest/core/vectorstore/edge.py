@@ -41,17 +41,13 @@ from rag_ingest.core.text.sparse import SparseVector
 from rag_ingest.core.vectorstore.base import (
     DOC_ID_FIELD,
     KEY_HASH_FIELD,
-    RRF_K,
     CollectionMismatch,
     DocumentPoints,
     KeyHashRange,
     PagedStore,
     ReplaceStats,
-    ScoredPoint,
     check_dimension,
     paged,
-    prefetch_limit,
-    row_batches,
 )
 from rag_ingest.core.vectorstore.folder import (
     check_name,
@@ -62,7 +58,9 @@ from rag_ingest.core.vectorstore.folder import (
     write_json,
     write_mapping,
 )
+from rag_ingest.core.vectorstore.fusion import Fusion, ScoredPoint, Stage, plan_query
 from rag_ingest.core.vectorstore.location import folder_location
+from rag_ingest.core.vectorstore.rows import row_batches
 
 ALIASES_FILE = "aliases.json"
 INDEX_STATUS_FILE = "index_status.json"
@@ -438,41 +436,50 @@ class EdgeStore(PagedStore):
         k: int,
         dense: np.ndarray | None = None,
         sparse: SparseVector | None = None,
+        fusion: Fusion | None = None,
     ) -> list[ScoredPoint]:
         if k < 1:
             raise ValueError("k must be at least 1")
         shard = self._open(collection)
         if shard is None:
             return []
-        stages: list[tuple[qe.Query, qe.SearchParams | None]] = []
-        if dense is not None:
-            vector = np.asarray(dense, dtype=np.float32).tolist()
-            stages.append((qe.Query.Nearest(vector, using=""), self._search_params))
-        if sparse is not None:
-            name = self.sparse_vector(collection)
-            if name is None:
-                raise ValueError(f"collection {collection!r} has no sparse vector")
-            bm25 = qe.SparseVector(indices=sparse.indices, values=sparse.values)
-            stages.append((qe.Query.Nearest(bm25, using=name), None))
-        if not stages:
-            raise ValueError("a query needs a dense or a sparse vector")
-        if len(stages) == 1:
-            (query, params), limit = stages[0], k
-            request = qe.QueryRequest(limit=k, query=query, params=params, with_payload=True)
-        else:
-            limit = prefetch_limit(k)
-            prefetches = [qe.Prefetch(limit=limit, query=q, params=p) for q, p in stages]
+        plan = plan_query(
+            collection, k, dense, sparse, lambda: self.sparse_vector(collection), fusion
+        )
+
+        def nearest(stage: Stage) -> tuple[qe.Query, qe.SearchParams | None]:
+            v = stage.vector
+            if not isinstance(v, SparseVector):
+                return qe.Query.Nearest(v, using=stage.using), self._search_params
+            bm25 = qe.SparseVector(indices=v.indices, values=v.values)
+            return qe.Query.Nearest(bm25, using=stage.using), None
+
+        if not plan.fused:
+            query, params = nearest(plan.stages[0])
             request = qe.QueryRequest(
-                limit=k,
-                # The stub lists Fusion but not its Rrf variant, which the engine takes.
-                query=qe.Fusion.Rrf(k=RRF_K),  # pyright: ignore[reportArgumentType]
+                limit=plan.limit, query=query, params=params, with_payload=True
+            )
+        else:
+            limit = plan.prefetch_limit
+            prefetches = [
+                qe.Prefetch(limit=limit, query=q, params=p) for q, p in map(nearest, plan.stages)
+            ]
+            fused = (
+                qe.Fusion.Dbsf()
+                if plan.fusion.method == "dbsf"
+                else qe.Fusion.Rrf(k=plan.fusion.rrf_k)
+            )
+            request = qe.QueryRequest(
+                limit=plan.limit,
+                # The stub lists Fusion but not its variants, which the engine takes.
+                query=fused,  # pyright: ignore[reportArgumentType]
                 prefetches=prefetches,
                 with_payload=True,
             )
-        return [
+        return plan.cut(
             ScoredPoint(id=str(h.id), score=float(h.score), payload=dict(h.payload or {}))
             for h in shard.query(request)
-        ]
+        )
 
     def optimize(self, collection: str) -> bool:
         """Index the collection's backlog (blocking), into segments of at most

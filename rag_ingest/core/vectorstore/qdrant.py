@@ -20,20 +20,18 @@ from rag_ingest.core.text.sparse import SparseVector
 from rag_ingest.core.vectorstore.base import (
     DOC_ID_FIELD,
     KEY_HASH_FIELD,
-    RRF_K,
     CollectionMismatch,
     DocumentPoints,
     KeyHashRange,
     PagedStore,
     ReplaceStats,
-    ScoredPoint,
     StoreLocked,
     check_dimension,
     paged,
-    prefetch_limit,
-    row_batches,
 )
+from rag_ingest.core.vectorstore.fusion import Fusion, ScoredPoint, Stage, plan_query
 from rag_ingest.core.vectorstore.location import folder_location, server_location
+from rag_ingest.core.vectorstore.rows import row_batches
 
 # What qdrant-client's local mode says about its own limits; we document them instead.
 _LOCAL_NOTICES = ("Payload indexes have no effect", "Local mode is not recommended")
@@ -329,36 +327,48 @@ class QdrantClientStore(PagedStore):
         k: int,
         dense: np.ndarray | None = None,
         sparse: SparseVector | None = None,
+        fusion: Fusion | None = None,
     ) -> list[ScoredPoint]:
         if k < 1:
             raise ValueError("k must be at least 1")
         if not self.collection_exists(collection):
             return []
-        stages: list[tuple[Any, str]] = []
-        if dense is not None:
-            stages.append((np.asarray(dense, dtype=np.float32).tolist(), ""))
-        if sparse is not None:
-            name = self.sparse_vector(collection)
-            if name is None:
-                raise ValueError(f"collection {collection!r} has no sparse vector")
-            bm25 = models.SparseVector(indices=sparse.indices, values=sparse.values)
-            stages.append((bm25, name))
-        if not stages:
-            raise ValueError("a query needs a dense or a sparse vector")
-        if len(stages) == 1:
-            (query, using), prefetch = stages[0], None
+        plan = plan_query(
+            collection, k, dense, sparse, lambda: self.sparse_vector(collection), fusion
+        )
+
+        def vector(stage: Stage) -> Any:
+            v = stage.vector
+            if not isinstance(v, SparseVector):
+                return v
+            return models.SparseVector(indices=v.indices, values=v.values)
+
+        if not plan.fused:
+            (stage,) = plan.stages
+            query, using, prefetch = vector(stage), stage.using, None
         else:
-            limit = prefetch_limit(k)
-            prefetch = [models.Prefetch(query=q, using=u, limit=limit) for q, u in stages]
-            query, using = models.RrfQuery(rrf=models.Rrf(k=RRF_K)), None
+            limit = plan.prefetch_limit
+            prefetch = [
+                models.Prefetch(query=vector(s), using=s.using, limit=limit) for s in plan.stages
+            ]
+            if plan.fusion.method == "dbsf":
+                query = models.FusionQuery(fusion=models.Fusion.DBSF)
+            else:
+                query = models.RrfQuery(rrf=models.Rrf(k=plan.fusion.rrf_k))
+            using = None
         with self._quiet():
             response = self._client.query_points(
-                collection, query=query, using=using, prefetch=prefetch, limit=k, with_payload=True
+                collection,
+                query=query,
+                using=using,
+                prefetch=prefetch,
+                limit=plan.limit,
+                with_payload=True,
             )
-        return [
+        return plan.cut(
             ScoredPoint(id=str(p.id), score=float(p.score), payload=dict(p.payload or {}))
             for p in response.points
-        ]
+        )
 
     def optimize(self, collection: str) -> bool:
         # A server's optimizer runs on its own; local mode has no index to build.
