@@ -114,6 +114,67 @@ def test_search_modes_and_langchain_hybrid_read_the_pipeline_s_collection(
     assert "kb/tls.md" in out and out.count("kb/") == 1
 
 
+def test_llamaindex_hybrid_reads_the_pipeline_s_collection(written: Any, tmp_path: Path) -> None:
+    """Unmodified llama-index-vector-stores-qdrant with ``enable_hybrid=True`` over
+    qdrant-client local mode, fastembed's own Bm25 encoding its sparse queries."""
+    from fastembed.sparse.bm25 import Bm25
+    from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
+    from llama_index.vector_stores.qdrant import QdrantVectorStore
+    from qdrant_client import QdrantClient
+
+    settings = written
+    identifier = "ERR_SSL_WRONG_VERSION_NUMBER"
+    with Index(settings) as index:
+        ours_hybrid = index.search(identifier, k=4, mode="hybrid")
+        ours_sparse = index.search("retry backoff seconds reset", k=4, mode="sparse")
+    model_dir = tmp_path / "bm25"
+    model_dir.mkdir()
+    (model_dir / "english.txt").write_text("\n".join(sorted(ENGLISH_STOPWORDS)) + "\n")
+    bm25 = Bm25(MODEL_NAME, specific_model_path=str(model_dir))
+
+    def pairs(vectors: Any) -> tuple[list[list[int]], list[list[float]]]:
+        vectors = list(vectors)
+        return [v.indices.tolist() for v in vectors], [v.values.tolist() for v in vectors]
+
+    dense = LocalEmbedder()
+    client = QdrantClient(path=str(settings.qdrant_path))
+    try:
+        store = QdrantVectorStore(
+            collection_name=settings.physical_collection,
+            client=client,
+            enable_hybrid=True,
+            sparse_vector_name=settings.sparse_vector_name,
+            # Both given: LlamaIndex would otherwise load a SPLADE model for documents.
+            sparse_doc_fn=lambda texts: pairs(bm25.embed(texts)),
+            sparse_query_fn=lambda texts: pairs(bm25.query_embed(texts)),
+            text_key="page_content",
+        )
+        # It finds the unnamed dense vector on its own (its "legacy" layout).
+        assert store.dense_vector_name == ""
+
+        def ask(text: str, mode: VectorStoreQueryMode) -> list[tuple[str, float]]:
+            vector = dense.embed_query([text])[0].tolist()
+            query = VectorStoreQuery(
+                query_embedding=vector, query_str=text, similarity_top_k=4, mode=mode
+            )
+            result = store.query(query)
+            nodes, scores = result.nodes or [], result.similarities or []
+            return [
+                (n.metadata["metadata"]["source"], s) for n, s in zip(nodes, scores, strict=True)
+            ]
+
+        hybrid = ask(identifier, VectorStoreQueryMode.HYBRID)
+        sparse = ask("retry backoff seconds reset", VectorStoreQueryMode.SPARSE)
+    finally:
+        client.close()
+    # LlamaIndex fuses on its side (relative scores), so only the winner is compared.
+    assert hybrid[0][0] == ours_hybrid[0].source and hybrid[0][0].endswith("tls.md")
+    # Same query tokens, same stored vectors, same IDF: the same ranking and scores.
+    assert [(src, round(s, 5)) for src, s in sparse] == [
+        (h.source, round(h.score, 5)) for h in ours_sparse
+    ]
+
+
 def test_sparse_off_keeps_the_old_digest_and_refuses_sparse_queries(
     s3_endpoint: str, s3_client: Any, bucket: str, tmp_path: Path
 ) -> None:
