@@ -275,7 +275,9 @@ def run_sweep(
     result.skipped = [f"{p} batch {b} {o}" for b, p, o in configs if (p, b, o) not in done]
     result.stopped_by_budget = bool(result.skipped)
     if "fp16" in first_vectors and "fp32" in first_vectors:
-        cos = (first_vectors["fp16"] * first_vectors["fp32"]).sum(axis=1)
+        # Renormalized: fp16 vectors are unit length only to fp16's rounding.
+        a, b = (first_vectors[k].astype(np.float64) for k in ("fp16", "fp32"))
+        cos = (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
         result.fp16_cosine = {"min": float(cos.min()), "mean": float(cos.mean())}
     result.seconds = time.perf_counter() - started
     return result
