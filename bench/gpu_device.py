@@ -2,7 +2,7 @@
 the real model, on this machine's GPU, inside a hard time budget.
 
     python -m bench.gpu_device --out OUT.md [--parts sweep,pipeline] [--budget-s 420]
-    python -m bench.gpu_device --prepare     # here, before a device call: the model to carry
+    python -m bench.gpu_device --prepare --prepare-wheels   # here, before: what to carry
 
 Parts: ``sweep`` (``bench.gpu_sweep``: fp32/fp16 × batch sizes × length-sorted or arrival-order
 batches: chunks/s, tokens/s, share of the card's FLOP bound) and ``pipeline``
