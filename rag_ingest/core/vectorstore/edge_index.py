@@ -38,10 +38,10 @@ DEFAULT_INDEXING_THRESHOLD_POINTS = 10_000
 # more segments per search (every segment's graph is searched for every query).
 DEFAULT_MAX_SEGMENT_POINTS = 100_000
 # Whether new collections keep int8 codes of their vectors to walk the graph with.
-DEFAULT_QUANTIZE = False
+DEFAULT_QUANTIZE = True
 # Candidates taken from the int8 codes per result, then rescored on the original vectors: the
 # codes make each graph step cheaper, the rescore keeps the ranking of full precision.
-DEFAULT_OVERSAMPLING: float | None = None
+DEFAULT_OVERSAMPLING: float | None = 2.0
 
 
 @dataclass(frozen=True)
