@@ -14,7 +14,8 @@ seconds, close seconds and vectors indexed inside close (the index work a writer
 and the build's seconds. Then, on the finished collection, each search setting (beam width,
 oversampling of int8 candidates before the rescore): k=10 p50/p95 wall
 and process CPU (all threads) over ``--queries`` queries, and recall@10 against exact search
-over every point on ``--recall-queries`` of them. One repeat; the machine may be shared.
+over every point on ``--recall-queries`` of them; ``--probe-every N`` also searches with the
+store's defaults every N points written. One repeat; the machine may be shared.
 """
 
 from __future__ import annotations
@@ -203,7 +204,7 @@ def report(args: argparse.Namespace, outcomes: list[Outcome]) -> list[str]:
         "",
         "One repeat. `python -m bench.edge_search_knobs --points "
         f"{args.points} --run-points {args.run_points}`.",
-        "; ".join(f"{k}: {v}" for k, v in machine_info().items()),
+        "; ".join(f"{k}: {v}" for k, v in args.machine.items()),
         "",
         f"Clustered synthetic unit vectors ({TOPICS:,} topics, spread {SPREAD}); "
         f"{args.queries} queries (held-out points of the same topics), recall@10 against exact "
@@ -259,6 +260,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    args.machine = machine_info()  # load average at the start, not at the report
     every, queries = clustered(args.points, args.queries)
     settings = {
         "old": Setting("old defaults", False, 100_000),
