@@ -313,26 +313,41 @@ def test_second_process_waits_then_gets_store_locked(engine: str, store_path: Pa
 
 
 def test_second_process_gets_the_store_once_released(engine: str, store_path: Path) -> None:
+    """The second opener waits for the first to close, then sees all it wrote. Ordered by a
+    marker file, not by timing: the holder writes once more after the child is already trying
+    to open, so a child let in early would miss that collection."""
+    trying = store_path.parent / "child-trying"
     holder = open_vector_store(engine, path=store_path)
     holder.ensure_collection("c", DIM)
-    release = threading.Timer(1.0, holder.close)
-    release.start()
+
+    def release() -> None:
+        try:
+            for _ in range(6000):  # a safety bound; the child normally marks within a second
+                if trying.exists():
+                    break
+                time.sleep(0.01)
+            holder.ensure_collection("d", DIM)
+        finally:
+            holder.close()
+
+    releaser = threading.Thread(target=release)
+    releaser.start()
     try:
         result = run_child(
             engine,
             store_path,
-            """
-            started = time.monotonic()
-            with open_vector_store(engine, path=path, lock_wait_seconds=30) as store:
-                print(store.list_collections(), round(time.monotonic() - started, 1))
+            f"""
+            open({str(trying)!r}, "w").close()
+            with open_vector_store(engine, path=path, lock_wait_seconds=90) as store:
+                print(store.list_collections())
             """,
+            timeout=120,
         )
     finally:
-        release.join()
+        releaser.join()
+    assert trying.exists()
     assert result.returncode == 0, result.stderr
-    collections, waited = result.stdout.rsplit(" ", 1)
-    assert collections == "['c']"
-    assert float(waited) >= 0.5
+    assert result.stdout.strip() == "['c', 'd']"
 
 
 def test_optimize_keeps_results(engine: str, store_path: Path) -> None:
