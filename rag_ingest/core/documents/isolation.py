@@ -192,10 +192,16 @@ class DocumentProcessor:
         limits: the per-document limits (timeout and memory cap apply in the workers).
         workers: number of worker processes.
         start_timeout: seconds a new worker may take to import its parsers.
+        lazy: start the workers at the first document instead of on entering the block, so a
+            run with nothing to extract (deletions only, nothing to do) starts none.
     """
 
     def __init__(
-        self, limits: DocumentLimits | None = None, workers: int = 2, start_timeout: float = 60.0
+        self,
+        limits: DocumentLimits | None = None,
+        workers: int = 2,
+        start_timeout: float = 60.0,
+        lazy: bool = False,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -205,9 +211,11 @@ class DocumentProcessor:
         self._lock = threading.Lock()
         self._started = False
         self._closed = False
+        self._lazy = lazy
 
     def __enter__(self) -> DocumentProcessor:
-        self.start()
+        if not self._lazy:
+            self.start()
         return self
 
     def __exit__(
@@ -247,6 +255,11 @@ class DocumentProcessor:
             self._closed = True
             for worker in self._workers:
                 worker.stop()
+
+    @property
+    def started(self) -> bool:
+        """Whether the workers were started (a lazy processor starts them at its first document)."""
+        return self._started
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers (for monitoring and tests)."""

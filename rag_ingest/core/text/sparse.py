@@ -14,9 +14,7 @@ sparse vector, so it always reflects the collection actually searched.
 
 from __future__ import annotations
 
-import functools
 import re
-import sys
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
@@ -227,13 +225,11 @@ _NON_WORD = re.compile(r"[^\w]")
 _SPACES = re.compile(r"\s+")
 
 
-@functools.cache
-def _punctuation() -> frozenset[str]:
+def _is_punctuation(token: str) -> bool:
     # fastembed drops a token that is a single Unicode punctuation character (only "_" survives
-    # its tokenizer); kept identical rather than special-cased.
-    return frozenset(
-        chr(i) for i in range(sys.maxunicode) if unicodedata.category(chr(i)).startswith("P")
-    )
+    # its tokenizer). It builds the set of every such character at load; asking each token's
+    # category is the same test without that scan of all of Unicode in every run.
+    return len(token) == 1 and unicodedata.category(token).startswith("P")
 
 
 def _token_id(stem: str) -> int:
@@ -262,7 +258,6 @@ class Bm25Encoder:
 
     def __init__(self) -> None:
         self._stemmer = SnowballStemmer("english")
-        self._punct = _punctuation()
         # Stems and hashes repeat across chunks; memoizing them is most of the encoder's speed.
         self._stems: dict[str, str] = {}
 
@@ -273,7 +268,7 @@ class Bm25Encoder:
             return stem
         stem = ""
         if (
-            token not in self._punct
+            not _is_punctuation(token)
             and token not in ENGLISH_STOPWORDS
             and len(token) <= TOKEN_MAX_LENGTH
         ):

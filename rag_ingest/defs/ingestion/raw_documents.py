@@ -95,7 +95,8 @@ def build_raw_documents(settings: Settings) -> dg.AssetsDefinition:
         budget = Budget[DocumentRecord](settings.run_extract_budget_seconds)
         # Deletions cost no fetch: they are always passed on.
         taken = budget.take(planned, free=lambda r: r.status == "deleting")
-        with DocumentProcessor(limits, workers=workers) as processor:
+        # Lazy: a run of deletions only, or with nothing to do, starts no extraction worker.
+        with DocumentProcessor(limits, workers=workers, lazy=True) as processor:
             rows = ordered_map(work, taken, s3_source.fetch_threads)
             path = run_path(scope.storage_run, "raw_documents")
             written = write_rows(storage.store, path, "blocks", tallied(rows))
