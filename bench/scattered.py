@@ -60,6 +60,7 @@ def measure_batch(
         len({c.shard for c in changes}),
         settings.bridge_shards,
         made=list(changes),
+        load=os.getloadavg()[0],
     )
     started = time.perf_counter()
     for _ in range(MAX_TICKS):
@@ -105,6 +106,7 @@ def run_scattered(
     storage: str = "sqlite",
     instance_yaml: str = INSTANCE_YAML,
     variant_idle_shard_seconds: float | None = None,
+    variant_first: bool = False,
     say: Callable[[str], None] = print,
 ) -> ScatteredResult:
     from rag_ingest.testing.harness import make_resources
@@ -129,6 +131,8 @@ def run_scattered(
     if variant_idle_shard_seconds is not None:
         slower = settings.replace(idle_shard_seconds=variant_idle_shard_seconds)
         variants.append((f"idle_shard_seconds={variant_idle_shard_seconds:g}", slower))
+    if variant_first:
+        variants.reverse()  # the machine's load drifts: the order is part of the comparison
     maker = ChangeMaker(s3_client(endpoint), bucket, seed, documents, settings.shard_layout)
     timers = Timers()
     for name, chosen in variants:
@@ -163,6 +167,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--postgres", action="store_true", help="Dagster's storage on PostgreSQL")
     p.add_argument("--variant-idle-shard-seconds", type=float, default=None)
+    p.add_argument("--variant-first", action="store_true", help="measure the variant first")
     p.add_argument("--workdir", type=Path, default=None, help="kept afterwards when given")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--save", type=Path, default=None, help="pickle the measurements here")
@@ -213,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             "postgres" if args.postgres else "sqlite",
             instance_yaml,
             args.variant_idle_shard_seconds,
+            args.variant_first,
             say=lambda line: print(line, flush=True),
         )
     if args.save is not None:

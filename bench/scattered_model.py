@@ -19,6 +19,7 @@ class Batch:
     runs: list[RunTiming] = field(default_factory=list)
     events: list[dict[str, int]] = field(default_factory=list)  # per run, by event type
     made: list[Change] = field(default_factory=list)
+    load: float = float("nan")  # 1-minute load average when the batch started
     searchable: float = float("nan")  # tick start → the lookup that shows every change
     last_run_end: float = float("nan")
     lookup_seconds: float = 0.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from .scattered_model import Batch, ScatteredResult
 
 # Issue 22's first bar: (changes, largest share of the cold wall); at most two runs for both.
@@ -60,10 +62,10 @@ def _bars(result: ScatteredResult) -> list[str]:
 def _breakdown(result: ScatteredResult) -> list[str]:
     fixed, dagster_shard, body_shard = _per_shard(result)
     lines = [
-        "| batch | sensor tick (moto LIST) | run Dagster: fixed (floor) | run Dagster: the rest "
-        "(per shard run) | asset bodies: idle-shard share (floor rate) | asset bodies: the "
-        "rest (changed shards' work) | lookups | materialization events |",
-        "|---|---|---|---|---|---|---|---|",
+        "| batch | load at start | sensor tick (moto LIST) | run Dagster: fixed (floor) "
+        "| run Dagster: the rest (per shard run) | asset bodies: idle-shard share (floor rate) "
+        "| asset bodies: the rest (changed shards' work) | lookups | materialization events |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for b in result.batches:
         runs = len(b.runs)
@@ -72,8 +74,10 @@ def _breakdown(result: ScatteredResult) -> list[str]:
         idle = max(0, b.shards_run - b.shards_changed)
         idle_bodies = body_shard * idle
         per = rest / b.shards_run if b.shards_run else float("nan")
+        load = "not recorded" if math.isnan(b.load) else f"{b.load:.1f}"
         lines.append(
-            f"| {b.label} | {b.tick_seconds:.2f} s ({b.listing:.2f} s) | {fixed_total:.2f} s "
+            f"| {b.label} | {load} | {b.tick_seconds:.2f} s ({b.listing:.2f} s) "
+            f"| {fixed_total:.2f} s "
             f"| {rest:.2f} s ({per:.3f} s) | {idle_bodies:.2f} s ({idle} idle shards) "
             f"| {b.bodies - idle_bodies:.2f} s | {b.lookup_seconds:.2f} s "
             f"| {b.materializations} ({b.materializations / max(1, b.shards_run):.1f} per shard) |"
@@ -116,7 +120,8 @@ def render(result: ScatteredResult, command: str, machine: dict[str, str]) -> st
         "",
         *_bars(result),
         "",
-        f"Cold wall: **{cold.wall:.1f} s** ({cold.docs_per_second:.1f} docs/s; "
+        f"Cold wall: **{cold.wall:.1f} s** ({cold.docs_per_second:.1f} docs/s; load "
+        f"{_load(cold.load_before)} at its start, {_load(cold.load_after)} at its end; "
         f"{len(cold.ticks)} tick(s), {len(cold.runs)} run(s) of "
         f"{min(shards_per_run, default=0)}–{max(shards_per_run, default=0)} shards; moto's "
         f"LIST {cold.listing:.1f} s of it; work left {cold.work_left}, {cold.points:,} "
