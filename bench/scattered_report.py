@@ -27,6 +27,11 @@ def _per_shard(result: ScatteredResult) -> tuple[float, float, float]:
     return one.dagster, (every.dagster - one.dagster) / extra, bodies
 
 
+def _default_bridge(result: ScatteredResult) -> str:
+    bridges = [b.bridge_shards for b in result.batches if b.label.endswith(", default")]
+    return str(bridges[0]) if bridges else "?"
+
+
 def _verdict(result: ScatteredResult, batch: Batch) -> str:
     bar = BARS.get(batch.changes)
     if batch.left:
@@ -126,8 +131,8 @@ def render(result: ScatteredResult, command: str, machine: dict[str, str]) -> st
         f"{min(shards_per_run, default=0)}–{max(shards_per_run, default=0)} shards; moto's "
         f"LIST {cold.listing:.1f} s of it; work left {cold.work_left}, {cold.points:,} "
         f"points). Dagster instance storage: {result.storage}; {result.shards} shards; the "
-        f"sensor bridges up to {result.batches[0].bridge_shards if result.batches else '?'} "
-        "idle shards (`Settings.bridge_shards`) unless a batch names another setting.",
+        f"sensor bridges up to {_default_bridge(result)} idle shards (`Settings.bridge_shards`) "
+        "unless a batch names another setting.",
         "",
         "## Where a batch's time goes",
         "",
