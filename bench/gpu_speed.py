@@ -57,13 +57,13 @@ class RunTiming:
     shards: int
     wall: float
     success: bool
-    steps: dict[str, float]
-    embed_seconds: float
     verify_seconds: float
-    documents: int
-    documents_ok: int
-    chunks: int
-    points: int
+    steps: dict[str, float] = field(default_factory=dict)
+    embed_seconds: float = 0.0
+    documents: int = 0
+    documents_ok: int = 0
+    chunks: int = 0
+    points: int = 0
 
     @property
     def bodies(self) -> float:
@@ -269,13 +269,7 @@ class Pipeline:
             layout.index(last) - layout.index(first) + 1,
             sw.seconds,
             outcome.success,
-            {},
-            0.0,
             timers.seconds.get("verify", 0.0) - verify_before,
-            0,
-            0,
-            0,
-            0,
         )
         seen: set[str] = set()
         for event in outcome.get_asset_materialization_events():
@@ -307,6 +301,23 @@ def chosen_settings() -> dict[str, Any]:
     return {k: getattr(env, k) for k in env.model_fields_set - {"bucket", "data_dir"}}
 
 
+def scenario_settings(bucket: str, data: Path, shards: int, documents_per_run: int) -> Any:
+    """The tests' deployment, every core extracting, then any ``RAG_*`` of the environment."""
+    from rag_ingest.testing.harness import make_settings
+
+    workers = os.cpu_count() or 1
+    paced = {"sensor_interval_seconds": 30, "retry_backoff_seconds": 30}
+    return make_settings(
+        bucket,
+        data,
+        shards=shards,
+        documents_per_run=documents_per_run,
+        extract_workers=workers,
+        **paced,
+        **chosen_settings(),
+    )
+
+
 def run_gpu_speed(
     endpoint: str,
     bucket: str,
@@ -318,31 +329,23 @@ def run_gpu_speed(
     say: Callable[[str], None] = print,
     embedder: Any = None,
     label: str = "gpu-speed",
+    instance_yaml: str = INSTANCE_YAML,
 ) -> GpuSpeedResult:
     """Ingest every object of ``bucket`` (``documents`` of them) and measure each stage.
     ``embedder``: the BENCH-ONLY hashing embedder unless given (the CPU scenario passes the
-    real model)."""
-    from rag_ingest.testing.harness import make_resources, make_settings
+    real model). ``instance_yaml``: the Dagster instance's configuration (its storage)."""
+    from rag_ingest.testing.harness import make_resources
 
     from .hashing_embedder import HashingEmbedder
 
     data = workdir / "data"
-    settings = make_settings(
-        bucket,
-        data,
-        shards=shards,
-        documents_per_run=documents_per_run,
-        extract_workers=os.cpu_count() or 1,
-        sensor_interval_seconds=30,
-        retry_backoff_seconds=30,
-        **chosen_settings(),
-    )
+    settings = scenario_settings(bucket, data, shards, documents_per_run)
     resources = make_resources(endpoint, settings, embedder=embedder or HashingEmbedder())
     result = GpuSpeedResult(documents, shards, documents_per_run, home=str(workdir / "home"))
     result.data_dir = str(data)
     result.load_before = os.getloadavg()
     timers = Timers()
-    pipeline = Pipeline(workdir / "home", settings, resources, INSTANCE_YAML)
+    pipeline = Pipeline(workdir / "home", settings, resources, instance_yaml)
     try:
         with instrumented(timers):
             started = time.perf_counter()
