@@ -181,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     import sys
     import tempfile
 
-    from .dagster_cost import POSTGRES_YAML, SUBSET_ENV
+    from rag_ingest.cli.dev import DAGSTER_ENV
+
+    from .dagster_cost import POSTGRES_YAML
     from .dagster_cost import _postgres as postgres_url
     from .s3server import s3_server
     from .scattered_report import render
@@ -191,10 +193,12 @@ def main(argv: list[str] | None = None) -> int:
         command, machine, result = pickle.loads(args.render.read_bytes())
         args.out.write_text(render(result, command, machine))
         return 0
-    # As deployed (docs/deployment.md): one planned event per run and asset, not per shard.
-    os.environ.setdefault(SUBSET_ENV, "true")
+    # As deployed (docs/deployment.md): one planned event per run and asset, not per shard, and
+    # batched materializations; a variable set by the caller wins (unset it with an empty value).
     machine = machine_info()
-    machine[SUBSET_ENV] = os.environ[SUBSET_ENV]
+    for name, value in DAGSTER_ENV.items():
+        os.environ.setdefault(name, value)
+        machine[name] = os.environ[name] or "unset"
     command = "python -m bench.scattered " + shlex.join(sys.argv[1:] if argv is None else argv)
     with ExitStack() as stack:
         workdir = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory()))

@@ -32,6 +32,7 @@ from dagster_postgres import (
     PostgresScheduleStorage,
 )
 
+from rag_ingest.cli.dev import DAGSTER_ENV
 from rag_ingest.core.keys import document_id, key_hash
 from rag_ingest.core.md_table import md_cell
 from rag_ingest.defs.ingestion.sensors import RANGE_END_TAG, RANGE_START_TAG
@@ -63,8 +64,8 @@ def pg_home(postgres: PgServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(DEPLOY_CONFIG, home / "dagster.yaml")
-    for name, value in postgres.dagster_env().items():
-        monkeypatch.setenv(name, value)
+    for name, value in {**postgres.dagster_env(), **DAGSTER_ENV}.items():
+        monkeypatch.setenv(name, value)  # DAGSTER_ENV: batched event writes, as deployed
     return home
 
 
@@ -123,6 +124,7 @@ def test_sensor_and_runs_record_everything_in_postgres(
     s3_endpoint: str,
     s3_client: Any,
     tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     s3_client.create_bucket(Bucket=BUCKET)
     for key, text in DOCUMENTS.items():
@@ -157,6 +159,9 @@ def test_sensor_and_runs_record_everything_in_postgres(
 
     runs = harness.launch(tick)
     assert [run.success for run in runs] == [True, True]
+    # The per-shard materializations went in as batches (DAGSTER_EVENT_BATCH_SIZE): Dagster
+    # says so on stderr when a batch write fails and it falls back to single writes.
+    assert "storing event batch" not in capfd.readouterr().err
 
     # Qdrant holds every document's chunks, as the registry recorded them, in the live target.
     registry = harness.registry
@@ -233,6 +238,9 @@ def test_deploy_config_keys_are_those_documented() -> None:
     docs = (REPO / "docs" / "deployment.md").read_text()
     assert all(name in docs for name in env_vars)
     assert "postgresql+psycopg2" in text and "postgresql+psycopg2" in docs
+    # The switches `make dev` gives Dagster's processes are the ones a deployment is told to set.
+    for name, value in DAGSTER_ENV.items():
+        assert f"{name}={value}" in docs, name
 
 
 def _env_names(node: object) -> Iterator[str]:

@@ -25,6 +25,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from rag_ingest.cli.dev import DAGSTER_ENV
 from rag_ingest.core.config import Settings
 from rag_ingest.core.keys import document_id
 from rag_ingest.core.registry import Registry, default_url
@@ -176,7 +177,7 @@ def test_the_daemon_converges_over_a_seeded_walk_with_faults(
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(
         DAGSTER_HOME=str(home),
-        DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS="true",  # as deployed (deployment.md)
+        **DAGSTER_ENV,  # as deployed (deployment.md)
         PYTHONPATH=str(REPO),
         RAG_S3_BUCKET=bucket,
         RAG_S3_ENDPOINT_URL=s3_endpoint,
@@ -325,7 +326,7 @@ def test_many_short_concurrent_runs_each_end_and_leave_no_step_waiting(
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(
         DAGSTER_HOME=str(home),
-        DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS="true",
+        **DAGSTER_ENV,
         PYTHONPATH=str(REPO),
         RAG_S3_BUCKET=bucket,
         RAG_S3_ENDPOINT_URL=s3_endpoint,

@@ -38,6 +38,19 @@ SAMPLE_BUCKET = "rag-ingest-sample"
 # `dagster dev` name it ([tool.dg.project] in pyproject.toml): schedule and sensor state is
 # keyed by location name, so any other name would lose it when switching between them.
 WORKSPACE = REPO / "workspace.yaml"
+# Dagster's own switches, for every Dagster process of the project (daemon, webserver, run
+# workers); docs/deployment.md asks a deployment for the same (test_postgres checks the two agree).
+DAGSTER_ENV: dict[str, str] = {
+    # One planned event per asset and run instead of one per shard: run creation drops from
+    # hundreds of ms to about ten per shard (bench/RESULTS.md). The cost: Dagster no longer marks
+    # a failed run's shards as failed; the registry records each document's failure and the
+    # sensor requests the shard again, so nothing is lost.
+    "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
+    # A step's per-shard materializations reach the event storage as batches: PostgreSQL's
+    # writes each batch in one statement, which is most of a bridged idle shard's bookkeeping
+    # (bench/results/event-batch.md); SQLite's storage writes them one by one as before.
+    "DAGSTER_EVENT_BATCH_SIZE": "1000",
+}
 
 
 def dagster_command(host: str, port: str) -> list[str]:
@@ -215,11 +228,8 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         env["DAGSTER_HOME"] = str(REPO / "dagster_home")
         write_env_file(REPO, REPO / "dagster_home")
     env.setdefault("RAG_DATA_DIR", str(REPO / "data"))
-    # One planned event per asset and run instead of one per shard: run creation drops from
-    # hundreds of ms to about ten per shard (bench/RESULTS.md). The cost: Dagster no longer marks
-    # a failed run's shards as failed; the registry records each document's failure and the
-    # sensor requests the shard again, so nothing is lost. docs/deployment.md says the same.
-    env.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
+    for name, value in DAGSTER_ENV.items():
+        env.setdefault(name, value)
     Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     # Libraries' progress bars and download chatter: nothing a dev terminal needs.
     env.setdefault("TQDM_DISABLE", "1")
