@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(render(result, command, machine))
         return 0
     # As deployed (docs/deployment.md): one planned event per run and asset, not per shard, and
-    # batched materializations; a variable set by the caller wins (unset it with an empty value).
+    # batched materializations; a value set by the caller wins (DAGSTER_EVENT_BATCH_SIZE=0: off).
     machine = machine_info()
     for name, value in DAGSTER_ENV.items():
         os.environ.setdefault(name, value)
