@@ -240,10 +240,11 @@ class Pipeline:
     def close(self) -> None:
         self.instance.dispose()
 
-    def tick(self, timers: Timers) -> tuple[Any, TickTiming]:
+    def tick(self, timers: Timers, events: bool = False) -> tuple[Any, TickTiming]:
+        """One tick of the listing sensor, or of the event sensor when ``events``."""
         before = timers.seconds.get("listing", 0.0)
         with Stopwatch() as sw:
-            result = self.harness.tick()
+            result = self.harness.events_tick() if events else self.harness.tick()
         requests = list(result.run_requests or [])
         docs = [int(r.tags.get("rag_ingest/documents", 0)) for r in requests]
         listing = timers.seconds.get("listing", 0.0) - before

@@ -1,7 +1,7 @@
 """Scattered changes: how long a few changes spread over the key space take to be searchable,
 against the cold ingest of the same bucket with the same (BENCH-ONLY hashing) embedder.
 
-    python -m bench.scattered [--docs 20000] [--batches 15,150] [--postgres]
+    python -m bench.scattered [--docs 20000] [--batches 15,150] [--postgres] [--events]
         [--variant-idle-shard-seconds S] --out bench/results/scattered-20k.md
 
 1. Cold: the gpu-speed scenario (``bench.gpu_speed.run_gpu_speed``: the real sensor → runs path
@@ -14,6 +14,9 @@ against the cold ingest of the same bucket with the same (BENCH-ONLY hashing) em
 3. With ``--variant-idle-shard-seconds``: the same batch sizes again (other objects), the
    sensor planning with that ``idle_shard_seconds`` (so it bridges fewer idle shards): side by
    side on the same state.
+   With ``--events``: the same batch sizes again (other objects), announced by S3 → SQS
+   notifications on the same moto server and picked up by the event sensor's tick instead of
+   the listing's (the deployment's way for large buckets, docs/deployment.md).
 4. Floors: one run over a single idle shard and one over every shard, no work in either: a
    run's fixed cost and each idle shard's, to split the batches' run time.
 """
@@ -27,8 +30,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
-from .common import Stopwatch, env_vars, machine_info, s3_client
+from .common import REGION, Stopwatch, env_vars, machine_info, s3_client
 from .gpu_speed import (
     INSTANCE_YAML,
     Pipeline,
@@ -41,6 +45,7 @@ from .scattered_changes import KINDS, Change, ChangeMaker, pending
 from .scattered_model import Batch, ScatteredResult
 
 MAX_TICKS = 5
+EVENTS_VARIANT = "events"
 
 
 def _events(pipeline: Pipeline, run_id: str) -> dict[str, int]:
@@ -49,9 +54,14 @@ def _events(pipeline: Pipeline, run_id: str) -> dict[str, int]:
 
 
 def measure_batch(
-    pipeline: Pipeline, changes: Sequence[Change], label: str, timers: Timers
+    pipeline: Pipeline,
+    changes: Sequence[Change],
+    label: str,
+    timers: Timers,
+    events: bool = False,
 ) -> Batch:
-    """Tick and run until a lookup shows every change (at most ``MAX_TICKS`` ticks)."""
+    """Tick (the event sensor's tick when ``events``, else the listing sensor's) and run until
+    a lookup shows every change (at most ``MAX_TICKS`` ticks)."""
     settings = pipeline.settings
     batch = Batch(
         label,
@@ -64,7 +74,7 @@ def measure_batch(
     )
     started = time.perf_counter()
     for _ in range(MAX_TICKS):
-        sensor_result, tick = pipeline.tick(timers)
+        sensor_result, tick = pipeline.tick(timers, events)
         batch.ticks.append(tick)
         for request in sensor_result.run_requests or []:
             batch.runs.append(pipeline.execute(request, timers))
@@ -79,6 +89,29 @@ def measure_batch(
             break
     batch.events = [_events(pipeline, r.run_id) for r in batch.runs]
     return batch
+
+
+def notify(client: Any, bucket: str, queue_arn: str | None) -> None:
+    """S3 → SQS notifications of every created and removed object to ``queue_arn`` (None: off)."""
+    config: dict[str, Any] = {}
+    if queue_arn:
+        kinds = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+        config = {"QueueConfigurations": [{"QueueArn": queue_arn, "Events": kinds}]}
+    client.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
+
+
+def event_queue(endpoint: str, bucket: str) -> Any:
+    """A queue on the S3 server's endpoint that the bucket's notifications now reach, as the
+    event sensor's resource (the deployment's: docs/deployment.md)."""
+    import boto3
+
+    from rag_ingest.resources.sqs import S3EventsQueue
+
+    sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=REGION)
+    url = sqs.create_queue(QueueName=f"{bucket}-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    notify(s3_client(endpoint), bucket, arn["QueueArn"])
+    return S3EventsQueue(queue_url=url, endpoint_url=endpoint, region_name=REGION)
 
 
 def _floors(pipeline: Pipeline, timers: Timers, result: ScatteredResult) -> None:
@@ -107,6 +140,7 @@ def run_scattered(
     instance_yaml: str = INSTANCE_YAML,
     variant_idle_shard_seconds: float | None = None,
     variant_first: bool = False,
+    events: bool = False,
     say: Callable[[str], None] = print,
 ) -> ScatteredResult:
     from rag_ingest.testing.harness import make_resources
@@ -131,19 +165,29 @@ def run_scattered(
     if variant_idle_shard_seconds is not None:
         slower = settings.replace(idle_shard_seconds=variant_idle_shard_seconds)
         variants.append((f"idle_shard_seconds={variant_idle_shard_seconds:g}", slower))
+    if events:
+        variants.append((EVENTS_VARIANT, settings))
     if variant_first:
         variants.reverse()  # the machine's load drifts: the order is part of the comparison
-    maker = ChangeMaker(s3_client(endpoint), bucket, seed, documents, settings.shard_layout)
+    client = s3_client(endpoint)
+    maker = ChangeMaker(client, bucket, seed, documents, settings.shard_layout)
     timers = Timers()
     for name, chosen in variants:
+        queue = event_queue(endpoint, bucket) if name == EVENTS_VARIANT else None
+        if queue is not None:
+            chosen = chosen.replace(events_queue_url=queue.queue_url)
         # The cold ingest's instance, registry and store, as a restarted code location sees them.
         resources = make_resources(endpoint, chosen, embedder=HashingEmbedder())
+        if queue is not None:
+            resources["events_queue"] = queue
         pipeline = Pipeline(workdir / "home", chosen, resources)
         try:
             with instrumented(timers):
                 for n in batches:
                     changes = maker.apply(n)
-                    batch = measure_batch(pipeline, changes, f"{n} changes, {name}", timers)
+                    batch = measure_batch(
+                        pipeline, changes, f"{n} changes, {name}", timers, queue is not None
+                    )
                     result.batches.append(batch)
                     say(
                         f"{batch.label}: {batch.searchable:.1f}s to searchable, "
@@ -154,6 +198,8 @@ def run_scattered(
                     _floors(pipeline, timers, result)
         finally:
             pipeline.close()
+            if queue is not None:  # later variants' changes go unannounced
+                notify(client, bucket, None)
     result.load_after = os.getloadavg()
     return result
 
@@ -168,6 +214,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--postgres", action="store_true", help="Dagster's storage on PostgreSQL")
     p.add_argument("--variant-idle-shard-seconds", type=float, default=None)
     p.add_argument("--variant-first", action="store_true", help="measure the variant first")
+    p.add_argument(
+        "--events",
+        action="store_true",
+        help="then the same batch sizes through S3 → SQS notifications and the event sensor",
+    )
     p.add_argument("--workdir", type=Path, default=None, help="kept afterwards when given")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--save", type=Path, default=None, help="pickle the measurements here")
@@ -223,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             instance_yaml,
             args.variant_idle_shard_seconds,
             args.variant_first,
+            args.events,
             say=lambda line: print(line, flush=True),
         )
     if args.save is not None:

@@ -160,3 +160,79 @@ def test_points_of_another_version_with_the_same_count_are_requeued_and_replaced
     assert harness.versions() == expected
     with harness.store() as store:
         assert verify(store, reg, target, harness.settings.scope).ok
+
+
+def _restamp(store: Any, collection: str, record: Any, doc_id: str, key: str, etag: str) -> int:
+    """Write ``record``'s points again as document ``doc_id`` (at ``key``) of version ``etag``:
+    what an interleaved writer or a restore leaves behind the registry's back."""
+    points = sorted(
+        store.scroll(collection, doc_ids=[record.doc_id], with_vectors=True),
+        key=lambda p: p.payload["metadata"]["chunk_index"],
+    )
+    chunks = [
+        Chunk(
+            index=m["chunk_index"],
+            text=p.payload["page_content"],
+            char_start=m["char_start"],
+            char_end=m["char_end"],
+            token_count=m["token_count"],
+        )
+        for p in points
+        for m in [p.payload["metadata"]]
+    ]
+    info = DocumentInfo.from_record(record)
+    info.doc_id, info.key, info.etag = doc_id, key, etag
+    vectors = np.stack([p.vector for p in points if p.vector is not None])
+    store.replace_documents(collection, [DocumentPoints(info, chunks, vectors)])
+    return len(chunks)
+
+
+@pytest.mark.parametrize("shards_per_query", [1, 3, 16])
+def test_shard_verification_finds_the_same_in_groups_of_shards(
+    harness: Harness, shards_per_query: int
+) -> None:
+    """Adjacent shards share one registry read and one scroll; what each shard is found to
+    hold wrong, and what is repaired, does not depend on how they are grouped."""
+    from rag_ingest.core.pipeline.scope import RunScope, ShardTally
+    from rag_ingest.core.pipeline.write import ShardWriter
+
+    settings, reg = harness.settings, harness.registry
+    layout, bucket = settings.shard_layout, settings.bucket
+    collection = settings.physical_collection
+    wrong = document_id(bucket, "t/0.md")
+    ghost_key = next(
+        f"ghost/{i}.md"
+        for i in range(100)
+        if layout.of(document_id(bucket, f"ghost/{i}.md")) != layout.of(wrong)
+    )
+    ghost = document_id(bucket, ghost_key)
+    record = reg.lookup([wrong])[wrong]
+    with harness.store() as store:
+        _restamp(store, collection, record, wrong, record.key, '"0123456789abcdef0123"')
+        ghost_points = _restamp(store, collection, record, ghost, ghost_key, record.etag)
+        target = reg.target(store.location, collection)
+        assert target is not None
+        scope = RunScope(layout, settings.scope, layout.keys(), "verify-run", "verify-run")
+        writer = ShardWriter(store, reg, target, ShardTally(scope))
+        mismatched, requeued, orphans = writer.verify_shards(shards_per_query)
+        assert store.points_per_document(collection, [ghost]) == {}
+    expected = {
+        layout.of(wrong): f"{layout.of(wrong)}: 1 wrong, 0 orphan documents",
+        layout.of(ghost): f"{layout.of(ghost)}: 0 wrong, 1 orphan documents",
+    }
+    assert mismatched == [expected[s] for s in sorted(expected)]
+    assert (requeued, orphans) == (1, ghost_points)
+    assert reg.lookup([wrong])[wrong].status == "pending"
+
+
+def test_shard_groups_split_at_the_size_and_at_gaps() -> None:
+    from rag_ingest.core.pipeline.write import shard_groups
+    from rag_ingest.core.planning.shards import Shards
+
+    layout = Shards(16)
+    keys = layout.keys()
+    chosen = keys[0:5] + keys[7:9]
+    assert list(shard_groups(layout, chosen, 2)) == [keys[0:2], keys[2:4], [keys[4]], keys[7:9]]
+    assert list(shard_groups(layout, chosen, 32)) == [keys[0:5], keys[7:9]]
+    with pytest.raises(ValueError, match="at least 1"):
+        list(shard_groups(layout, chosen, 0))

@@ -238,7 +238,11 @@ def test_a_first_release_registry_is_upgraded_in_place_on_postgres(
                 "SELECT indexname FROM pg_indexes WHERE tablename = 'documents'"
             )
         }
-        assert {"ix_documents_seq", "ix_documents_key_hash"} <= indexes
+        assert {
+            "ix_documents_seq",
+            "ix_documents_key_hash",
+            "ix_documents_bucket_key_hash",
+        } <= indexes
         records = registry.lookup(ids.values())
         assert {r.key: (r.status, r.key_hash, r.target_id) for r in records.values()} == {
             key: (status, key_hash(ids[key]), None) for key, (status, _) in old.items()

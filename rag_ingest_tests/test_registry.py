@@ -5,6 +5,8 @@ import sqlalchemy as sa
 
 from rag_ingest.core.keys import document_id, key_hash
 from rag_ingest.core.registry import Known, Outcome, Registry, Scope
+from rag_ingest.core.registry.reads import scope_condition
+from rag_ingest.core.registry.schema import documents
 from rag_ingest.core.storage.s3 import S3Object
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -148,6 +150,32 @@ def test_a_registry_of_the_first_release_is_upgraded_in_place(tmp_path: Path) ->
     assert (target.state, target.rolled_back_at) == ("building", None)
     # Not ingested in any target yet: the next reconcile re-checks it.
     assert registry.work_count(Scope("bkt"), 1) == 1
+
+
+def test_a_registry_without_the_bucket_key_hash_index_gets_it_and_range_reads_use_it(
+    tmp_path: Path,
+) -> None:
+    """A scoped key-hash range (one shard of a bucket) is read through (bucket, key_hash): the
+    unique (bucket, key) index would read every row of the bucket for each shard."""
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    registry = Registry(url)
+    registry.register([_obj(f"k/{i}.md") for i in range(50)])
+    registry.close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # as the release before the index left it
+        conn.execute(sa.text("DROP INDEX ix_documents_bucket_key_hash"))
+    engine.dispose()
+    registry = Registry(url)
+    stmt = sa.select(documents.c.doc_id).where(
+        documents.c.key_hash.between(0, 4095), scope_condition(Scope("bkt", ("k/",)))
+    )
+    sql = str(stmt.compile(registry.engine, compile_kwargs={"literal_binds": True}))
+    with registry.engine.connect() as conn:
+        plan = " ".join(str(row) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+    assert "ix_documents_bucket_key_hash" in plan
+    wanted = {d for d in registry.live_doc_ids(Scope("bkt")) if key_hash(d) <= 4095}
+    assert registry.live_doc_ids(Scope("bkt", ("k/",)), (0, 4095)) == wanted
+    registry.close()
 
 
 def test_processes_opening_a_new_registry_at_once_all_succeed(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ removed and documents whose points are missing re-queued.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -21,12 +21,15 @@ from rag_ingest.core.pipeline.retries import settle_documents
 from rag_ingest.core.pipeline.runfiles import DocumentRow
 from rag_ingest.core.pipeline.scope import ShardTally
 from rag_ingest.core.pipeline.windows import windows
+from rag_ingest.core.planning.shards import Shards
 from rag_ingest.core.registry import GONE_STATUSES, DocumentRecord, Registry, Target
 from rag_ingest.core.text.sparse import Bm25Encoder
 from rag_ingest.core.vectorstore.base import DocumentPoints, VectorStore, holds_version
 
 WINDOW_POINTS = 8192
 SUPERSEDED = "a newer version (or the deletion) of this object was registered meanwhile"
+# Adjacent shards verified by one registry read and one scroll: bounds the rows held at once.
+VERIFY_SHARDS_PER_QUERY = 32
 REQUEUED = "its points in the collection did not match its chunks at its version; re-queued"
 
 
@@ -51,6 +54,20 @@ def aligned(
                 f"{len(chunk_row.chunks)} chunks); re-materialize embeddings for these shards"
             )
         yield chunk_row, vectors
+
+
+def shard_groups(layout: Shards, shards: Sequence[str], size: int) -> Iterator[list[str]]:
+    """``shards`` in groups of at most ``size`` adjacent ones (a gap starts a new group)."""
+    if size < 1:
+        raise ValueError("size must be at least 1")
+    group: list[str] = []
+    for shard in shards:
+        if group and (len(group) == size or layout.index(shard) != layout.index(group[-1]) + 1):
+            yield group
+            group = []
+        group.append(shard)
+    if group:
+        yield group
 
 
 def _superseded(info_etag: str, current: DocumentRecord | None) -> bool:
@@ -140,19 +157,23 @@ class ShardWriter:
                 self.report.count(row.info.doc_id, removed=1)
                 self.report.add(row.info.doc_id, "removed", row.info.source, "removed", "")
 
-    def verify_shards(self) -> tuple[list[str], int, int]:
+    def verify_shards(
+        self, shards_per_query: int = VERIFY_SHARDS_PER_QUERY
+    ) -> tuple[list[str], int, int]:
         """Compare each shard with the registry; remove orphans, re-queue wrong documents.
 
         A document is right when its points are exactly its recorded chunks at the version the
         registry holds as ingested: points of another version with the same count (written by
-        an interleaved writer, or left by a restore) are wrong too, so each shard's doc ids and
-        ETags are read (two payload fields, no vectors).
+        an interleaved writer, or left by a restore) are wrong too, so the doc ids and ETags of
+        the run's points are read (two payload fields, no vectors). Up to ``shards_per_query``
+        adjacent shards share one registry read and one scroll: a run bridging hundreds of idle
+        shards pays for their points, not for two round trips each.
         """
         mismatched: list[str] = []
         requeued = orphans = 0
         layout, watched, collection = self.scope.layout, self.scope.watched, self.target.collection
-        for shard in self.scope.shards:
-            hashes = layout.hash_range(shard)
+        for group in shard_groups(layout, self.scope.shards, shards_per_query):
+            hashes = layout.hash_range(group[0], group[-1])
             expected = self.reg.ingested_versions(self.target.id, hashes, watched)
             per_doc = self.store.versions_per_document(collection, key_hashes=hashes)
             stray = [d for d in per_doc if d not in expected]
@@ -164,8 +185,12 @@ class ShardWriter:
                 orphans += self.store.delete_documents(collection, stray)
             if wrong:
                 requeued += len(self.reg.mark_pending(wrong, REQUEUED, self.scope.run_id))
-            if stray or wrong:
-                mismatched.append(f"{shard}: {len(wrong)} wrong, {len(stray)} orphan documents")
+            wrong_in = Counter(layout.of(d) for d in wrong)
+            stray_in = Counter(layout.of(d) for d in stray)
+            for shard in sorted(wrong_in.keys() | stray_in.keys()):
+                mismatched.append(
+                    f"{shard}: {wrong_in[shard]} wrong, {stray_in[shard]} orphan documents"
+                )
         return mismatched, requeued, orphans
 
     def count_unchanged(self) -> None:

@@ -38,6 +38,9 @@ documents = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("retry_at", sa.Float),
     sa.UniqueConstraint("bucket", "key", name="uq_documents_bucket_key"),
+    # A shard's rows of a bucket (every scoped key-hash range read). Without it SQLite serves
+    # "bucket = ? AND key_hash BETWEEN ..." from the unique index, reading the whole bucket.
+    sa.Index("ix_documents_bucket_key_hash", "bucket", "key_hash"),
 )
 events = sa.Table(
     "document_events",
@@ -152,6 +155,12 @@ def _upgrade(engine: sa.Engine) -> None:
             )
     inspector = sa.inspect(engine)
     present = {c["name"] for c in inspector.get_columns("documents")}
+    indexes = {i["name"] for i in inspector.get_indexes("documents")}
+    if "key_hash" in present and any(i.name not in indexes for i in documents.indexes):
+        # create_all skips the indexes of a table that exists: an index added since.
+        with engine.begin() as conn:
+            for index in documents.indexes:
+                index.create(conn, checkfirst=True)
     missing = [name for name in _ADDED if name not in present]
     present_targets = {c["name"] for c in inspector.get_columns("targets")}
     missing_targets = [name for name in _ADDED_TARGETS if name not in present_targets]
