@@ -19,6 +19,7 @@ import dagster as dg
 import pytest
 from dagster._cli.utils import get_possibly_temporary_instance_for_cli
 
+from rag_ingest.cli.dev import DAGSTER_ENV
 from rag_ingest.cli.devstate import ENV_FILE_HEADER, write_env_file
 from rag_ingest.testing.browser import server_answers
 from rag_ingest.testing.daemon import processes_with
@@ -49,6 +50,20 @@ def test_dagster_commands_run_in_the_project_open_make_dev_s_instance(
     other.mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(other))
     assert _instance_root(tmp_path, monkeypatch) == other
+
+    # Dagster's switches reach the processes `dg dev` starts (it runs them inside this block),
+    # as make dev sets them; a value set in the environment wins.
+    monkeypatch.delenv("DAGSTER_HOME")
+    assert write_env_file(tmp_path, home, DAGSTER_ENV)
+    for name in DAGSTER_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "0")
+    monkeypatch.chdir(tmp_path)
+    with get_possibly_temporary_instance_for_cli("dg dev") as instance:
+        assert Path(instance.root_directory) == home
+        seen = {name: os.environ.get(name) for name in DAGSTER_ENV}
+    assert seen == {**DAGSTER_ENV, "DAGSTER_EVENT_BATCH_SIZE": "0"}
+    assert "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS" not in os.environ
 
     # make dev rewrites its own file (the project moved) but never a user's .env.
     assert write_env_file(tmp_path, tmp_path / "moved")

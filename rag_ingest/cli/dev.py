@@ -226,7 +226,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     if "DAGSTER_HOME" not in env:
         # The project's instance: `dg dev` and `dagster dev` run here find it through .env.
         env["DAGSTER_HOME"] = str(REPO / "dagster_home")
-        write_env_file(REPO, REPO / "dagster_home")
+        write_env_file(REPO, REPO / "dagster_home", DAGSTER_ENV)
     env.setdefault("RAG_DATA_DIR", str(REPO / "data"))
     for name, value in DAGSTER_ENV.items():
         env.setdefault(name, value)

@@ -21,6 +21,7 @@ import os
 import shutil
 import socket
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -106,22 +107,28 @@ def apply_state(folders: list[Path], environ: Any = os.environ) -> bool:
 ENV_FILE_HEADER = "# Written by `make dev`: Dagster commands run here (`dg dev`, `dagster dev`) use"
 
 
-def write_env_file(project: Path, dagster_home: Path) -> bool:
+def write_env_file(
+    project: Path, dagster_home: Path, switches: Mapping[str, str] | None = None
+) -> bool:
     """Point Dagster commands run in ``project`` at ``dagster_home`` when DAGSTER_HOME is not
-    set, so `dg dev` and `dagster dev` open `make dev`'s instance with nothing exported.
+    set, so `dg dev` and `dagster dev` open `make dev`'s instance with nothing exported, and
+    give their processes Dagster's ``switches`` (``cli.dev.DAGSTER_ENV``) as `make dev` does.
 
     Dagster reads ``.env`` from the folder it runs in (`dg dev` runs in the project's root) and
-    its values win over the environment's, so the line keeps a DAGSTER_HOME that is set
+    its values win over the environment's, so each line keeps a value that is set
     (python-dotenv's ``${VAR:-default}``). A ``.env`` that `make dev` did not write is the
     user's and is left alone. Returns whether it wrote the file.
     """
     path = project / ".env"
     if path.exists() and not path.read_text(errors="replace").startswith(ENV_FILE_HEADER):
         return False
-    path.write_text(
-        f"{ENV_FILE_HEADER}\n# its instance; a DAGSTER_HOME set in the environment wins.\n"
-        f"DAGSTER_HOME=${{DAGSTER_HOME:-{dagster_home}}}\n"
-    )
+    lines = [
+        ENV_FILE_HEADER,
+        "# its instance and Dagster's settings; a value set in the environment wins.",
+        f"DAGSTER_HOME=${{DAGSTER_HOME:-{dagster_home}}}",
+        *(f"{name}=${{{name}:-{value}}}" for name, value in (switches or {}).items()),
+    ]
+    path.write_text("\n".join(lines) + "\n")
     return True
 
 
