@@ -50,6 +50,9 @@ VARIANTS: tuple[Fusion, ...] = (
     Fusion(prefetch_factor=1, prefetch_floor=10),
     Fusion(prefetch_factor=10, prefetch_floor=100),
     Fusion(method="dbsf"),
+    Fusion(sparse_weight=2),
+    Fusion(sparse_weight=4),
+    Fusion(sparse_weight=8),
 )
 
 

@@ -9,7 +9,7 @@
 ``mode`` is ``dense`` (the model), ``sparse`` (BM25, fastembed's ``Qdrant/bm25`` tokens, IDF
 from the collection) or ``hybrid`` (both, fused by Qdrant with reciprocal rank fusion); unset, it
 is ``hybrid`` when the collection holds BM25 vectors (``RAG_SPARSE``, on by default) and
-``dense`` otherwise.
+``dense`` otherwise. ``RAG_HYBRID_SPARSE_WEIGHT`` weights BM25's ranking in the fusion.
 
 The model loads once, when the first query needs it, and stays loaded for the life of the
 ``Index``. The vector store is opened per query and released straight after: the embedded
@@ -27,6 +27,7 @@ from typing import Any
 from rag_ingest.core.config import Settings
 from rag_ingest.core.index.search import MODES, Hit, Mode, search_collection
 from rag_ingest.core.text.sparse import Bm25Encoder
+from rag_ingest.core.vectorstore import Fusion
 
 __all__ = ["MODES", "Hit", "Index", "Mode"]
 
@@ -93,7 +94,8 @@ class Index:
                     f"{res.embedder.model_name} embeds {len(vector)}-d queries: query with the "
                     "model of the live version (rag-ingest index list shows it)"
                 )
-            return search_collection(store, self.collection, vector, k, sparse)
+            fusion = Fusion(sparse_weight=self.settings.hybrid_sparse_weight)
+            return search_collection(store, self.collection, vector, k, sparse, fusion)
 
     def close(self) -> None:
         """Unload the model; the ``Index`` can be used again (it loads once more)."""

@@ -112,56 +112,6 @@ def test_a_sensor_skips_the_collection_check_while_the_store_is_locked(
     assert harness.sync()  # unlocked: the short collection is noticed
 
 
-def test_points_of_another_version_with_the_same_count_are_requeued_and_replaced(
-    harness: Harness, s3_client: Any
-) -> None:
-    """L6: verification compares the version of a document's points with the registry's, not
-    only their number."""
-    bucket = harness.settings.bucket
-    expected = expected_versions(s3_client, bucket)
-    doc = document_id(bucket, "t/0.md")
-    reg, collection = harness.registry, harness.settings.physical_collection
-    record = reg.lookup([doc])[doc]
-    assert record.status == "ok" and record.chunk_count
-    with harness.store() as store:
-        # Behind the registry's back: the same chunks and vectors, stamped with an old ETag.
-        points = sorted(
-            store.scroll(collection, doc_ids=[doc], with_vectors=True),
-            key=lambda p: p.payload["metadata"]["chunk_index"],
-        )
-        chunks = [
-            Chunk(
-                index=m["chunk_index"],
-                text=p.payload["page_content"],
-                char_start=m["char_start"],
-                char_end=m["char_end"],
-                token_count=m["token_count"],
-            )
-            for p in points
-            for m in [p.payload["metadata"]]
-        ]
-        old = DocumentInfo.from_record(record)
-        old.etag = '"0123456789abcdef0123456789abcdef"'
-        vectors = np.stack([p.vector for p in points if p.vector is not None])
-        store.replace_documents(collection, [DocumentPoints(old, chunks, vectors)])
-        assert store.points_per_document(collection, [doc])[doc] == record.chunk_count
-        target = reg.target(store.location, collection)
-        assert target is not None
-        check = verify(store, reg, target, harness.settings.scope)
-        assert not check.ok and check.mismatched == [doc]
-    assert harness.versions() != expected
-    # A reconcile of the document's shard verifies it: wrong version, so it is re-queued ...
-    shard = harness.settings.shard_layout.of(doc)
-    assert harness.materialize(shard).success
-    requeued = reg.lookup([doc])[doc]
-    assert requeued.status == "pending" and "version" in (requeued.reason or "")
-    # ... and the next sync serves the registered version again.
-    harness.converge()
-    assert harness.versions() == expected
-    with harness.store() as store:
-        assert verify(store, reg, target, harness.settings.scope).ok
-
-
 def _restamp(store: Any, collection: str, record: Any, doc_id: str, key: str, etag: str) -> int:
     """Write ``record``'s points again as document ``doc_id`` (at ``key``) of version ``etag``:
     what an interleaved writer or a restore leaves behind the registry's back."""
@@ -185,6 +135,38 @@ def _restamp(store: Any, collection: str, record: Any, doc_id: str, key: str, et
     vectors = np.stack([p.vector for p in points if p.vector is not None])
     store.replace_documents(collection, [DocumentPoints(info, chunks, vectors)])
     return len(chunks)
+
+
+def test_points_of_another_version_with_the_same_count_are_requeued_and_replaced(
+    harness: Harness, s3_client: Any
+) -> None:
+    """L6: verification compares the version of a document's points with the registry's, not
+    only their number."""
+    bucket = harness.settings.bucket
+    expected = expected_versions(s3_client, bucket)
+    doc = document_id(bucket, "t/0.md")
+    reg, collection = harness.registry, harness.settings.physical_collection
+    record = reg.lookup([doc])[doc]
+    assert record.status == "ok" and record.chunk_count
+    with harness.store() as store:
+        # Behind the registry's back: the same chunks and vectors, stamped with an old ETag.
+        _restamp(store, collection, record, doc, record.key, '"0123456789abcdef0123456789abcdef"')
+        assert store.points_per_document(collection, [doc])[doc] == record.chunk_count
+        target = reg.target(store.location, collection)
+        assert target is not None
+        check = verify(store, reg, target, harness.settings.scope)
+        assert not check.ok and check.mismatched == [doc]
+    assert harness.versions() != expected
+    # A reconcile of the document's shard verifies it: wrong version, so it is re-queued ...
+    shard = harness.settings.shard_layout.of(doc)
+    assert harness.materialize(shard).success
+    requeued = reg.lookup([doc])[doc]
+    assert requeued.status == "pending" and "version" in (requeued.reason or "")
+    # ... and the next sync serves the registered version again.
+    harness.converge()
+    assert harness.versions() == expected
+    with harness.store() as store:
+        assert verify(store, reg, target, harness.settings.scope).ok
 
 
 @pytest.mark.parametrize("shards_per_query", [1, 3, 16])

@@ -159,3 +159,54 @@ def test_fused_ties_come_back_in_one_order_by_point_id(engine: str, tmp_path: Pa
     assert len(answer) == 10 and top5 == [i for i, _ in answer[:5]]
     assert [(-s, i) for i, s in answer] == sorted((-s, i) for i, s in answer)
     assert len({s for _, s in answer}) < len(answer)  # ties were there to break
+
+
+@pytest.mark.parametrize("engine", ["edge", "local"])
+def test_rrf_weights_favour_the_side_weighted_higher(engine: str, tmp_path: Path) -> None:
+    """Dense ranks one chunk first, BM25 another: the weighted side's first comes first."""
+    from rag_ingest.core.vectorstore import Fusion
+
+    docs = _docs()
+    encoder = Bm25Encoder()
+    dense = docs[1].vectors[1]  # beta's oven chunk, nearest to itself
+    sparse = encoder.embed_query("ECONNRESET")  # gamma's first chunk only
+    with open_vector_store(engine, path=tmp_path / engine) as store:
+        store.ensure_collection("c", DIM, sparse_vector=SPARSE)
+        store.replace_documents("c", docs)
+
+        def first(weight: float) -> str:
+            fusion = Fusion(sparse_weight=weight)
+            hits = store.query("c", 3, dense=dense, sparse=sparse, fusion=fusion)
+            return hits[0].payload["page_content"]
+
+        assert first(10.0) == TEXTS["gamma.md"][0]
+        # Both sides rank every point: the BM25 hit keeps its dense share, so a clear weight.
+        assert first(0.1) == TEXTS["beta.md"][1]
+        assert first(1.0) == TEXTS["gamma.md"][0]  # plain RRF: on both sides beats one
+
+
+def test_fusion_weights_follow_the_stages_and_refuse_nonpositive() -> None:
+    from rag_ingest.core.text.sparse import SparseVector
+    from rag_ingest.core.vectorstore.fusion import Fusion, Stage
+
+    stages = [Stage("", [0.1, 0.2]), Stage(SPARSE, SparseVector(indices=[1], values=[1.0]))]
+    assert Fusion().rrf_weights(stages) is None
+    assert Fusion(sparse_weight=2).rrf_weights(stages) == [1.0, 2.0]
+    assert Fusion(sparse_weight=2).rrf_weights(stages[::-1]) == [2.0, 1.0]
+    assert "sparse weight 2" in Fusion(sparse_weight=2).label
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="sparse_weight"):
+            Fusion(sparse_weight=bad)
+
+
+def test_the_hybrid_sparse_weight_is_read_refused_naming_the_setting_and_not_a_new_version() -> (
+    None
+):
+    weighted = Settings.from_env({"RAG_HYBRID_SPARSE_WEIGHT": "4"})
+    assert weighted.hybrid_sparse_weight == 4.0 and Settings.from_env({}).hybrid_sparse_weight == 1
+    # A query-time choice: the stored points do not change, so neither does the version.
+    assert weighted.physical_collection == Settings.from_env({}).physical_collection
+    for bad in ("0", "-1", "nan", "inf", "heavy"):
+        with pytest.raises(SettingsError, match=r"^RAG_HYBRID_SPARSE_WEIGHT") as e:
+            Settings.from_env({"RAG_HYBRID_SPARSE_WEIGHT": bad})
+        assert "\n" not in str(e.value)

@@ -24,7 +24,9 @@ Variables: each field is read from its name upper-cased with the ``RAG_`` prefix
   ``RAG_QDRANT_URL`` is set (the URL itself belongs to the ``vectors`` resource);
 - ``sparse`` ← ``RAG_SPARSE`` (true: every point also gets a BM25 sparse vector) and
   ``sparse_vector_name`` ← ``RAG_SPARSE_VECTOR_NAME`` (LangChain's ``langchain-sparse`` unless
-  set; the dense vector is the unnamed one, so the sparse one must have a name).
+  set; the dense vector is the unnamed one, so the sparse one must have a name);
+  ``hybrid_sparse_weight`` ← ``RAG_HYBRID_SPARSE_WEIGHT`` (hybrid queries' RRF weight of BM25
+  against the dense side's 1; 1: plain RRF, as LangChain's hybrid mode).
 
 Values are stripped and a blank one counts as unset, except the ``RAG_EMBED_*_PROMPT``s (kept
 verbatim; set empty: no prompt). Unset, the chunk budget and overlap follow ``RAG_EMBED_MODEL``'s
@@ -168,6 +170,8 @@ class Settings(BaseSettings):
     sparse_vector_name: str = Field(
         default=DEFAULT_SPARSE_VECTOR, validation_alias="RAG_SPARSE_VECTOR_NAME"
     )
+    # Queries only (not the fingerprint): BM25's weight in hybrid RRF against the dense side's 1.
+    hybrid_sparse_weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     storage_base: str = ""
     document_timeout_seconds: float = Field(default=120.0, ge=1.0)
     document_memory_mb: int = Field(default=2048, ge=256)

@@ -9,6 +9,7 @@ import numpy as np
 
 from rag_ingest.core.text.sparse import SparseVector
 from rag_ingest.core.vectorstore.base import VectorStore
+from rag_ingest.core.vectorstore.fusion import Fusion
 
 Mode = Literal["dense", "sparse", "hybrid"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -31,9 +32,11 @@ def search_collection(
     vector: np.ndarray | None,
     k: int,
     sparse: SparseVector | None = None,
+    fusion: Fusion | None = None,
 ) -> list[Hit]:
     """The ``k`` best chunks by cosine similarity to ``vector``, by BM25 for ``sparse``, or by
-    both fused (Qdrant's RRF) when both are given; empty when the collection does not exist."""
+    both fused by Qdrant (``fusion``: plain RRF unless given) when both are given; empty when
+    the collection does not exist."""
     if k < 1:
         raise ValueError("k must be at least 1")
     if sparse is None:
@@ -41,7 +44,7 @@ def search_collection(
             raise ValueError("a search needs a dense or a sparse query vector")
         points = store.search(collection, vector, k)
     else:
-        points = store.query(collection, k, dense=vector, sparse=sparse)
+        points = store.query(collection, k, dense=vector, sparse=sparse, fusion=fusion)
     hits = []
     for point in points:
         meta = point.payload.get("metadata", {})

@@ -65,7 +65,9 @@ def query_request(plan: QueryPlan, dense_params: qe.SearchParams | None) -> qe.Q
         return qe.QueryRequest(limit=plan.limit, query=query, params=params, with_payload=True)
     limit = plan.prefetch_limit
     prefetches = [qe.Prefetch(limit=limit, query=q, params=p) for q, p in map(nearest, plan.stages)]
-    fused = qe.Fusion.Dbsf() if plan.fusion.method == "dbsf" else qe.Fusion.Rrf(k=plan.fusion.rrf_k)
+    fusion = plan.fusion
+    weights = fusion.rrf_weights(plan.stages)
+    fused = qe.Fusion.Dbsf() if fusion.method == "dbsf" else qe.Fusion.Rrf(fusion.rrf_k, weights)
     return qe.QueryRequest(
         limit=plan.limit,
         # The stub lists Fusion but not its variants, which the engine takes.

@@ -7,7 +7,7 @@ fusion and the order of the answer are the same whichever engine holds the point
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -36,6 +36,12 @@ class Fusion:
     rrf_k: int = RRF_K
     prefetch_factor: int = 4
     prefetch_floor: int = 40
+    # RRF's weight of the sparse (BM25) ranking against the dense one's 1.
+    sparse_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.sparse_weight > 0:
+            raise ValueError(f"sparse_weight must be above 0, got {self.sparse_weight}")
 
     def prefetch_limit(self, k: int) -> int:
         """Candidates each side ranks before fusion: a point found by one side only still
@@ -45,7 +51,16 @@ class Fusion:
     @property
     def label(self) -> str:
         method = f"RRF k={self.rrf_k}" if self.method == "rrf" else "DBSF"
+        if self.method == "rrf" and self.sparse_weight != 1:
+            method += f", sparse weight {self.sparse_weight:g}"
         return f"{method}, prefetch max({self.prefetch_factor}k, {self.prefetch_floor})"
+
+    def rrf_weights(self, stages: Sequence[Stage]) -> list[float] | None:
+        """Per prefetch, in ``stages``' order, its RRF weight; None when all are equal (the
+        engines' plain RRF, which older Qdrant servers also take)."""
+        if self.sparse_weight == 1:
+            return None
+        return [self.sparse_weight if isinstance(s.vector, SparseVector) else 1.0 for s in stages]
 
 
 DEFAULT_FUSION = Fusion()

@@ -354,7 +354,8 @@ class QdrantClientStore(PagedStore):
             if plan.fusion.method == "dbsf":
                 query = models.FusionQuery(fusion=models.Fusion.DBSF)
             else:
-                query = models.RrfQuery(rrf=models.Rrf(k=plan.fusion.rrf_k))
+                weights = plan.fusion.rrf_weights(plan.stages)
+                query = models.RrfQuery(rrf=models.Rrf(k=plan.fusion.rrf_k, weights=weights))
             using = None
         with self._quiet():
             response = self._client.query_points(
