@@ -48,6 +48,15 @@ def s3_client(endpoint: str) -> Any:
     return make_client(endpoint, REGION, max_attempts=3)
 
 
+def notify(client: Any, bucket: str, queue_arn: str | None) -> None:
+    """S3 → SQS notifications of every created and removed object to ``queue_arn`` (None: off)."""
+    config: dict[str, Any] = {}
+    if queue_arn:
+        kinds = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+        config = {"QueueConfigurations": [{"QueueArn": queue_arn, "Events": kinds}]}
+    client.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
+
+
 class Stopwatch:
     """``with Stopwatch() as sw: ...``; ``sw.seconds`` afterwards (perf_counter wall time)."""
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from rag_ingest.testing.s3 import moto_server
 
-from .common import REGION, REPO, Stopwatch, s3_client
+from .common import REGION, REPO, Stopwatch, notify, s3_client
 from .corpus import make_document
 from .events_report import Results, Sample, report
 
@@ -156,14 +156,6 @@ def measure(env: Env, client: Any, key: str, tick: Callable[[], Any], index: int
     return Sample(ticking.seconds, running.seconds, checking.seconds, total, runs)
 
 
-def _notifications(client: Any, queue_arn: str | None) -> None:
-    config: dict[str, Any] = {}
-    if queue_arn:
-        events = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
-        config = {"QueueConfigurations": [{"QueueArn": queue_arn, "Events": events}]}
-    client.put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration=config)
-
-
 def run(keys: int, repeats: int, workdir: Path) -> Results:
     import boto3
     import dagster as dg
@@ -192,7 +184,7 @@ def run(keys: int, repeats: int, workdir: Path) -> Results:
         with Stopwatch() as populating:
             existing = populate(BUCKET, keys)
         results.populate_seconds = populating.seconds
-        _notifications(client, arn["Attributes"]["QueueArn"])
+        notify(client, BUCKET, arn["Attributes"]["QueueArn"])
         # Production defaults with a queue (events every 10 s, listing hourly), 256 shards.
         settings = Settings(
             bucket=BUCKET, data_dir=workdir, events_queue_url=queue_url, full_reconcile_hours=0,
@@ -249,7 +241,7 @@ def run(keys: int, repeats: int, workdir: Path) -> Results:
                 events_module.request_runs = shared
 
             # Listing only: no notifications any more (nothing reaches the queue).
-            _notifications(client, None)
+            notify(client, BUCKET, None)
             env.settings = settings.replace(events_queue_url="", sensor_interval_seconds=30)
             for i in range(repeats):
                 sample = measure(env, client, f"{NEW}listing-{i}.md", env.listing_tick, i)

@@ -32,7 +32,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from .common import REGION, Stopwatch, env_vars, machine_info, s3_client
+from .common import REGION, Stopwatch, env_vars, machine_info, notify, s3_client
 from .gpu_speed import (
     INSTANCE_YAML,
     Pipeline,
@@ -89,15 +89,6 @@ def measure_batch(
             break
     batch.events = [_events(pipeline, r.run_id) for r in batch.runs]
     return batch
-
-
-def notify(client: Any, bucket: str, queue_arn: str | None) -> None:
-    """S3 → SQS notifications of every created and removed object to ``queue_arn`` (None: off)."""
-    config: dict[str, Any] = {}
-    if queue_arn:
-        kinds = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
-        config = {"QueueConfigurations": [{"QueueArn": queue_arn, "Events": kinds}]}
-    client.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
 
 
 def event_queue(endpoint: str, bucket: str) -> Any:

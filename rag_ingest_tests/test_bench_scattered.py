@@ -1,6 +1,6 @@
 """The scattered-changes benchmark (``bench.scattered``) at a tiny size: its changes really
-change the bucket, the sensor path brings every one of them into the vector store in at most
-two runs, and the report carries the batch. No timing assertions (the machine is shared)."""
+change the bucket, the listing sensor's path and the event sensor's (S3 → SQS) bring every one
+of them into the vector store in at most two runs, and the report carries the batch. No timing assertions (the machine is shared)."""
 
 from __future__ import annotations
 
@@ -35,11 +35,18 @@ def test_bench_scattered(tmp_path: Path) -> None:
             batches=[CHANGES],
             shards=SHARDS,
             documents_per_run=100,
+            events=True,
             say=lambda _line: None,
         )
         assert result.cold.work_left == 0
         assert result.cold.statuses.get("ok") == DOCS
-        (batch,) = result.batches
+        batch, via_events = result.batches
+        # The same batch size through S3 → SQS notifications and the event sensor: other
+        # objects, no listing in its tick, every change visible.
+        assert via_events.label == f"{CHANGES} changes, events"
+        assert via_events.left == 0 and 1 <= len(via_events.runs) <= 2
+        assert via_events.listing == 0 and batch.listing > 0
+        assert not {c.key for c in via_events.made} & {c.key for c in batch.made}
         assert batch.changes == CHANGES
         assert batch.kinds == {"modify": 1, "delete": 1, "add": 1}
         assert batch.shards_changed == CHANGES  # one change per place in the key space
@@ -50,9 +57,10 @@ def test_bench_scattered(tmp_path: Path) -> None:
 
         # The lookup is not vacuous: changes no tick has seen yet are all reported missing.
         settings = scenario_settings(info.bucket, tmp_path / "data", SHARDS, 100)
-        done = [c.key for c in batch.made]
+        done = [c.key for b in result.batches for c in b.made]
         client = s3_client(info.endpoint)
         maker = ChangeMaker(client, info.bucket, SEED, DOCS, settings.shard_layout, done)
+        maker.batches = len(result.batches)  # added keys are named by batch: after the bench's
         unseen = maker.apply(CHANGES)
         assert not {c.key for c in unseen} & set(done)
         resources = make_resources(info.endpoint, settings)
