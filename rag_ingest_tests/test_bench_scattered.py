@@ -1,6 +1,7 @@
 """The scattered-changes benchmark (``bench.scattered``) at a tiny size: its changes really
 change the bucket, the listing sensor's path and the event sensor's (S3 → SQS) bring every one
-of them into the vector store in at most two runs, and the report carries the batch. No timing assertions (the machine is shared)."""
+of them into the vector store in at most two runs, and the report carries the batch. No timing
+assertions (the machine is shared)."""
 
 from __future__ import annotations
 
