@@ -68,7 +68,8 @@ def test_search_modes_and_langchain_hybrid_read_the_pipeline_s_collection(
     assert [h.source.rsplit("/", 1)[1] for h in sparse] == ["tls.md"]
     assert hybrid[0].source == sparse[0].source and len(hybrid) == 4
     assert dense[0].source.endswith("bread.md")
-    # RAG_HYBRID_SPARSE_WEIGHT: BM25's rank counts that many times in the fused score.
+    # RAG_HYBRID_SPARSE_WEIGHT: Qdrant's weighted RRF lifts what BM25 ranks (the weight
+    # shortens its rank in 1/(k + rank)), so the chunk first on both sides scores higher.
     with Index(settings.replace(hybrid_sparse_weight=4.0)) as index:
         weighted = index.search(identifier, k=4, mode="hybrid")
     assert weighted[0].source == hybrid[0].source

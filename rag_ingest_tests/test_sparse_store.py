@@ -197,6 +197,8 @@ def test_fusion_weights_follow_the_stages_and_refuse_nonpositive() -> None:
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="sparse_weight"):
             Fusion(sparse_weight=bad)
+    with pytest.raises(ValueError, match="DBSF takes no weights"):
+        Fusion(method="dbsf", sparse_weight=2)
 
 
 def test_the_hybrid_sparse_weight_is_read_refused_naming_the_setting_and_not_a_new_version() -> (

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 from rag_ingest.core.index.fingerprint import Fingerprint
-from rag_ingest.core.keys import point_id
+from rag_ingest.core.keys import is_document_id, point_id
 from rag_ingest.core.pipeline.retries import settle_documents
 from rag_ingest.core.pipeline.runfiles import DocumentRow
 from rag_ingest.core.pipeline.scope import ShardTally
@@ -186,7 +186,9 @@ class ShardWriter:
             if wrong:
                 requeued += len(self.reg.mark_pending(wrong, REQUEUED, self.scope.run_id))
             wrong_in = Counter(layout.of(d) for d in wrong)
-            stray_in = Counter(layout.of(d) for d in stray)
+            # A point's doc id can be anything a foreign writer put there: its shard is then
+            # the group's first, where its key_hash put it in this scroll.
+            stray_in = Counter(layout.of(d) if is_document_id(d) else group[0] for d in stray)
             for shard in sorted(wrong_in.keys() | stray_in.keys()):
                 mismatched.append(
                     f"{shard}: {wrong_in[shard]} wrong, {stray_in[shard]} orphan documents"

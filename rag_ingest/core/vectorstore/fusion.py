@@ -42,6 +42,8 @@ class Fusion:
     def __post_init__(self) -> None:
         if not self.sparse_weight > 0:
             raise ValueError(f"sparse_weight must be above 0, got {self.sparse_weight}")
+        if self.method == "dbsf" and self.sparse_weight != 1:
+            raise ValueError("sparse_weight applies to RRF; Qdrant's DBSF takes no weights")
 
     def prefetch_limit(self, k: int) -> int:
         """Candidates each side ranks before fusion: a point found by one side only still
