@@ -177,14 +177,18 @@ def render(result: Result, command: str, machine: dict[str, str], batch_size: st
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rag_ingest.cli.dev import DAGSTER_ENV
+
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--shards", type=int, default=256)
-    p.add_argument("--batch-size", default="1000")
+    p.add_argument("--batch-size", default=DAGSTER_ENV[BATCH_ENV])
     p.add_argument("--no-postgres", action="store_true")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
+    for name, value in DAGSTER_ENV.items():
+        if name != BATCH_ENV:  # the one compared here, on and off
+            os.environ.setdefault(name, value)
     command = "python -m bench.event_batch " + shlex.join(sys.argv[1:] if argv is None else argv)
     result = run_event_batch(
         args.repeats,

@@ -91,7 +91,7 @@ def measure_batch(
     return batch
 
 
-def event_queue(endpoint: str, bucket: str) -> Any:
+def event_queue(client: Any, endpoint: str, bucket: str) -> Any:
     """A queue on the S3 server's endpoint that the bucket's notifications now reach, as the
     event sensor's resource (the deployment's: docs/deployment.md)."""
     import boto3
@@ -101,7 +101,7 @@ def event_queue(endpoint: str, bucket: str) -> Any:
     sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=REGION)
     url = sqs.create_queue(QueueName=f"{bucket}-events")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
-    notify(s3_client(endpoint), bucket, arn["QueueArn"])
+    notify(client, bucket, arn["QueueArn"])
     return S3EventsQueue(queue_url=url, endpoint_url=endpoint, region_name=REGION)
 
 
@@ -164,7 +164,7 @@ def run_scattered(
     maker = ChangeMaker(client, bucket, seed, documents, settings.shard_layout)
     timers = Timers()
     for name, chosen in variants:
-        queue = event_queue(endpoint, bucket) if name == EVENTS_VARIANT else None
+        queue = event_queue(client, endpoint, bucket) if name == EVENTS_VARIANT else None
         if queue is not None:
             chosen = chosen.replace(events_queue_url=queue.queue_url)
         # The cold ingest's instance, registry and store, as a restarted code location sees them.

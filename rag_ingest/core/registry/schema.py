@@ -156,11 +156,6 @@ def _upgrade(engine: sa.Engine) -> None:
     inspector = sa.inspect(engine)
     present = {c["name"] for c in inspector.get_columns("documents")}
     indexes = {i["name"] for i in inspector.get_indexes("documents")}
-    if "key_hash" in present and any(i.name not in indexes for i in documents.indexes):
-        # create_all skips the indexes of a table that exists: an index added since.
-        with engine.begin() as conn:
-            for index in documents.indexes:
-                index.create(conn, checkfirst=True)
     missing = [name for name in _ADDED if name not in present]
     present_targets = {c["name"] for c in inspector.get_columns("targets")}
     missing_targets = [name for name in _ADDED_TARGETS if name not in present_targets]
@@ -169,7 +164,7 @@ def _upgrade(engine: sa.Engine) -> None:
             for name in missing_targets:
                 kind = targets.c[name].type.compile(engine.dialect)
                 conn.execute(sa.text(f"ALTER TABLE targets ADD COLUMN {name} {kind}"))
-    if not missing:
+    if not missing and all(i.name in indexes for i in documents.indexes):
         return
     with engine.begin() as conn:
         for name in missing:
@@ -177,6 +172,8 @@ def _upgrade(engine: sa.Engine) -> None:
             kind = column.type.compile(engine.dialect)
             default = " DEFAULT 0 NOT NULL" if name in _NOT_NULL_ZERO else ""
             conn.execute(sa.text(f"ALTER TABLE documents ADD COLUMN {name} {kind}{default}"))
+        # create_all skips the indexes of a table that exists: those on added columns, and any
+        # index added since.
         for index in documents.indexes:
             index.create(conn, checkfirst=True)
         if "key_hash" in missing:
