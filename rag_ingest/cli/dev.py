@@ -283,9 +283,14 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     watcher.start()
     deadline = time.monotonic() + args.timeout if args.timeout else None
     code = 0
+    ui = f"http://{host}:{port}"
+    loaded = False
     try:
         while proc.poll() is None and not stopping.is_set():
-            if args.exit_when_ingested and done.is_set():
+            # A restart can find everything ingested at once: stopping Dagster's processes while
+            # they still load the code location aborts them mid-import, tracebacks and all.
+            loaded = loaded or (args.exit_when_ingested and done.is_set() and _loaded(ui))
+            if loaded:
                 print("[dev] every sample document is ingested or recorded: stopping", flush=True)
                 break
             if deadline and time.monotonic() > deadline:
@@ -299,6 +304,28 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         stopping.set()
         _stop_group(proc)
     return code
+
+
+_LOCATIONS_QUERY = (
+    b'{"query": "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"}'
+)
+
+
+def _loaded(ui: str) -> bool:
+    """Whether the Dagster UI at ``ui`` answers and every code location has finished loading."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{ui}/graphql", data=_LOCATIONS_QUERY, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            answer = json.loads(response.read())
+    except (OSError, ValueError):
+        return False
+    entries = (answer.get("data") or {}).get("workspaceOrError", {}).get("locationEntries")
+    return bool(entries) and all(e.get("loadStatus") == "LOADED" for e in entries)
 
 
 def _group_alive(pgid: int) -> bool:
